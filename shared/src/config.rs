@@ -1,0 +1,348 @@
+//! Every environment variable Portico reads, parsed once at cold start into one typed struct.
+//!
+//! A missing or malformed variable fails start-up with an error naming it, so a misconfigured
+//! deployment never serves a request. The README's variable table mirrors [`VARIABLES`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+/// Name, meaning and default of every variable, in the order the README lists them.
+pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
+    (
+        "TABLE_NAME",
+        "DynamoDB table holding every Portico item",
+        Some("portico"),
+    ),
+    (
+        "SECRET_ID",
+        "Secrets Manager secret (name or ARN) with the Stripe keys",
+        Some("portico/stripe"),
+    ),
+    (
+        "SECRETS_TTL_SECONDS",
+        "how long a container trusts its cached copy of the secret",
+        Some("300"),
+    ),
+    ("JWT_ISSUER", "required `iss` of user tokens", None),
+    ("JWT_AUDIENCE", "required `aud` of user tokens", None),
+    (
+        "JWKS_URL",
+        "https URL of the identity provider's JWKS (one of JWKS_URL / JWKS_FILE)",
+        None,
+    ),
+    (
+        "JWKS_FILE",
+        "path of a JWKS file, for local development",
+        None,
+    ),
+    (
+        "JWT_LEEWAY_SECONDS",
+        "clock skew allowed on `exp` and `nbf`",
+        Some("30"),
+    ),
+    (
+        "JWKS_REFRESH_MIN_SECONDS",
+        "least time between two JWKS refetches for unknown key ids",
+        Some("60"),
+    ),
+    (
+        "ADMIN_CLAIM",
+        "token claim that marks administrators (string or array of strings)",
+        Some("roles"),
+    ),
+    (
+        "ADMIN_CLAIM_VALUE",
+        "value of ADMIN_CLAIM that makes a user an administrator",
+        Some("admin"),
+    ),
+    (
+        "MAX_BODY_BYTES",
+        "largest accepted request body; larger bodies get 413",
+        Some("65536"),
+    ),
+    (
+        "STRIPE_API_BASE",
+        "Stripe API base URL (the emulator's URL locally)",
+        Some("https://api.stripe.com"),
+    ),
+    (
+        "STRIPE_API_VERSION",
+        "Stripe-Version sent with every Stripe request",
+        Some("2026-07-29.dahlia"),
+    ),
+    (
+        "STRIPE_MAX_RETRIES",
+        "retries of a failed Stripe request (after the first attempt)",
+        Some("3"),
+    ),
+    (
+        "STRIPE_TIMEOUT_MS",
+        "timeout of one Stripe request attempt",
+        Some("10000"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {name} is required but not set")]
+    Missing { name: &'static str },
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where the identity provider's signing keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Url(Url),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    pub leeway: Duration,
+    pub jwks_refresh_min_interval: Duration,
+    pub admin_claim: String,
+    pub admin_claim_value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub api_base: Url,
+    pub api_version: String,
+    pub max_retries: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub secret_id: String,
+    pub secrets_ttl: Duration,
+    pub auth: AuthConfig,
+    pub max_body_bytes: usize,
+    pub stripe: StripeConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests never mutate the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars { lookup: &lookup };
+        let jwks = match (vars.optional("JWKS_URL"), vars.optional("JWKS_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "JWKS_URL",
+                    reason: "set either JWKS_URL or JWKS_FILE, not both".into(),
+                })
+            }
+            (Some(url), None) => JwksSource::Url(parse_jwks_url(&url)?),
+            (None, Some(path)) => JwksSource::File(PathBuf::from(path)),
+            (None, None) => return Err(ConfigError::Missing { name: "JWKS_URL" }),
+        };
+        Ok(Config {
+            table_name: vars.string("TABLE_NAME")?,
+            secret_id: vars.string("SECRET_ID")?,
+            secrets_ttl: Duration::from_secs(vars.number("SECRETS_TTL_SECONDS")?),
+            auth: AuthConfig {
+                issuer: vars.string("JWT_ISSUER")?,
+                audience: vars.string("JWT_AUDIENCE")?,
+                jwks,
+                leeway: Duration::from_secs(vars.number("JWT_LEEWAY_SECONDS")?),
+                jwks_refresh_min_interval: Duration::from_secs(
+                    vars.number("JWKS_REFRESH_MIN_SECONDS")?,
+                ),
+                admin_claim: vars.string("ADMIN_CLAIM")?,
+                admin_claim_value: vars.string("ADMIN_CLAIM_VALUE")?,
+            },
+            max_body_bytes: vars.number("MAX_BODY_BYTES")?,
+            stripe: StripeConfig {
+                api_base: parse_stripe_base(&vars.string("STRIPE_API_BASE")?)?,
+                api_version: vars.string("STRIPE_API_VERSION")?,
+                max_retries: vars.number("STRIPE_MAX_RETRIES")?,
+                timeout: Duration::from_millis(vars.number("STRIPE_TIMEOUT_MS")?),
+            },
+        })
+    }
+}
+
+struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The variable's value, or its documented default; a variable with no default is required.
+    fn string(&self, name: &'static str) -> Result<String, ConfigError> {
+        if let Some(value) = self.optional(name) {
+            return Ok(value.trim().to_string());
+        }
+        default_of(name)
+            .map(str::to_string)
+            .ok_or(ConfigError::Missing { name })
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<T, ConfigError> {
+        self.string(name)?
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                reason: "expected a whole number".into(),
+            })
+    }
+}
+
+fn default_of(name: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .and_then(|(_, _, d)| *d)
+}
+
+fn parse_jwks_url(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "JWKS_URL",
+        reason: reason.into(),
+    };
+    let url = Url::parse(raw).map_err(|_| invalid("not a URL"))?;
+    // Keys fetched over plain http could be swapped in transit; only loopback (tests) may skip TLS.
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(invalid("must be an https URL")),
+    }
+}
+
+fn parse_stripe_base(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "STRIPE_API_BASE",
+        reason: reason.into(),
+    };
+    let url = Url::parse(raw).map_err(|_| invalid("not a URL"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(invalid(
+            "must be https (plain http only on loopback, for the emulator)",
+        )),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("JWT_ISSUER", "https://id.example.test/"),
+        ("JWT_AUDIENCE", "portico"),
+        ("JWKS_FILE", "/tmp/jwks.json"),
+    ];
+
+    #[test]
+    fn defaults_fill_everything_but_the_identity_provider() {
+        let config = Config::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.table_name, "portico");
+        assert_eq!(config.secrets_ttl, Duration::from_secs(300));
+        assert_eq!(config.stripe.api_version, "2026-07-29.dahlia");
+        assert_eq!(config.stripe.api_base.as_str(), "https://api.stripe.com/");
+        assert_eq!(config.auth.jwks, JwksSource::File("/tmp/jwks.json".into()));
+        assert_eq!(config.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        let err = Config::from_lookup(lookup(&MINIMAL[1..])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing { name: "JWT_ISSUER" });
+        assert!(err.to_string().contains("JWT_ISSUER"));
+        let err = Config::from_lookup(lookup(&MINIMAL[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing { name: "JWKS_URL" });
+    }
+
+    #[test]
+    fn a_malformed_variable_is_named() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("STRIPE_MAX_RETRIES", "three"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "STRIPE_MAX_RETRIES",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("STRIPE_MAX_RETRIES"));
+    }
+
+    #[test]
+    fn jwks_url_must_be_https_except_on_loopback() {
+        let with_url = |url: &'static str| {
+            let pairs = [MINIMAL[0], MINIMAL[1], ("JWKS_URL", url)];
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert!(with_url("https://id.example.test/.well-known/jwks.json").is_ok());
+        assert!(with_url("http://127.0.0.1:4000/jwks.json").is_ok());
+        let err = with_url("http://id.example.test/jwks.json").unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "JWKS_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn both_jwks_sources_at_once_is_ambiguous() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("JWKS_URL", "https://id.example.test/jwks.json"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "JWKS_URL",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn stripe_base_rejects_plain_http_to_remote_hosts() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("STRIPE_API_BASE", "http://api.stripe.com"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "STRIPE_API_BASE",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,381 @@
+//! The HTTP edge every function shares: routing, JSON bodies, the response envelope, and the one
+//! place where errors of every module become HTTP responses.
+//!
+//! Success: `{"success": true, ...}`. Failure: `{"success": false, "error", "error_code",
+//! "request_id", "timestamp"}` (plus `field` when one input field is to blame).
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::auth::AuthError;
+use crate::secrets::SecretsError;
+use crate::store::StoreError;
+
+/// An error on its way to the caller: status, stable machine-readable code, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub allow: Vec<Method>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            allow: Vec::new(),
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// A failure of ours. The detail goes to the log; the caller gets a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(detail = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+    }
+
+    /// A dependency is down or throttling; the caller may retry.
+    pub fn unavailable(code: &'static str, detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(code, detail = %detail, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            "a service Portico depends on is unavailable; retry shortly",
+        )
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = match e {
+            AuthError::NotAdmin => StatusCode::FORBIDDEN,
+            AuthError::KeysUnavailable(_) => return ApiError::unavailable(e.code(), &e),
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::unavailable("storage_unavailable", &e),
+            StoreError::ConditionFailed => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the record changed concurrently; retry",
+            ),
+            StoreError::Corrupt { .. } | StoreError::Request(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Unavailable { .. } => ApiError::unavailable("secrets_unavailable", &e),
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+pub type HandlerResult = Result<Response<Body>, ApiError>;
+
+/// `{"success": true, ...fields}` with the given status.
+pub fn json(status: StatusCode, fields: Value) -> Response<Body> {
+    let mut body = Map::new();
+    body.insert("success".into(), Value::Bool(true));
+    if let Value::Object(fields) = fields {
+        body.extend(fields);
+    }
+    respond(status, &Value::Object(body))
+}
+
+fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Turns a handler's result into the response, rendering an error in the envelope.
+pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
+    let error = match result {
+        Ok(response) => return response,
+        Err(error) => error,
+    };
+    let request_id = request_id(request);
+    if error.status.is_client_error() {
+        tracing::info!(
+            status = error.status.as_u16(),
+            code = error.code,
+            request_id,
+            "request refused"
+        );
+    }
+    let mut body = json!({
+        "success": false,
+        "error": error.message,
+        "error_code": error.code,
+        "request_id": request_id,
+        "timestamp": now_rfc3339(),
+    });
+    if let Some(field) = &error.field {
+        body["field"] = Value::String(field.clone());
+    }
+    let mut response = respond(error.status, &body);
+    if !error.allow.is_empty() {
+        let allow = error
+            .allow
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+    }
+    response
+}
+
+pub fn now_rfc3339() -> String {
+    // Formatting the current UTC time as RFC 3339 cannot fail for years 0..=9999.
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The Lambda request id, else API Gateway's, so a caller can quote it to support.
+pub fn request_id(request: &Request) -> String {
+    if let Some(context) = request.lambda_context_ref() {
+        if !context.request_id.is_empty() {
+            return context.request_id.clone();
+        }
+    }
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.request_id.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The header's value when present and valid UTF-8.
+pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Parses the JSON body into `T`. An empty body counts as `{}`, so requests whose fields are
+/// all optional need none. Oversized → 413; not JSON → 400 `malformed_json`; a field of the wrong
+/// shape → 400 `invalid_field` naming it.
+pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > max_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "request body is {} bytes; the limit is {max_bytes}",
+                bytes.len()
+            ),
+        ));
+    }
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    if let Some(content_type) = header(request, "content-type") {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "request body must be application/json",
+            ));
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("request body is not valid JSON: {inner}"),
+            )
+        } else if path == "." {
+            ApiError::bad_request("invalid_body", format!("request body is invalid: {inner}"))
+        } else {
+            ApiError::bad_request("invalid_field", format!("`{path}`: {inner}")).with_field(path)
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// The values bound by `{name}` segments of a route pattern.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PathParams(Vec<(&'static str, String)>);
+
+impl PathParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A function's routes: method, pattern (`/a/{id}/b`), and what the handler calls the route.
+pub struct Router<R: Copy + 'static> {
+    routes: &'static [(Method, &'static str, R)],
+}
+
+impl<R: Copy + 'static> Router<R> {
+    pub const fn new(routes: &'static [(Method, &'static str, R)]) -> Self {
+        Self { routes }
+    }
+
+    /// The route for this request, or the 404 / 405 envelope's error.
+    pub fn route(&self, request: &Request) -> Result<(R, PathParams), ApiError> {
+        self.match_path(request.method(), request.raw_http_path())
+    }
+
+    pub fn match_path(&self, method: &Method, path: &str) -> Result<(R, PathParams), ApiError> {
+        let mut allowed = Vec::new();
+        for (route_method, pattern, id) in self.routes {
+            if let Some(params) = match_pattern(pattern, path) {
+                if route_method == method {
+                    return Ok((*id, params));
+                }
+                allowed.push(route_method.clone());
+            }
+        }
+        if allowed.is_empty() {
+            return Err(ApiError::not_found(format!("no route for {path}")));
+        }
+        let mut error = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        );
+        error.allow = allowed;
+        Err(error)
+    }
+}
+
+fn match_pattern(pattern: &'static str, path: &str) -> Option<PathParams> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return Some(PathParams(params)),
+            (Some(w), Some(g)) => {
+                if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                    if g.is_empty() {
+                        return None;
+                    }
+                    params.push((name, g.to_string()));
+                } else if w != g {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum R {
+        Account,
+        Cancel,
+    }
+
+    const ROUTER: Router<R> = Router::new(&[
+        (Method::GET, "/billing/account", R::Account),
+        (
+            Method::POST,
+            "/billing/subscriptions/{id}/cancel",
+            R::Cancel,
+        ),
+    ]);
+
+    #[test]
+    fn routes_match_methods_paths_and_params() {
+        let (r, _) = ROUTER.match_path(&Method::GET, "/billing/account").unwrap();
+        assert_eq!(r, R::Account);
+        let (r, _) = ROUTER
+            .match_path(&Method::GET, "/billing/account/")
+            .unwrap();
+        assert_eq!(r, R::Account);
+        let (r, params) = ROUTER
+            .match_path(&Method::POST, "/billing/subscriptions/sub_1/cancel")
+            .unwrap();
+        assert_eq!((r, params.get("id")), (R::Cancel, Some("sub_1")));
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+        let e = ROUTER.match_path(&Method::GET, "/nope").unwrap_err();
+        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "not_found"));
+        let e = ROUTER
+            .match_path(&Method::GET, "/billing/subscriptions//cancel")
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = ROUTER
+            .match_path(&Method::DELETE, "/billing/account")
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        );
+        assert_eq!(e.allow, vec![Method::GET]);
+    }
+}

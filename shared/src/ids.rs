@@ -1,0 +1,117 @@
+//! Typed identifiers: parsed once at the edge, so the rest of the code never re-checks a string.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{kind} {reason}")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidId> {
+                let raw = raw.into();
+                let check: fn(&str) -> Result<(), &'static str> = $check;
+                check(&raw).map_err(|reason| InvalidId { kind: $kind, reason })?;
+                Ok(Self(raw))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(raw: String) -> Result<Self, InvalidId> {
+                Self::parse(raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The identity provider's `sub`: opaque, but bounded and printable.
+    UserId,
+    "user id",
+    |s| {
+        if s.is_empty() {
+            Err("is empty")
+        } else if s.len() > 255 {
+            Err("is longer than 255 characters")
+        } else if s.chars().any(char::is_control) {
+            Err("contains control characters")
+        } else {
+            Ok(())
+        }
+    }
+);
+
+string_id!(
+    /// A Stripe customer id, `cus_…`.
+    CustomerId,
+    "customer id",
+    |s| stripe_id(s, "cus_")
+);
+
+/// Stripe ids are a fixed prefix and an alphanumeric tail.
+fn stripe_id(s: &str, prefix: &str) -> Result<(), &'static str> {
+    match s.strip_prefix(prefix) {
+        None => Err("has the wrong prefix"),
+        Some(tail) if tail.is_empty() || tail.len() > 250 => Err("has a bad length"),
+        Some(tail) if !tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Err("contains characters Stripe ids never have")
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_need_the_prefix_and_a_clean_tail() {
+        assert!(CustomerId::parse("cus_NffrFeUfNV2Hib").is_ok());
+        assert!(CustomerId::parse("sub_123").is_err());
+        assert!(CustomerId::parse("cus_").is_err());
+        assert!(CustomerId::parse("cus_12/../x").is_err());
+    }
+
+    #[test]
+    fn user_ids_are_bounded_and_printable() {
+        assert!(UserId::parse("auth0|6571f2a0c9").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("a\nb").is_err());
+        assert!(UserId::parse("x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn serde_rejects_invalid_ids() {
+        let ok: CustomerId = serde_json::from_str("\"cus_abc\"").unwrap();
+        assert_eq!(ok.as_str(), "cus_abc");
+        assert!(serde_json::from_str::<CustomerId>("\"acct_abc\"").is_err());
+    }
+}

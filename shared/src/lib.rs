@@ -1,0 +1,14 @@
+//! Portico's shared library: everything the Lambda functions have in common, by domain.
+
+pub mod account;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod secrets;
+pub mod services;
+pub mod store;
+pub mod telemetry;
+
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -1,0 +1,50 @@
+//! The clients a function builds once at cold start and borrows into every invocation.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::auth::Authenticator;
+use crate::config::{Config, ConfigError};
+use crate::secrets::SecretsProvider;
+use crate::store::Table;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("HTTP client could not be built: {0}")]
+    HttpClient(String),
+}
+
+pub struct Services {
+    pub config: Config,
+    pub table: Table,
+    pub secrets: SecretsProvider,
+    pub auth: Authenticator,
+}
+
+impl Services {
+    /// Reads the environment and builds every client; AWS endpoints and credentials come from
+    /// the standard AWS variables (`AWS_ENDPOINT_URL` points them at moto locally).
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::new(config, &aws)
+    }
+
+    pub fn new(config: Config, aws: &SdkConfig) -> Result<Self, StartupError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|e| StartupError::HttpClient(e.to_string()))?;
+        Ok(Services {
+            table: Table::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+            secrets: SecretsProvider::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                &config.secret_id,
+                config.secrets_ttl,
+            ),
+            auth: Authenticator::new(config.auth.clone(), http),
+            config,
+        })
+    }
+}
