@@ -1,0 +1,225 @@
+//! Token verification: every rejection has its own code, and key rotation needs no restart.
+
+use serde_json::{json, Value};
+use shared::auth::{AuthError, Authenticator};
+use shared::testing::keys::{self, b64, SigningKey};
+use shared::testing::TestStack;
+
+fn authenticator(stack: &TestStack, overrides: &[(&str, &str)]) -> Authenticator {
+    stack.services_with(overrides).auth
+}
+
+async fn verify(auth: &Authenticator, token: &str) -> Result<shared::auth::User, AuthError> {
+    auth.authenticate(Some(&format!("Bearer {token}"))).await
+}
+
+fn with(claims: &Value, key: &str, value: Value) -> Value {
+    let mut c = claims.clone();
+    c[key] = value;
+    c
+}
+
+#[tokio::test]
+async fn a_valid_token_yields_the_user() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[]);
+    let user = verify(&auth, &stack.token("auth0|alice")).await.unwrap();
+    assert_eq!(user.id.as_str(), "auth0|alice");
+    assert_eq!(user.email.as_deref(), Some("auth0_alice@example.test"));
+    assert!(!user.is_admin);
+    assert!(
+        verify(&auth, &stack.admin_token("root"))
+            .await
+            .unwrap()
+            .is_admin
+    );
+}
+
+#[tokio::test]
+async fn rs256_keys_are_accepted_too() {
+    let stack = TestStack::new().await;
+    let rsa = SigningKey::generate_rs256("rsa-1");
+    keys::write_jwks(&stack.jwks_path, &[&stack.key, &rsa]);
+    let auth = authenticator(&stack, &[]);
+    let user = verify(&auth, &rsa.sign(&stack.claims("bob")))
+        .await
+        .unwrap();
+    assert_eq!(user.id.as_str(), "bob");
+}
+
+#[tokio::test]
+async fn admin_claim_may_be_a_string_or_a_list_and_must_hold_the_value() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[]);
+    let claims = stack.claims("carol");
+    let as_string = stack.key.sign(&with(&claims, "roles", json!("admin")));
+    let wrong_value = stack
+        .key
+        .sign(&with(&claims, "roles", json!(["support", "billing"])));
+    assert!(verify(&auth, &as_string).await.unwrap().is_admin);
+    assert!(!verify(&auth, &wrong_value).await.unwrap().is_admin);
+    assert_eq!(
+        verify(&auth, &wrong_value).await.unwrap().require_admin(),
+        Err(AuthError::NotAdmin)
+    );
+}
+
+#[tokio::test]
+async fn each_rejection_has_its_own_code() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[]);
+    let claims = stack.claims("mallory");
+    let now = keys::now();
+    let valid = stack.token("mallory");
+    let (head, rest) = valid.split_once('.').unwrap();
+    let (body, signature) = rest.split_once('.').unwrap();
+
+    let unsigned = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), body);
+    // Key confusion: HS256 keyed with the public key the JWKS publishes.
+    let hs_input = format!(
+        "{}.{body}",
+        b64(json!({"alg": "HS256", "kid": stack.key.kid})
+            .to_string()
+            .as_bytes())
+    );
+    let hs_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &stack.key.public_der());
+    let hs = format!(
+        "{hs_input}.{}",
+        b64(aws_lc_rs::hmac::sign(&hs_key, hs_input.as_bytes()).as_ref())
+    );
+    let mut tampered_claims = claims.clone();
+    tampered_claims["sub"] = json!("admin");
+    let tampered = format!(
+        "{head}.{}.{signature}",
+        b64(tampered_claims.to_string().as_bytes())
+    );
+    let stranger = SigningKey::generate_es256("not-published");
+
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing header", None, "missing_token"),
+        (
+            "not bearer",
+            Some(format!("Basic {valid}")),
+            "missing_token",
+        ),
+        (
+            "malformed",
+            Some("Bearer abc.def".into()),
+            "malformed_token",
+        ),
+        (
+            "garbage header",
+            Some("Bearer %%%.e30.sig".into()),
+            "malformed_token",
+        ),
+        (
+            "alg none",
+            Some(format!("Bearer {unsigned}")),
+            "unsigned_token",
+        ),
+        (
+            "HS256 with the public key",
+            Some(format!("Bearer {hs}")),
+            "algorithm_not_allowed",
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                stack.key.sign(&with(&claims, "exp", json!(now - 3600)))
+            )),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            Some(format!(
+                "Bearer {}",
+                stack.key.sign(&with(&claims, "nbf", json!(now + 3600)))
+            )),
+            "token_not_yet_valid",
+        ),
+        (
+            "wrong issuer",
+            Some(format!(
+                "Bearer {}",
+                stack
+                    .key
+                    .sign(&with(&claims, "iss", json!("https://evil.test/")))
+            )),
+            "invalid_issuer",
+        ),
+        (
+            "wrong audience",
+            Some(format!(
+                "Bearer {}",
+                stack.key.sign(&with(&claims, "aud", json!("someone-else")))
+            )),
+            "invalid_audience",
+        ),
+        (
+            "unknown kid",
+            Some(format!("Bearer {}", stranger.sign(&claims))),
+            "unknown_key",
+        ),
+        (
+            "tampered signature",
+            Some(format!("Bearer {tampered}")),
+            "invalid_signature",
+        ),
+    ];
+    for (name, header, code) in cases {
+        let err = auth.authenticate(header.as_deref()).await.unwrap_err();
+        assert_eq!(err.code(), code, "{name}: {err}");
+        let api: shared::http::ApiError = err.into();
+        assert_eq!(api.status.as_u16(), 401, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn expiry_within_the_leeway_is_accepted() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[("JWT_LEEWAY_SECONDS", "30")]);
+    let just_expired = with(&stack.claims("dave"), "exp", json!(keys::now() - 5));
+    assert!(verify(&auth, &stack.key.sign(&just_expired)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_rotated_key_verifies_without_a_restart() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[]);
+    assert!(verify(&auth, &stack.token("erin")).await.is_ok());
+
+    let next = SigningKey::generate_es256("test-key-2");
+    keys::write_jwks(&stack.jwks_path, &[&stack.key, &next]);
+    let user = verify(&auth, &next.sign(&stack.claims("erin")))
+        .await
+        .unwrap();
+    assert_eq!(user.id.as_str(), "erin");
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_are_rate_limited() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[("JWKS_REFRESH_MIN_SECONDS", "3600")]);
+    assert!(verify(&auth, &stack.token("frank")).await.is_ok());
+
+    // Published after our last fetch: within the interval we do not look again.
+    let next = SigningKey::generate_es256("test-key-2");
+    keys::write_jwks(&stack.jwks_path, &[&stack.key, &next]);
+    let err = verify(&auth, &next.sign(&stack.claims("frank")))
+        .await
+        .unwrap_err();
+    assert_eq!(err, AuthError::UnknownKey);
+    // Known keys keep working meanwhile.
+    assert!(verify(&auth, &stack.token("frank")).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_unreadable_jwks_is_a_503_not_a_401() {
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[("JWKS_FILE", "/nonexistent/jwks.json")]);
+    let err = verify(&auth, &stack.token("gina")).await.unwrap_err();
+    assert_eq!(err.code(), "auth_unavailable");
+    let api: shared::http::ApiError = err.into();
+    assert_eq!(api.status.as_u16(), 503);
+}
