@@ -346,3 +346,21 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod readme {
+    /// The README's variable table is the user's reference; it must list every variable.
+    #[test]
+    fn readme_documents_every_variable_with_its_default() {
+        let readme = include_str!("../../README.md");
+        for (name, _, default) in super::VARIABLES {
+            let row = readme
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("README has no row for {name}"));
+            if let Some(default) = default {
+                assert!(row.contains(&format!("`{default}`")), "README row for {name} lacks its default {default}");
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `make dev`: moto (DynamoDB + Secrets Manager) and every function under `cargo lambda watch`,
+# all on loopback. Ctrl-C stops exactly the processes this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV_HOST=${DEV_HOST:-127.0.0.1}
+MOTO_PORT=${MOTO_PORT:-5055}
+LAMBDA_PORT=${LAMBDA_PORT:-9000}
+STATE_DIR=${STATE_DIR:-.portico}
+TABLE_NAME=${TABLE_NAME:-portico}
+SECRET_ID=${SECRET_ID:-portico/stripe}
+VENV=${VENV:-.venv}
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo "stopping (pids ${pids[*]})"
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() { # host port name
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$3 did not start listening on $1:$2" >&2
+  return 1
+}
+
+if (exec 3<>"/dev/tcp/$DEV_HOST/$MOTO_PORT") 2>/dev/null; then
+  echo "port $MOTO_PORT is taken; set MOTO_PORT to another port" >&2
+  exit 1
+fi
+
+echo "building the dev tools…"
+cargo build --quiet -p devstack
+devstack=target/debug/devstack
+
+mkdir -p "$STATE_DIR"
+"$VENV/bin/python" infra/moto/serve.py --host "$DEV_HOST" --port "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
+pids+=($!)
+wait_for_port "$DEV_HOST" "$MOTO_PORT" moto
+
+"$devstack" keys --dir "$STATE_DIR"
+"$devstack" init --endpoint "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
+
+mkdir -p "$STATE_DIR"
+cat > "$STATE_DIR/dev.env" <<ENV
+AWS_ENDPOINT_URL=http://$DEV_HOST:$MOTO_PORT
+AWS_REGION=us-east-1
+AWS_ACCESS_KEY_ID=test
+AWS_SECRET_ACCESS_KEY=test
+TABLE_NAME=$TABLE_NAME
+SECRET_ID=$SECRET_ID
+JWT_ISSUER=https://portico.local/
+JWT_AUDIENCE=portico-local
+JWKS_FILE=$PWD/$STATE_DIR/jwks.json
+RUST_LOG=${RUST_LOG:-info}
+ENV
+
+PATH="$PWD/$VENV/bin:$PATH" cargo lambda watch -A "$DEV_HOST" -P "$LAMBDA_PORT" \
+  --env-file "$STATE_DIR/dev.env" &
+pids+=($!)
+wait_for_port "$DEV_HOST" "$LAMBDA_PORT" "cargo lambda watch"
+
+base="http://$DEV_HOST:$LAMBDA_PORT/lambda-url"
+cat <<MSG
+
+Portico is running (Ctrl-C stops it):
+  moto (DynamoDB, Secrets Manager)  http://$DEV_HOST:$MOTO_PORT
+  billing-account                   $base/billing-account/billing/account
+
+Try:
+  TOKEN=\$(make -s token SUB=user-1 EMAIL=user-1@example.test)
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/billing-account/billing/account
+MSG
+wait -n "${pids[@]}"
