@@ -359,7 +359,10 @@ mod readme {
                 .find(|line| line.starts_with(&format!("| `{name}` |")))
                 .unwrap_or_else(|| panic!("README has no row for {name}"));
             if let Some(default) = default {
-                assert!(row.contains(&format!("`{default}`")), "README row for {name} lacks its default {default}");
+                assert!(
+                    row.contains(&format!("`{default}`")),
+                    "README row for {name} lacks its default {default}"
+                );
             }
         }
     }

@@ -51,7 +51,9 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut flags = HashMap::new();
     let mut iter = args.iter().peekable();
     while let Some(arg) = iter.next() {
-        let name = arg.strip_prefix("--").ok_or_else(|| format!("unexpected argument {arg}"))?;
+        let name = arg
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {arg}"))?;
         let value = match iter.peek() {
             Some(next) if !next.starts_with("--") => iter.next().cloned().unwrap_or_default(),
             _ => "true".to_string(),
@@ -62,7 +64,10 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
 }
 
 fn flag<'a>(flags: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
-    flags.get(name).map(String::as_str).ok_or_else(|| format!("--{name} is required"))
+    flags
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| format!("--{name} is required"))
 }
 
 /// The dev signing key, made on first use; the JWKS beside it is rewritten from it every time.
@@ -93,7 +98,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("write {}: {e}", path.display()))?;
-    file.write_all(bytes).map_err(|e| format!("write {}: {e}", path.display()))
+    file.write_all(bytes)
+        .map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 async fn init(flags: &HashMap<String, String>) -> Result<(), String> {
@@ -103,9 +109,12 @@ async fn init(flags: &HashMap<String, String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let secret_id = flag(flags, "secret-id")?;
-    let stripe_key = flags.get("stripe-key").map_or(shared::testing::STRIPE_TEST_KEY, String::as_str);
-    let webhook_secret =
-        flags.get("webhook-secret").map_or(shared::testing::WEBHOOK_TEST_SECRET, String::as_str);
+    let stripe_key = flags
+        .get("stripe-key")
+        .map_or(shared::testing::STRIPE_TEST_KEY, String::as_str);
+    let webhook_secret = flags
+        .get("webhook-secret")
+        .map_or(shared::testing::WEBHOOK_TEST_SECRET, String::as_str);
     let created = aws_sdk_secretsmanager::Client::new(&aws)
         .create_secret()
         .name(secret_id)
@@ -115,7 +124,9 @@ async fn init(flags: &HashMap<String, String>) -> Result<(), String> {
     match created {
         Ok(_) => {}
         // Already there from an earlier run against the same moto: keep it.
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) => {}
         Err(e) => return Err(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()),
     }
     println!("table {table} and secret {secret_id} ready");
@@ -127,13 +138,19 @@ fn token(flags: &HashMap<String, String>) -> Result<(), String> {
     let sub = flag(flags, "sub")?;
     let issuer = flags.get("issuer").map_or(DEV_ISSUER, String::as_str);
     let audience = flags.get("audience").map_or(DEV_AUDIENCE, String::as_str);
-    let ttl: i64 = flags.get("ttl").map_or(Ok(3600), |t| t.parse()).map_err(|_| "--ttl: seconds")?;
+    let ttl: i64 = flags
+        .get("ttl")
+        .map_or(Ok(3600), |t| t.parse())
+        .map_err(|_| "--ttl: seconds")?;
     let mut claims = keys::claims(issuer, audience, sub);
     claims["exp"] = (keys::now() + ttl).into();
     if let Some(email) = flags.get("email").filter(|e| !e.is_empty()) {
         claims["email"] = email.as_str().into();
     }
-    if flags.get("admin").is_some_and(|a| matches!(a.as_str(), "1" | "true" | "yes")) {
+    if flags
+        .get("admin")
+        .is_some_and(|a| matches!(a.as_str(), "1" | "true" | "yes"))
+    {
         claims[shared::testing::ADMIN_CLAIM] = serde_json::json!(["admin"]);
     }
     println!("{}", key.sign(&claims));
