@@ -6,7 +6,14 @@ STATE_DIR ?= .portico
 STRIPE_REFERENCE_DIR ?= $(if $(wildcard ../shared/stripe/spec3.json),$(abspath ../shared/stripe),)
 export STRIPE_REFERENCE_DIR
 
-.PHONY: help dev test fmt lint token clean
+FUNCTIONS := $(notdir $(wildcard functions/*))
+export SAM_CLI_TELEMETRY = 0
+# SAM needs a region even offline; nothing here calls AWS.
+export AWS_DEFAULT_REGION ?= us-east-1
+# cargo-lambda finds zig through the python on PATH, so the venv comes first.
+LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help dev test fmt lint token clean validate build deploy invoke
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,10 +27,11 @@ $(VENV)/.installed: infra/requirements.txt
 dev: $(VENV)/.installed ## run Portico locally: moto + every function under cargo lambda watch
 	STATE_DIR=$(STATE_DIR) VENV=$(VENV) infra/dev.sh
 
-test: $(VENV)/.installed ## formatting, lints and every test (starts its own moto per test process)
+test: $(VENV)/.installed ## formatting, lints, every test, template validation and the arm64 release build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	PORTICO_PYTHON=$(abspath $(VENV))/bin/python cargo test --workspace --all-features
+	$(MAKE) --no-print-directory validate build
 
 fmt: ## format the code
 	cargo fmt --all
@@ -41,3 +49,23 @@ token: ## print a JWT for the local stack: make token SUB=... EMAIL=... ADMIN=1
 clean: ## remove build output and the venv (keeps the dev signing key in .portico)
 	cargo clean
 	rm -rf $(VENV)
+
+validate: $(VENV)/.installed ## lint the SAM template (offline)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint
+
+build: $(VENV)/.installed ## release arm64 build of every function, a zip each, sizes printed
+	PATH="$(LAMBDA_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '  %-20s %8s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
+
+ENV ?= dev
+deploy: $(VENV)/.installed ## sam build + sam deploy to ENV=dev|prod (samconfig.toml)
+	PATH="$(LAMBDA_PATH)" $(VENV)/bin/sam build --config-env $(ENV)
+	$(VENV)/bin/sam deploy --config-env $(ENV)
+
+FN ?= billing-account
+EVENT ?= billing-account/get-account
+invoke: $(VENV)/.installed ## send events/EVENT.json to FN under a running make dev
+	@cargo build --quiet -p devstack
+	@sed "s|\$${TOKEN}|$$(target/debug/devstack token --dir $(STATE_DIR) --sub '$(SUB)')|" events/$(EVENT).json > $(STATE_DIR)/invoke-event.json
+	PATH="$(LAMBDA_PATH)" cargo lambda invoke $(FN) --invoke-address 127.0.0.1 --invoke-port $${LAMBDA_PORT:-9000} --data-file $(STATE_DIR)/invoke-event.json
