@@ -86,11 +86,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::unavailable("storage_unavailable", &e),
-            StoreError::ConditionFailed => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the record changed concurrently; retry",
-            ),
+            StoreError::ConditionFailed | StoreError::TransactionConditionsFailed(_) => {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the record changed concurrently; retry",
+                )
+            }
             StoreError::Corrupt { .. } | StoreError::Request(_) => ApiError::internal(&e),
         }
     }

@@ -72,3 +72,97 @@ async fn an_unreachable_dynamodb_is_unavailable() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
 }
+
+mod customer_state {
+    use super::*;
+    use shared::store::{CustomerState, CustomerStore, Transaction};
+    use shared::sync::{premium, CustomerSnapshot};
+
+    fn state(version: u64, email: &str) -> CustomerState {
+        let mut snapshot = CustomerSnapshot::empty(CustomerId::parse("cus_State1").unwrap());
+        snapshot.email = Some(email.into());
+        CustomerState {
+            premium: premium(&snapshot, 0, 0),
+            snapshot,
+            synced_version: version,
+            synced_at: "2026-11-21T00:00:00Z".into(),
+            user_id: None,
+        }
+    }
+
+    async fn write(table: &Table, state: &CustomerState) -> Result<(), StoreError> {
+        let mut tx = Transaction::new();
+        tx.put_customer_state(table, state).unwrap();
+        table.commit(tx).await
+    }
+
+    #[tokio::test]
+    async fn tickets_are_unique_and_increasing_under_concurrency() {
+        let stack = TestStack::new().await;
+        let table = Arc::new(stack.services().table);
+        let id = CustomerId::parse("cus_Tickets").unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (table, id) = (table.clone(), id.clone());
+                tokio::spawn(async move { table.next_sync_ticket(&id).await.unwrap() })
+            })
+            .collect();
+        let mut tickets = Vec::new();
+        for t in tasks {
+            tickets.push(t.await.unwrap());
+        }
+        tickets.sort();
+        assert_eq!(tickets, (1..=20).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test]
+    async fn an_older_view_never_replaces_a_newer_one() {
+        let stack = TestStack::new().await;
+        let table = stack.services().table;
+        write(&table, &state(5, "new@x.test")).await.unwrap();
+        let err = write(&table, &state(4, "old@x.test")).await.unwrap_err();
+        assert_eq!(err, StoreError::TransactionConditionsFailed(vec![0]));
+        let err = write(&table, &state(5, "same@x.test")).await.unwrap_err();
+        assert_eq!(err, StoreError::TransactionConditionsFailed(vec![0]));
+        let id = CustomerId::parse("cus_State1").unwrap();
+        let stored = table.get_customer_state(&id).await.unwrap().unwrap();
+        assert_eq!(stored.snapshot.email.as_deref(), Some("new@x.test"));
+        write(&table, &state(6, "newer@x.test")).await.unwrap();
+        let stored = table.get_customer_state(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.synced_version, stored.snapshot.email.as_deref()),
+            (6, Some("newer@x.test"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_writes_nothing_of_the_transaction() {
+        let stack = TestStack::new().await;
+        let table = stack.services().table;
+        write(&table, &state(5, "kept@x.test")).await.unwrap();
+        let mut tx = Transaction::new();
+        let user = super::record("tx-user", "cus_State1");
+        table.insert_user(&user).await.unwrap();
+        // A fresh user item that would succeed, beside a stale state write that must fail.
+        let other = super::record("tx-other", "cus_State1");
+        tx.put(
+            &table,
+            shared::store::to_item(shared::store::key("USER#tx-other", "PROFILE"), &other).unwrap(),
+            None,
+        )
+        .unwrap();
+        tx.put_customer_state(&table, &state(3, "stale@x.test"))
+            .unwrap();
+        assert_eq!(
+            table.commit(tx).await.unwrap_err(),
+            StoreError::TransactionConditionsFailed(vec![1])
+        );
+        assert_eq!(
+            table
+                .get_user(&UserId::parse("tx-other").unwrap())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! Every write that can race is conditional, and a lost race is [`StoreError::ConditionFailed`],
 //! never a string to match on.
 
+mod customers;
 mod schema;
+mod transaction;
 mod users;
 
 use std::collections::HashMap;
@@ -12,7 +14,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
+pub use customers::{AuditEntry, AuditSource, CustomerState, CustomerStore};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
+pub use transaction::Transaction;
 pub use users::{UserRecord, UserStore};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -22,6 +26,9 @@ pub enum StoreError {
     /// A conditional write lost: the item exists, or changed since it was read.
     #[error("conditional write lost a race")]
     ConditionFailed,
+    /// A transaction was cancelled because the conditions at these positions failed.
+    #[error("transaction cancelled: conditions failed at {0:?}")]
+    TransactionConditionsFailed(Vec<usize>),
     /// DynamoDB is unreachable, throttling or failing; worth retrying.
     #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),

@@ -1,0 +1,162 @@
+//! Customer items: the last synced state (`CUS#<id>` / `STATE`), the sync ticket counter
+//! (`CUS#<id>` / `SYNC`) and audit entries (`CUS#<id>` / `AUDIT#<time>#<ticket>#<n>`).
+
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::{Deserialize, Serialize};
+
+use super::transaction::{Condition, Transaction};
+use super::{from_item, key, to_item, Item, StoreError, Table};
+use crate::ids::{CustomerId, UserId};
+use crate::sync::{Change, CustomerSnapshot, PremiumStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerState {
+    pub snapshot: CustomerSnapshot,
+    pub premium: PremiumStatus,
+    /// The sync ticket of the fetch that produced this state; only a higher ticket replaces it.
+    pub synced_version: u64,
+    pub synced_at: String,
+    pub user_id: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSource {
+    PortalReturn,
+    Webhook,
+    Account,
+    Reconcile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub customer_id: CustomerId,
+    pub source: AuditSource,
+    /// The portal session ref, webhook event id, or request id that caused the sync.
+    pub reference: Option<String>,
+    pub at: String,
+    pub change: Change,
+}
+
+fn state_key(id: &CustomerId) -> Item {
+    key(format!("CUS#{id}"), "STATE")
+}
+
+pub trait CustomerStore {
+    /// A number higher than any handed out before for this customer. A fetch from Stripe that
+    /// starts after taking ticket n sees at least what a fetch with ticket n-1 saw, so tickets
+    /// order views without trusting clocks or `event.created`.
+    fn next_sync_ticket(
+        &self,
+        id: &CustomerId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn get_customer_state(
+        &self,
+        id: &CustomerId,
+    ) -> impl Future<Output = Result<Option<CustomerState>, StoreError>> + Send;
+}
+
+impl CustomerStore for Table {
+    async fn next_sync_ticket(&self, id: &CustomerId) -> Result<u64, StoreError> {
+        let output = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(key(format!("CUS#{id}"), "SYNC")))
+            .update_expression("ADD ticket :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        output
+            .attributes()
+            .and_then(|a| a.get("ticket"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("CUS#{id}/SYNC"),
+                reason: "no ticket".into(),
+            })
+    }
+
+    async fn get_customer_state(
+        &self,
+        id: &CustomerId,
+    ) -> Result<Option<CustomerState>, StoreError> {
+        self.get(state_key(id)).await?.map(from_item).transpose()
+    }
+}
+
+impl Transaction {
+    /// Stores `state` unless a state from a later ticket is already there.
+    pub fn put_customer_state(
+        &mut self,
+        table: &Table,
+        state: &CustomerState,
+    ) -> Result<usize, StoreError> {
+        let item = to_item(state_key(&state.snapshot.customer_id), state)?;
+        self.put(
+            table,
+            item,
+            Some(Condition {
+                expression: "attribute_not_exists(pk) OR synced_version < :version",
+                values: vec![(
+                    ":version",
+                    AttributeValue::N(state.synced_version.to_string()),
+                )],
+            }),
+        )
+    }
+
+    /// Adds the audit entry; `ticket` and `n` make its key unique per sync and change.
+    pub fn put_audit_entry(
+        &mut self,
+        table: &Table,
+        entry: &AuditEntry,
+        ticket: u64,
+        n: usize,
+    ) -> Result<usize, StoreError> {
+        let sk = format!("AUDIT#{}#{ticket:012}#{n:03}", entry.at);
+        let item = to_item(key(format!("CUS#{}", entry.customer_id), sk), entry)?;
+        self.put(
+            table,
+            item,
+            Some(Condition {
+                expression: "attribute_not_exists(pk)",
+                values: vec![],
+            }),
+        )
+    }
+}
+
+impl Table {
+    /// The customer's audit entries, oldest first.
+    pub async fn audit_entries(&self, id: &CustomerId) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client()
+                .query()
+                .table_name(self.name())
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("CUS#{id}")))
+                .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in output.items.unwrap_or_default() {
+                entries.push(from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(entries),
+            }
+        }
+    }
+}

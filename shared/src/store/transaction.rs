@@ -1,0 +1,120 @@
+//! All-or-nothing writes of several items, each with its own condition.
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use super::{Item, StoreError, Table};
+
+/// Writes collected for one `TransactWriteItems` call; positions are reported back on failure.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    items: Vec<TransactWriteItem>,
+}
+
+/// A condition expression with its placeholder values.
+pub struct Condition<'a> {
+    pub expression: &'a str,
+    pub values: Vec<(&'a str, AttributeValue)>,
+}
+
+impl Transaction {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Adds a put; returns its position.
+    pub fn put(
+        &mut self,
+        table: &Table,
+        item: Item,
+        condition: Option<Condition<'_>>,
+    ) -> Result<usize, StoreError> {
+        let mut put = Put::builder().table_name(table.name()).set_item(Some(item));
+        if let Some(condition) = condition {
+            put = put.condition_expression(condition.expression);
+            for (name, value) in condition.values {
+                put = put.expression_attribute_values(name, value);
+            }
+        }
+        let put = put
+            .build()
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        self.items
+            .push(TransactWriteItem::builder().put(put).build());
+        Ok(self.items.len() - 1)
+    }
+
+    /// Adds an update (`SET`/`ADD`/`REMOVE` expression on `key`); returns its position.
+    pub fn update(
+        &mut self,
+        table: &Table,
+        key: Item,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+        condition: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let mut update = Update::builder()
+            .table_name(table.name())
+            .set_key(Some(key))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_string));
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let update = update
+            .build()
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        self.items
+            .push(TransactWriteItem::builder().update(update).build());
+        Ok(self.items.len() - 1)
+    }
+}
+
+impl Table {
+    /// Commits every write or none. Failed conditions come back as their positions.
+    pub async fn commit(&self, transaction: Transaction) -> Result<(), StoreError> {
+        if transaction.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(transaction.items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    e.as_service_error()
+                else {
+                    return Err(StoreError::from_sdk(e));
+                };
+                let failed: Vec<usize> = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                    .map(|(i, _)| i)
+                    .collect();
+                if failed.is_empty() {
+                    // Cancelled for conflicts or throttling, not for our conditions: retryable.
+                    Err(StoreError::Unavailable(format!(
+                        "transaction cancelled: {:?}",
+                        cancelled.message()
+                    )))
+                } else {
+                    Err(StoreError::TransactionConditionsFailed(failed))
+                }
+            }
+        }
+    }
+}
