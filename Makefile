@@ -51,7 +51,7 @@ clean: ## remove build output and the venv (keeps the dev signing key in .portic
 	rm -rf $(VENV)
 
 validate: $(VENV)/.installed ## lint the SAM template (offline)
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml infra/deploy/github-oidc-role.yaml
 	$(VENV)/bin/sam validate --lint
 
 build: $(VENV)/.installed ## release arm64 build of every function, a zip each, sizes printed

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 
 pub use customers::{AuditEntry, AuditSource, CustomerState, CustomerStore};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
-pub use transaction::Transaction;
+pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};
 
 pub type Item = HashMap<String, AttributeValue>;
