@@ -76,6 +76,13 @@ string_id!(
     |s| stripe_id(s, "cus_")
 );
 
+string_id!(
+    /// A Stripe subscription id, `sub_…`.
+    SubscriptionId,
+    "subscription id",
+    |s| stripe_id(s, "sub_")
+);
+
 /// Stripe ids are a fixed prefix and an alphanumeric tail.
 fn stripe_id(s: &str, prefix: &str) -> Result<(), &'static str> {
     match s.strip_prefix(prefix) {
@@ -98,6 +105,8 @@ mod tests {
         assert!(CustomerId::parse("sub_123").is_err());
         assert!(CustomerId::parse("cus_").is_err());
         assert!(CustomerId::parse("cus_12/../x").is_err());
+        assert!(SubscriptionId::parse("sub_1NnmX4GPxmnHQRkJrhGrFloA").is_ok());
+        assert!(SubscriptionId::parse("cus_1").is_err());
     }
 
     #[test]

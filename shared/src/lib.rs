@@ -8,6 +8,7 @@ pub mod ids;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod stripe;
 pub mod sync;
 pub mod telemetry;
 
