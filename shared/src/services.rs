@@ -1,11 +1,14 @@
 //! The clients a function builds once at cold start and borrows into every invocation.
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::secrets::SecretsProvider;
 use crate::store::Table;
+use crate::stripe::{ApiKey, StripeClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -18,8 +21,9 @@ pub enum StartupError {
 pub struct Services {
     pub config: Config,
     pub table: Table,
-    pub secrets: SecretsProvider,
+    pub secrets: Arc<SecretsProvider>,
     pub auth: Authenticator,
+    pub stripe: StripeClient,
 }
 
 impl Services {
@@ -36,13 +40,19 @@ impl Services {
             .connect_timeout(std::time::Duration::from_secs(3))
             .build()
             .map_err(|e| StartupError::HttpClient(e.to_string()))?;
+        let secrets = Arc::new(SecretsProvider::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            &config.secret_id,
+            config.secrets_ttl,
+        ));
         Ok(Services {
             table: Table::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
-            secrets: SecretsProvider::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                &config.secret_id,
-                config.secrets_ttl,
+            stripe: StripeClient::new(
+                &config.stripe,
+                http.clone(),
+                ApiKey::Secrets(secrets.clone()),
             ),
+            secrets,
             auth: Authenticator::new(config.auth.clone(), http),
             config,
         })
