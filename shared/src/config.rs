@@ -9,79 +9,28 @@ use std::time::Duration;
 use url::Url;
 
 /// Name, meaning and default of every variable, in the order the README lists them.
+#[rustfmt::skip]
 pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
-    (
-        "TABLE_NAME",
-        "DynamoDB table holding every Portico item",
-        Some("portico"),
-    ),
-    (
-        "SECRET_ID",
-        "Secrets Manager secret (name or ARN) with the Stripe keys",
-        Some("portico/stripe"),
-    ),
-    (
-        "SECRETS_TTL_SECONDS",
-        "how long a container trusts its cached copy of the secret",
-        Some("300"),
-    ),
+    ("TABLE_NAME", "DynamoDB table holding every Portico item", Some("portico")),
+    ("SECRET_ID", "Secrets Manager secret (name or ARN) with the Stripe keys", Some("portico/stripe")),
+    ("SECRETS_TTL_SECONDS", "how long a container trusts its cached copy of the secret", Some("300")),
     ("JWT_ISSUER", "required `iss` of user tokens", None),
     ("JWT_AUDIENCE", "required `aud` of user tokens", None),
-    (
-        "JWKS_URL",
-        "https URL of the identity provider's JWKS (one of JWKS_URL / JWKS_FILE)",
-        None,
-    ),
-    (
-        "JWKS_FILE",
-        "path of a JWKS file, for local development",
-        None,
-    ),
-    (
-        "JWT_LEEWAY_SECONDS",
-        "clock skew allowed on `exp` and `nbf`",
-        Some("30"),
-    ),
-    (
-        "JWKS_REFRESH_MIN_SECONDS",
-        "least time between two JWKS refetches for unknown key ids",
-        Some("60"),
-    ),
-    (
-        "ADMIN_CLAIM",
-        "token claim that marks administrators (string or array of strings)",
-        Some("roles"),
-    ),
-    (
-        "ADMIN_CLAIM_VALUE",
-        "value of ADMIN_CLAIM that makes a user an administrator",
-        Some("admin"),
-    ),
-    (
-        "MAX_BODY_BYTES",
-        "largest accepted request body; larger bodies get 413",
-        Some("65536"),
-    ),
-    (
-        "STRIPE_API_BASE",
-        "Stripe API base URL (the emulator's URL locally)",
-        Some("https://api.stripe.com"),
-    ),
-    (
-        "STRIPE_API_VERSION",
-        "Stripe-Version sent with every Stripe request",
-        Some("2026-07-29.dahlia"),
-    ),
-    (
-        "STRIPE_MAX_RETRIES",
-        "retries of a failed Stripe request (after the first attempt)",
-        Some("3"),
-    ),
-    (
-        "STRIPE_TIMEOUT_MS",
-        "timeout of one Stripe request attempt",
-        Some("10000"),
-    ),
+    ("JWKS_URL", "https URL of the identity provider's JWKS (one of JWKS_URL / JWKS_FILE)", None),
+    ("JWKS_FILE", "path of a JWKS file, for local development", None),
+    ("JWT_LEEWAY_SECONDS", "clock skew allowed on `exp` and `nbf`", Some("30")),
+    ("JWKS_REFRESH_MIN_SECONDS", "least time between two JWKS refetches for unknown key ids", Some("60")),
+    ("ADMIN_CLAIM", "token claim that marks administrators (string or array of strings)", Some("roles")),
+    ("ADMIN_CLAIM_VALUE", "value of ADMIN_CLAIM that makes a user an administrator", Some("admin")),
+    ("MAX_BODY_BYTES", "largest accepted request body; larger bodies get 413", Some("65536")),
+    ("STRIPE_API_BASE", "Stripe API base URL (the emulator's URL locally)", Some("https://api.stripe.com")),
+    ("STRIPE_API_VERSION", "Stripe-Version sent with every Stripe request", Some("2026-07-29.dahlia")),
+    ("STRIPE_MAX_RETRIES", "retries of a failed Stripe request (after the first attempt)", Some("3")),
+    ("STRIPE_TIMEOUT_MS", "timeout of one Stripe request attempt", Some("10000")),
+    ("FRONTEND_URL", "the SPA's base URL; default return URLs are built on it", Some("http://localhost:5173")),
+    ("ALLOWED_RETURN_ORIGINS", "comma-separated origins a return_url may point to (FRONTEND_URL's origin when unset)", None),
+    ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
+    ("PREMIUM_GRACE_DAYS", "days a past_due subscription keeps premium after its renewal failed", Some("3")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,6 +68,14 @@ pub struct StripeConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct PortalConfig {
+    pub frontend_url: Url,
+    /// `scheme://host[:port]` strings, compared exactly with a return URL's origin.
+    pub allowed_return_origins: Vec<String>,
+    pub default_configuration: Option<String>,
+}
+
+#[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
     pub secret_id: String,
@@ -126,6 +83,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub max_body_bytes: usize,
     pub stripe: StripeConfig,
+    pub portal: PortalConfig,
+    pub premium_grace: Duration,
 }
 
 impl Config {
@@ -170,6 +129,8 @@ impl Config {
                 max_retries: vars.number("STRIPE_MAX_RETRIES")?,
                 timeout: Duration::from_millis(vars.number("STRIPE_TIMEOUT_MS")?),
             },
+            portal: portal_config(&vars)?,
+            premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
         })
     }
 }
@@ -201,6 +162,48 @@ impl Vars<'_> {
                 reason: "expected a whole number".into(),
             })
     }
+}
+
+fn portal_config(vars: &Vars<'_>) -> Result<PortalConfig, ConfigError> {
+    let frontend_url = Url::parse(&vars.string("FRONTEND_URL")?)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or(ConfigError::Invalid {
+            name: "FRONTEND_URL",
+            reason: "not an http(s) URL".into(),
+        })?;
+    let allowed_return_origins = match vars.optional("ALLOWED_RETURN_ORIGINS") {
+        None => vec![frontend_url.origin().ascii_serialization()],
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let url = Url::parse(o).ok().filter(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.path() == "/" && u.query().is_none()
+                });
+                url.map(|u| u.origin().ascii_serialization())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "ALLOWED_RETURN_ORIGINS",
+                        reason: format!("{o} is not an origin like https://app.example.com"),
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let default_configuration = vars.optional("DEFAULT_PORTAL_CONFIGURATION");
+    if let Some(id) = &default_configuration {
+        if !id.starts_with("bpc_") {
+            return Err(ConfigError::Invalid {
+                name: "DEFAULT_PORTAL_CONFIGURATION",
+                reason: "must be a portal configuration id (bpc_…)".into(),
+            });
+        }
+    }
+    Ok(PortalConfig {
+        frontend_url,
+        allowed_return_origins,
+        default_configuration,
+    })
 }
 
 fn default_of(name: &str) -> Option<&'static str> {
@@ -276,6 +279,34 @@ mod tests {
         assert_eq!(config.stripe.api_base.as_str(), "https://api.stripe.com/");
         assert_eq!(config.auth.jwks, JwksSource::File("/tmp/jwks.json".into()));
         assert_eq!(config.max_body_bytes, 65536);
+        assert_eq!(
+            config.portal.allowed_return_origins,
+            vec!["http://localhost:5173"]
+        );
+        assert_eq!(config.premium_grace, Duration::from_secs(3 * 86_400));
+    }
+
+    #[test]
+    fn return_origins_are_normalised_and_checked() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push((
+            "ALLOWED_RETURN_ORIGINS",
+            "https://app.example.com, https://APP2.example.com:443/",
+        ));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.portal.allowed_return_origins,
+            vec!["https://app.example.com", "https://app2.example.com"]
+        );
+        pairs.push(("ALLOWED_RETURN_ORIGINS", "https://app.example.com/path"));
+        pairs.remove(pairs.len() - 2);
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "ALLOWED_RETURN_ORIGINS",
+                ..
+            })
+        ));
     }
 
     #[test]
