@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod config;
+pub mod customers;
 pub mod http;
 pub mod ids;
 pub mod secrets;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{from_item, key, to_item, StoreError, Table};
@@ -18,6 +19,15 @@ pub struct UserRecord {
 }
 
 pub trait UserStore {
+    /// Links the user to `customer` unless they are linked already; returns the customer the
+    /// user is linked to afterwards (theirs if they already had one: a lost race is not an error).
+    fn link_customer(
+        &self,
+        id: &UserId,
+        email: Option<&str>,
+        customer: &CustomerId,
+        now: &str,
+    ) -> impl Future<Output = Result<CustomerId, StoreError>> + Send;
     fn get_user(
         &self,
         id: &UserId,
@@ -27,16 +37,87 @@ pub trait UserStore {
         -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-fn user_key(id: &UserId) -> super::Item {
+pub(super) fn user_key(id: &UserId) -> super::Item {
     key(format!("USER#{id}"), "PROFILE")
 }
 
 impl UserStore for Table {
+    async fn link_customer(
+        &self,
+        id: &UserId,
+        email: Option<&str>,
+        customer: &CustomerId,
+        now: &str,
+    ) -> Result<CustomerId, StoreError> {
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(user_key(id)))
+            .update_expression(
+                "SET customer_id = :cus, user_id = :uid, premium = if_not_exists(premium, :no), \
+                 created_at = if_not_exists(created_at, :now), updated_at = :now, email = :email",
+            )
+            .condition_expression("attribute_not_exists(customer_id) OR customer_id = :null")
+            .expression_attribute_values(":cus", AttributeValue::S(customer.to_string()))
+            .expression_attribute_values(":uid", AttributeValue::S(id.to_string()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", AttributeValue::S(now.to_string()))
+            .expression_attribute_values(":null", AttributeValue::Null(true));
+        update = update.expression_attribute_values(
+            ":email",
+            email.map_or(AttributeValue::Null(true), |e| {
+                AttributeValue::S(e.to_string())
+            }),
+        );
+        match update.send().await.map_err(StoreError::from_sdk) {
+            Ok(_) => Ok(customer.clone()),
+            Err(StoreError::ConditionFailed) => self
+                .get_user(id)
+                .await?
+                .and_then(|u| u.customer_id)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: format!("USER#{id}"),
+                    reason: "lost link race to nothing".into(),
+                }),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         self.get(user_key(id)).await?.map(from_item).transpose()
     }
 
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.put_new(to_item(user_key(&user.user_id), user)?).await
+    }
+}
+
+impl super::Transaction {
+    /// Sets the user's premium flag, only while the user is linked to `customer`.
+    pub fn update_user_premium(
+        &mut self,
+        table: &Table,
+        user: &UserId,
+        customer: &CustomerId,
+        premium: &crate::sync::PremiumStatus,
+    ) -> Result<usize, StoreError> {
+        self.update(
+            table,
+            user_key(user),
+            "SET premium = :premium, premium_until = :until, updated_at = :now",
+            vec![
+                (":premium", AttributeValue::Bool(premium.premium)),
+                (
+                    ":until",
+                    premium.until.map_or(AttributeValue::Null(true), |u| {
+                        AttributeValue::N(u.to_string())
+                    }),
+                ),
+                (":now", AttributeValue::S(crate::http::now_rfc3339())),
+                (":cus", AttributeValue::S(customer.to_string())),
+            ],
+            Some("customer_id = :cus"),
+        )
     }
 }

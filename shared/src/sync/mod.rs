@@ -1,6 +1,177 @@
 //! The heart of Portico: fetch a customer's truth from Stripe, store it order-safely, and report
-//! what changed. Both the portal return and the webhook call it.
+//! what changed. The portal return, the webhook and the account endpoints all call
+//! [`sync_customer`].
+//!
+//! Order safety does not depend on clocks or on `event.created` (one-second resolution): each
+//! sync first takes a ticket from a per-customer counter, then fetches. A fetch that started
+//! after ticket n sees at least what the fetch with ticket n-1 saw, and the state write is
+//! conditional on its ticket being higher than the stored one. A sync that loses (a newer one
+//! already stored) starts over, so its changes are neither lost nor written twice.
 
+mod fetch;
 pub mod snapshot;
 
+use std::time::Duration;
+
+pub use fetch::ProductNames;
 pub use snapshot::{diff, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus};
+
+use crate::http::now_rfc3339;
+use crate::ids::{CustomerId, UserId};
+use crate::store::{
+    AuditEntry, AuditSource, CustomerState, CustomerStore, StoreError, Table, Transaction,
+};
+use crate::stripe::{StripeClient, StripeClientError};
+
+/// Attempts before giving up on a customer whose state keeps being replaced under us.
+const MAX_ATTEMPTS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Stripe(#[from] StripeClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A write the caller added failed its condition (position within the caller's writes).
+    #[error("the caller's write {0} failed its condition")]
+    CallerConditionFailed(usize),
+    #[error("customer {0} kept changing; sync gave up after {MAX_ATTEMPTS} attempts")]
+    Contended(CustomerId),
+}
+
+/// What a sync needs; borrowed from the function's services.
+#[derive(Clone, Copy)]
+pub struct SyncContext<'a> {
+    pub table: &'a Table,
+    pub stripe: &'a StripeClient,
+    pub products: &'a ProductNames,
+    pub premium_grace: Duration,
+}
+
+/// Why the sync ran, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct SyncTrigger {
+    pub source: AuditSource,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    pub previous: CustomerSnapshot,
+    pub current: CustomerSnapshot,
+    pub changes: Vec<Change>,
+    pub premium: PremiumStatus,
+    pub user_id: Option<UserId>,
+}
+
+impl SyncOutcome {
+    pub fn changed(&self, kind: ChangeKind) -> bool {
+        self.changes.iter().any(|c| c.kind == kind)
+    }
+}
+
+/// Writes the caller wants committed together with the sync (all or nothing): the portal
+/// session's return, the webhook ledger's completion.
+pub trait CallerWrites: Sync {
+    fn add(&self, table: &Table, transaction: &mut Transaction) -> Result<(), StoreError>;
+}
+
+impl CallerWrites for () {
+    fn add(&self, _: &Table, _: &mut Transaction) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl<F: Fn(&Table, &mut Transaction) -> Result<(), StoreError> + Sync> CallerWrites for F {
+    fn add(&self, table: &Table, transaction: &mut Transaction) -> Result<(), StoreError> {
+        self(table, transaction)
+    }
+}
+
+pub async fn sync_customer(
+    ctx: SyncContext<'_>,
+    customer_id: &CustomerId,
+    trigger: &SyncTrigger,
+    caller: &impl CallerWrites,
+) -> Result<SyncOutcome, SyncError> {
+    for attempt in 1..=MAX_ATTEMPTS {
+        let ticket = ctx.table.next_sync_ticket(customer_id).await?;
+        let (previous, fetched) = tokio::try_join!(
+            async { Ok::<_, SyncError>(ctx.table.get_customer_state(customer_id).await?) },
+            async {
+                Ok::<_, SyncError>(
+                    fetch::customer_truth(ctx.stripe, ctx.products, customer_id).await?,
+                )
+            },
+        )?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let grace = i64::try_from(ctx.premium_grace.as_secs()).unwrap_or(i64::MAX);
+        let premium = premium(&fetched.snapshot, now, grace);
+        let previous_snapshot = previous
+            .as_ref()
+            .map(|s| s.snapshot.clone())
+            .unwrap_or_else(|| CustomerSnapshot::empty(customer_id.clone()));
+        let changes = diff(&previous_snapshot, &fetched.snapshot);
+        let user_id = fetched.user_id.or_else(|| previous.and_then(|p| p.user_id));
+        let state = CustomerState {
+            snapshot: fetched.snapshot,
+            premium: premium.clone(),
+            synced_version: ticket,
+            synced_at: now_rfc3339(),
+            user_id: user_id.clone(),
+        };
+
+        // The user's premium flag is updated only while the user is linked to this customer.
+        let mut update_user = user_id.is_some();
+        loop {
+            let mut tx = Transaction::new();
+            let state_position = tx.put_customer_state(ctx.table, &state)?;
+            let user_position = match (&user_id, update_user) {
+                (Some(user), true) => {
+                    Some(tx.update_user_premium(ctx.table, user, customer_id, &premium)?)
+                }
+                _ => None,
+            };
+            for (n, change) in changes.iter().enumerate() {
+                let entry = AuditEntry {
+                    customer_id: customer_id.clone(),
+                    source: trigger.source,
+                    reference: trigger.reference.clone(),
+                    at: state.synced_at.clone(),
+                    change: change.clone(),
+                };
+                tx.put_audit_entry(ctx.table, &entry, ticket, n)?;
+            }
+            let caller_start = tx.len();
+            caller.add(ctx.table, &mut tx)?;
+            match ctx.table.commit(tx).await {
+                Ok(()) => {
+                    tracing::info!(customer = %customer_id, ticket, changes = changes.len(), source = ?trigger.source, "customer synced");
+                    return Ok(SyncOutcome {
+                        previous: previous_snapshot,
+                        current: state.snapshot,
+                        changes,
+                        premium,
+                        user_id,
+                    });
+                }
+                Err(StoreError::TransactionConditionsFailed(failed)) => {
+                    if failed.contains(&state_position) {
+                        tracing::info!(customer = %customer_id, ticket, attempt, "newer state already stored; syncing again");
+                        break;
+                    }
+                    if user_position.is_some_and(|p| failed.contains(&p)) {
+                        update_user = false;
+                        continue;
+                    }
+                    if let Some(p) = failed.iter().find(|p| **p >= caller_start) {
+                        return Err(SyncError::CallerConditionFailed(p - caller_start));
+                    }
+                    return Err(StoreError::TransactionConditionsFailed(failed).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Err(SyncError::Contended(customer_id.clone()))
+}
