@@ -1,0 +1,181 @@
+//! Checkout sessions: create and retrieve. Completion (the payment page) comes later.
+
+use super::{arg, catalog, Handler};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::new_id;
+use crate::params::{apply_metadata, Params};
+use crate::state::{Ctx, State};
+use serde_json::{json, Value};
+
+pub const CREATE: Handler = create;
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "mode",
+        "customer",
+        "customer_email",
+        "line_items",
+        "success_url",
+        "cancel_url",
+        "client_reference_id",
+        "metadata",
+        "subscription_data",
+        "allow_promotion_codes",
+        "billing_address_collection",
+        "locale",
+        "payment_method_types",
+        "ui_mode",
+        "return_url",
+    ])?;
+    let mode = p
+        .one_of("mode", &["payment", "setup", "subscription"])?
+        .ok_or_else(|| ApiError::missing("mode"))?;
+    let ui_mode = p
+        .one_of("ui_mode", &["custom", "embedded", "hosted"])?
+        .unwrap_or("hosted");
+    let success_url = p.text("success_url")?;
+    if ui_mode == "hosted" && success_url.is_none() {
+        return Err(ApiError::missing("success_url"));
+    }
+    let customer = p.text("customer")?;
+    let customer_email = p.text("customer_email")?;
+    if customer.is_some() && customer_email.is_some() {
+        return Err(ApiError::invalid(
+            "You may only specify one of these parameters: customer, customer_email.",
+        )
+        .code("parameters_exclusive")
+        .param("customer_email"));
+    }
+    if let Some(c) = customer {
+        st.customer(c, "customer")?;
+    }
+    let items = p.objects("line_items")?.unwrap_or_default();
+    if mode != "setup" && items.is_empty() {
+        return Err(ApiError::missing("line_items"));
+    }
+    let mut line_items = Vec::new();
+    let mut total = 0i64;
+    let mut currency = Value::Null;
+    let mut recurring = false;
+    for (i, it) in items.iter().enumerate() {
+        it.allow(&["price", "quantity", "adjustable_quantity"])?;
+        let price_id = it.require("price")?;
+        let price = catalog::price(st, price_id, &format!("line_items[{i}][price]"))?.clone();
+        let qty = it.integer("quantity")?.ok_or_else(|| {
+            ApiError::invalid_param(
+                format!("line_items[{i}][quantity]"),
+                format!("Quantity is required. Add `quantity` to `line_items[{i}]`"),
+            )
+        })?;
+        recurring |= price["type"] == "recurring";
+        let amount = price["unit_amount"].as_i64().unwrap_or(0) * qty;
+        total += amount;
+        currency = price["currency"].clone();
+        line_items.push(json!({
+            "id": new_id("li_"),
+            "object": "item",
+            "amount_discount": 0,
+            "amount_subtotal": amount,
+            "amount_tax": 0,
+            "amount_total": amount,
+            "currency": price["currency"],
+            "description": st.products.get(price["product"].as_str().unwrap_or_default()).map(|p| p["name"].clone()),
+            "price": price,
+            "quantity": qty,
+        }));
+    }
+    if mode == "subscription" && !recurring {
+        return Err(ApiError::invalid_param(
+            "line_items",
+            "You must provide at least one recurring price in `subscription` mode when using prices.",
+        ));
+    }
+    let now = st.now();
+    let id = new_id("cs_test_");
+    let mut metadata = json!({});
+    apply_metadata(&mut metadata, p.raw("metadata"))?;
+    if let Some(sd) = p.sub("subscription_data")? {
+        sd.allow(&["metadata", "trial_period_days", "description"])?;
+    }
+    let url = (ui_mode == "hosted").then(|| format!("{}/c/pay/{id}", ctx.base_url));
+    let session = json!({
+        "id": id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": false},
+        "after_expiration": null,
+        "allow_promotion_codes": p.boolean("allow_promotion_codes")?,
+        "amount_subtotal": total,
+        "amount_total": total,
+        "automatic_tax": {"enabled": false, "liability": null, "provider": null, "status": null},
+        "billing_address_collection": p.one_of("billing_address_collection", &["auto", "required"])?,
+        "cancel_url": p.text("cancel_url")?,
+        "client_reference_id": p.text("client_reference_id")?,
+        "client_secret": null,
+        "collected_information": null,
+        "consent": null,
+        "consent_collection": null,
+        "created": now,
+        "currency": currency,
+        "currency_conversion": null,
+        "custom_fields": [],
+        "custom_text": {"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null},
+        "customer": customer,
+        "customer_account": null,
+        "customer_creation": if customer.is_none() && mode == "payment" { json!("if_required") } else { Value::Null },
+        "customer_details": null,
+        "customer_email": customer_email,
+        "discounts": [],
+        "expires_at": now + 24 * 3600,
+        "integration_identifier": null,
+        "invoice": null,
+        "invoice_creation": if mode == "payment" {
+            json!({"enabled": false, "invoice_data": {"account_tax_ids": null, "custom_fields": null, "description": null, "footer": null, "issuer": null, "metadata": {}, "rendering_options": null}})
+        } else { Value::Null },
+        "livemode": false,
+        "locale": p.text("locale")?,
+        "managed_payments": {"enabled": false},
+        "metadata": metadata,
+        "mode": mode,
+        "origin_context": null,
+        "payment_intent": null,
+        "payment_link": null,
+        "payment_method_collection": "always",
+        "payment_method_configuration_details": null,
+        "payment_method_options": {},
+        "payment_method_types": ["card"],
+        "payment_status": if mode == "setup" { "no_payment_required" } else { "unpaid" },
+        "permissions": null,
+        "phone_number_collection": {"enabled": false},
+        "recovered_from": null,
+        "saved_payment_method_options": null,
+        "setup_intent": null,
+        "shipping_address_collection": null,
+        "shipping_cost": null,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": null,
+        "subscription": null,
+        "success_url": success_url,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": ui_mode,
+        "url": url,
+        "wallet_options": null,
+    });
+    st.checkout_sessions.insert(session.clone());
+    // Kept aside for completing the session later (`line_items` is not part of the object).
+    let subscription_data = p.raw("subscription_data").cloned().unwrap_or(Value::Null);
+    st.checkout_extras.insert(
+        id,
+        json!({"line_items": line_items, "subscription_data": subscription_data}),
+    );
+    Ok(session)
+}
+
+pub const GET: Handler = get;
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&[])?;
+    let id = arg(ids, 0);
+    st.checkout_sessions
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))
+}

@@ -1,0 +1,60 @@
+//! Events: list (type filter incl. `customer.*` wildcards) and retrieve.
+
+use super::{arg, Handler};
+use crate::error::{ApiError, ApiResult};
+use crate::list::paginate;
+use crate::params::Params;
+use crate::state::{Ctx, State};
+use serde_json::Value;
+
+fn type_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+pub const LIST: Handler = list;
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "type",
+        "types",
+        "created",
+        "delivery_success",
+        "limit",
+        "starting_after",
+        "ending_before",
+    ])?;
+    let kind = p.text("type")?;
+    let types = p.strings("types")?;
+    if kind.is_some() && types.is_some() {
+        return Err(ApiError::invalid(
+            "You may only specify one of these parameters: type, types.",
+        )
+        .code("parameters_exclusive")
+        .param("types"));
+    }
+    let items = st
+        .events
+        .newest_first()
+        .filter(|e| {
+            let t = e["type"].as_str().unwrap_or_default();
+            kind.is_none_or(|k| type_matches(k, t))
+                && types
+                    .as_ref()
+                    .is_none_or(|ts| ts.iter().any(|k| type_matches(k, t)))
+        })
+        .cloned()
+        .collect();
+    paginate(items, p, "/v1/events", "event")
+}
+
+pub const GET: Handler = get;
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&[])?;
+    let id = arg(ids, 0);
+    st.events
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("event", id, "id"))
+}

@@ -1,0 +1,250 @@
+//! Invoices: created by subscriptions (first period), listed and retrieved through the API.
+
+use super::{arg, Handler};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::new_id;
+use crate::list::paginate;
+use crate::params::Params;
+use crate::state::{Ctx, State};
+use serde_json::{json, Value};
+
+fn money(amount: i64) -> String {
+    format!("${}.{:02}", amount / 100, amount % 100)
+}
+
+/// Creates the invoice for a subscription's current period, emitting the events Stripe
+/// would: `invoice.created`, `invoice.finalized`, and when `pay` `invoice.paid` and
+/// `invoice.payment_succeeded`.
+pub fn bill_subscription(
+    st: &mut State,
+    ctx: &Ctx,
+    sub: &Value,
+    id: &str,
+    reason: &str,
+    pay: bool,
+) -> ApiResult<()> {
+    let now = st.now();
+    let sub_id = sub["id"].as_str().unwrap_or_default();
+    let customer_id = sub["customer"].as_str().unwrap_or_default();
+    let trialing = sub["status"] == "trialing";
+    let mut lines = Vec::new();
+    let mut total = 0;
+    for item in sub["items"]["data"].as_array().into_iter().flatten() {
+        let price = &item["price"];
+        let qty = item["quantity"].as_i64().unwrap_or(1);
+        // A trial's first invoice bills nothing ("Trial period for Portico Pro").
+        let unit = if trialing {
+            0
+        } else {
+            price["unit_amount"].as_i64().unwrap_or(0)
+        };
+        let amount = unit * qty;
+        total += amount;
+        let product_name = st
+            .products
+            .get(price["product"].as_str().unwrap_or_default())
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("Subscription")
+            .to_string();
+        let description = if trialing {
+            format!("Trial period for {product_name}")
+        } else {
+            format!(
+                "{qty} × {product_name} (at {} / {})",
+                money(price["unit_amount"].as_i64().unwrap_or(0)),
+                price["recurring"]["interval"].as_str().unwrap_or("month")
+            )
+        };
+        lines.push(json!({
+            "id": new_id("il_"),
+            "object": "line_item",
+            "amount": amount,
+            "currency": price["currency"],
+            "description": description,
+            "discount_amounts": [],
+            "discountable": true,
+            "discounts": [],
+            "invoice": id,
+            "livemode": false,
+            "metadata": {},
+            "parent": {
+                "invoice_item_details": null,
+                "subscription_item_details": {
+                    "invoice_item": null,
+                    "proration": false,
+                    "proration_details": {"credited_items": null},
+                    "subscription": sub_id,
+                    "subscription_item": item["id"],
+                },
+                "type": "subscription_item_details",
+            },
+            "period": {"end": item["current_period_end"], "start": item["current_period_start"]},
+            "pretax_credit_amounts": [],
+            "pricing": {
+                "price_details": {"price": price["id"], "product": price["product"]},
+                "type": "price_details",
+                "unit_amount_decimal": unit.to_string(),
+            },
+            "quantity": qty,
+            "quantity_decimal": qty.to_string(),
+            "subscription": sub_id,
+            "subtotal": amount,
+            "taxes": [],
+        }));
+    }
+    let customer = st.customer(customer_id, "customer")?.clone();
+    let mut invoice = json!({
+        "id": id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Portico (Stripe emulator)",
+        "account_tax_ids": null,
+        "amount_due": total,
+        "amount_overpaid": 0,
+        "amount_paid": 0,
+        "amount_remaining": total,
+        "amount_shipping": 0,
+        "application": null,
+        "attempt_count": 0,
+        "attempted": false,
+        "auto_advance": true,
+        "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null, "provider": null, "status": null},
+        "automatically_finalizes_at": null,
+        "billing_reason": reason,
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": "usd",
+        "custom_fields": null,
+        "customer": customer_id,
+        "customer_account": null,
+        "customer_address": customer["address"],
+        "customer_email": customer["email"],
+        "customer_name": customer["name"],
+        "customer_phone": customer["phone"],
+        "customer_shipping": customer["shipping"],
+        "customer_tax_exempt": customer["tax_exempt"],
+        "customer_tax_ids": [],
+        "default_payment_method": null,
+        "default_source": null,
+        "default_tax_rates": [],
+        "description": null,
+        "discounts": [],
+        "due_date": null,
+        "effective_at": null,
+        "ending_balance": null,
+        "footer": null,
+        "from_invoice": null,
+        "hosted_invoice_url": null,
+        "invoice_pdf": null,
+        "issuer": {"type": "self"},
+        "last_finalization_error": null,
+        "latest_revision": null,
+        "lines": {"object": "list", "data": lines, "has_more": false, "total_count": lines.len(), "url": format!("/v1/invoices/{id}/lines")},
+        "livemode": false,
+        "metadata": {},
+        "next_payment_attempt": null,
+        "number": null,
+        "on_behalf_of": null,
+        "parent": {
+            "quote_details": null,
+            "subscription_details": {"metadata": sub["metadata"], "subscription": sub_id},
+            "type": "subscription_details",
+        },
+        "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+        "period_end": now,
+        "period_start": now,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "receipt_number": null,
+        "rendering": null,
+        "shipping_cost": null,
+        "shipping_details": null,
+        "starting_balance": 0,
+        "statement_descriptor": null,
+        "status": "draft",
+        "status_transitions": {"finalized_at": null, "marked_uncollectible_at": null, "paid_at": null, "voided_at": null},
+        "subscription": sub_id,
+        "subtotal": total,
+        "subtotal_excluding_tax": total,
+        "test_clock": null,
+        "total": total,
+        "total_discount_amounts": [],
+        "total_excluding_tax": total,
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
+        "webhooks_delivered_at": null,
+    });
+    st.emit(ctx, "invoice.created", &invoice, None);
+
+    // Finalize: number from the customer's prefix and sequence, hosted pages on the emulator.
+    let seq = customer["next_invoice_sequence"].as_i64().unwrap_or(1);
+    if let Ok(c) = st.customer_mut(customer_id, "customer") {
+        c["next_invoice_sequence"] = json!(seq + 1);
+    }
+    invoice["number"] = json!(format!(
+        "{}-{seq:04}",
+        customer["invoice_prefix"].as_str().unwrap_or("EMU")
+    ));
+    invoice["status"] = json!("open");
+    invoice["effective_at"] = json!(now);
+    invoice["status_transitions"]["finalized_at"] = json!(now);
+    invoice["hosted_invoice_url"] = json!(format!("{}/i/{id}", ctx.base_url));
+    invoice["invoice_pdf"] = json!(format!("{}/i/{id}/pdf", ctx.base_url));
+    invoice["webhooks_delivered_at"] = json!(now);
+    st.emit(ctx, "invoice.finalized", &invoice, None);
+
+    if pay || total == 0 {
+        invoice["status"] = json!("paid");
+        invoice["amount_paid"] = json!(total);
+        invoice["amount_remaining"] = json!(0);
+        invoice["ending_balance"] = json!(0);
+        invoice["attempted"] = json!(true);
+        invoice["attempt_count"] = json!(if total > 0 { 1 } else { 0 });
+        invoice["auto_advance"] = json!(false);
+        invoice["status_transitions"]["paid_at"] = json!(now);
+        st.emit(ctx, "invoice.paid", &invoice, None);
+        st.emit(ctx, "invoice.payment_succeeded", &invoice, None);
+    }
+    st.invoices.insert(invoice);
+    Ok(())
+}
+
+pub const LIST: Handler = list;
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "customer",
+        "subscription",
+        "status",
+        "collection_method",
+        "created",
+        "due_date",
+        "limit",
+        "starting_after",
+        "ending_before",
+    ])?;
+    let customer = p.text("customer")?;
+    let sub = p.text("subscription")?;
+    let status = p.one_of(
+        "status",
+        &["draft", "open", "paid", "uncollectible", "void"],
+    )?;
+    let items = st
+        .invoices
+        .newest_first()
+        .filter(|v| customer.is_none_or(|c| v["customer"] == c))
+        .filter(|v| sub.is_none_or(|s| v["subscription"] == s))
+        .filter(|v| status.is_none_or(|s| v["status"] == s))
+        .cloned()
+        .collect();
+    paginate(items, p, "/v1/invoices", "invoice")
+}
+
+pub const GET: Handler = get;
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&[])?;
+    let id = arg(ids, 0);
+    st.invoices
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", id, "id"))
+}

@@ -1,0 +1,36 @@
+//! One module per Stripe resource: object builders and endpoint handlers.
+
+pub mod catalog;
+pub mod checkout;
+pub mod customers;
+pub mod events;
+pub mod invoices;
+pub mod payment_methods;
+pub mod portal;
+pub mod subscriptions;
+
+use crate::error::ApiResult;
+use crate::params::Params;
+use crate::state::{Ctx, State};
+use serde_json::Value;
+
+/// Every endpoint: state (locked), request context, parameters, path ids.
+pub type Handler = fn(&mut State, &Ctx, &Params, &[&str]) -> ApiResult<Value>;
+
+/// `address` hash → Stripe's address object with every key present.
+pub fn address(p: &Params, key: &str) -> ApiResult<Option<Value>> {
+    let Some(a) = p.sub(key)? else {
+        return Ok(None);
+    };
+    a.allow(&["city", "country", "line1", "line2", "postal_code", "state"])?;
+    let mut out = serde_json::Map::new();
+    for k in ["city", "country", "line1", "line2", "postal_code", "state"] {
+        out.insert(k.into(), a.text(k)?.map(Value::from).unwrap_or(Value::Null));
+    }
+    Ok(Some(Value::Object(out)))
+}
+
+/// The `i`th id from the path (the router always supplies them).
+pub fn arg<'a>(ids: &[&'a str], i: usize) -> &'a str {
+    ids.get(i).copied().unwrap_or("")
+}

@@ -1,0 +1,588 @@
+//! Subscriptions and their items: create (bills the first period), list, retrieve, update
+//! (cancel at period end, plan change, metadata), cancel.
+
+use super::{arg, catalog, invoices, payment_methods, Handler};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::new_id;
+use crate::list::paginate;
+use crate::params::{apply_metadata, Params};
+use crate::state::{add_interval, previous_attributes, Ctx, State};
+use serde_json::{json, Value};
+
+const FEEDBACK: &[&str] = &[
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+];
+const STATUSES: &[&str] = &[
+    "active",
+    "all",
+    "canceled",
+    "ended",
+    "incomplete",
+    "incomplete_expired",
+    "past_due",
+    "paused",
+    "trialing",
+    "unpaid",
+];
+/// Statuses in which a subscription can still be changed by a customer (portal flows).
+pub const UPDATABLE: &[&str] = &["active", "trialing", "past_due"];
+
+fn new_item(
+    st: &State,
+    sub_id: &str,
+    price_id: &str,
+    qty: i64,
+    start: i64,
+    param: &str,
+) -> ApiResult<Value> {
+    let price = catalog::price(st, price_id, param)?;
+    if price["type"] != "recurring" {
+        return Err(ApiError::invalid_param(
+            param,
+            "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
+        ));
+    }
+    Ok(item_object(
+        &new_id("si_"),
+        sub_id,
+        price,
+        qty,
+        start,
+        st.now(),
+    ))
+}
+
+fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now: i64) -> Value {
+    let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
+    let count = price["recurring"]["interval_count"].as_i64().unwrap_or(1);
+    json!({
+        "id": id,
+        "object": "subscription_item",
+        "billing_thresholds": null,
+        "created": now,
+        "current_period_end": add_interval(start, interval, count),
+        "current_period_start": start,
+        "discounts": [],
+        "metadata": {},
+        "plan": catalog::plan_from_price(price),
+        "price": price,
+        "quantity": qty,
+        "subscription": sub_id,
+        "tax_rates": [],
+    })
+}
+
+fn quantity(p: &Params) -> ApiResult<Option<i64>> {
+    match p.integer("quantity")? {
+        Some(q) if q < 0 => Err(ApiError::invalid_param(
+            p.name("quantity"),
+            "Invalid quantity: must be non-negative",
+        )),
+        q => Ok(q),
+    }
+}
+
+pub const CREATE: Handler = create;
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "customer",
+        "items",
+        "default_payment_method",
+        "metadata",
+        "description",
+        "cancel_at_period_end",
+        "payment_behavior",
+        "proration_behavior",
+        "collection_method",
+        "off_session",
+        "trial_period_days",
+    ])?;
+    let customer_id = p.require("customer")?;
+    let customer = st.customer(customer_id, "customer")?.clone();
+    let items = p
+        .objects("items")?
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::missing("items"))?;
+    p.one_of(
+        "payment_behavior",
+        &[
+            "allow_incomplete",
+            "default_incomplete",
+            "error_if_incomplete",
+            "pending_if_incomplete",
+        ],
+    )?;
+    p.one_of(
+        "proration_behavior",
+        &["always_invoice", "create_prorations", "none"],
+    )?;
+    p.one_of("collection_method", &["charge_automatically"])?;
+    let trial_days = p.integer("trial_period_days")?;
+    let default_pm = p.text("default_payment_method")?;
+    if let Some(pm) = default_pm {
+        payment_methods::ensure_attached(st, pm, customer_id, "default_payment_method")?;
+    }
+    let pay_with = default_pm.map(str::to_string).or_else(|| {
+        customer["invoice_settings"]["default_payment_method"]
+            .as_str()
+            .map(str::to_string)
+    });
+
+    let now = st.now();
+    let id = new_id("sub_");
+    let mut data = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        it.allow(&["price", "quantity", "metadata"])?;
+        let price = it.require("price")?;
+        let qty = quantity(it)?.unwrap_or(1);
+        let mut item = new_item(st, &id, price, qty, now, &format!("items[{i}][price]"))?;
+        apply_metadata(&mut item["metadata"], it.raw("metadata"))?;
+        if let Some(days) = trial_days {
+            item["current_period_end"] = json!(now + days * 86_400);
+        }
+        data.push(item);
+    }
+    let currency = data
+        .first()
+        .map(|i| i["price"]["currency"].clone())
+        .unwrap_or(json!("usd"));
+    let status = match (trial_days, &pay_with) {
+        (Some(d), _) if d > 0 => "trialing",
+        (_, Some(_)) => "active",
+        // allow_incomplete without a payment method: the first invoice stays open.
+        (_, None) => "incomplete",
+    };
+    let mut sub = json!({
+        "id": id,
+        "object": "subscription",
+        "application": null,
+        "application_fee_percent": null,
+        "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null},
+        "billing_cycle_anchor": now,
+        "billing_cycle_anchor_config": null,
+        "billing_mode": {"flexible": null, "type": "classic", "updated_at": null},
+        "billing_schedules": [],
+        "billing_thresholds": null,
+        "cancel_at": null,
+        "cancel_at_period_end": false,
+        "canceled_at": null,
+        "cancellation_details": {"comment": null, "feedback": null, "reason": null},
+        "collection_method": "charge_automatically",
+        "created": now,
+        "currency": currency,
+        "customer": customer_id,
+        "customer_account": null,
+        "days_until_due": null,
+        "default_payment_method": default_pm,
+        "default_source": null,
+        "default_tax_rates": [],
+        "description": p.text("description")?,
+        "discounts": [],
+        "ended_at": null,
+        "invoice_settings": {"account_tax_ids": null, "custom_fields": null, "description": null, "footer": null, "issuer": {"type": "self"}},
+        "items": {
+            "object": "list",
+            "data": data,
+            "has_more": false,
+            "total_count": items.len(),
+            "url": format!("/v1/subscription_items?subscription={id}"),
+        },
+        "latest_invoice": null,
+        "livemode": false,
+        "managed_payments": {"enabled": false},
+        "metadata": {},
+        "next_pending_invoice_item_invoice": null,
+        "on_behalf_of": null,
+        "pause_collection": null,
+        "payment_settings": {"payment_method_options": null, "payment_method_types": null, "save_default_payment_method": "off"},
+        "pending_invoice_item_interval": null,
+        "pending_setup_intent": null,
+        "pending_update": null,
+        "schedule": null,
+        "start_date": now,
+        "status": status,
+        "test_clock": null,
+        "transfer_data": null,
+        "trial_end": trial_days.map(|d| now + d * 86_400),
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_start": trial_days.map(|_| now),
+    });
+    apply_metadata(&mut sub["metadata"], p.raw("metadata"))?;
+    if p.boolean("cancel_at_period_end")? == Some(true) {
+        sub["cancel_at_period_end"] = json!(true);
+        sub["cancel_at"] = period_end(&sub);
+        sub["canceled_at"] = json!(now);
+    }
+
+    // Stripe emits `customer.subscription.created` (already naming its first invoice)
+    // before the invoice's own events, so the invoice id is chosen up front.
+    let invoice_id = new_id("in_");
+    sub["latest_invoice"] = json!(invoice_id);
+    st.subscriptions.insert(sub.clone());
+    st.emit(ctx, "customer.subscription.created", &sub, None);
+    invoices::bill_subscription(
+        st,
+        ctx,
+        &sub,
+        &invoice_id,
+        "subscription_create",
+        pay_with.is_some(),
+    )?;
+    // Stripe records the currency on the customer with its first subscription.
+    if customer["currency"].is_null() {
+        if let Ok(c) = st.customer_mut(customer_id, "customer") {
+            let before = c.clone();
+            c["currency"] = currency.clone();
+            let after = c.clone();
+            st.emit(
+                ctx,
+                "customer.updated",
+                &after,
+                Some(previous_attributes(&before, &after)),
+            );
+        }
+    }
+    Ok(sub)
+}
+
+fn period_end(sub: &Value) -> Value {
+    sub["items"]["data"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["current_period_end"].as_i64())
+                .max()
+        })
+        .map_or(Value::Null, |e| json!(e))
+}
+
+fn sub_ref<'s>(st: &'s State, id: &str, param: &str) -> ApiResult<&'s Value> {
+    st.subscriptions
+        .get(id)
+        .ok_or_else(|| ApiError::no_such("subscription", id, param))
+}
+
+pub const GET: Handler = get;
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&[])?;
+    sub_ref(st, arg(ids, 0), "id").cloned()
+}
+
+pub const LIST: Handler = list;
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "customer",
+        "price",
+        "status",
+        "created",
+        "collection_method",
+        "current_period_end",
+        "current_period_start",
+        "test_clock",
+        "limit",
+        "starting_after",
+        "ending_before",
+    ])?;
+    let customer = p.text("customer")?;
+    let price = p.text("price")?;
+    let status = p.one_of("status", STATUSES)?;
+    let keep = |s: &Value| match status {
+        None => s["status"] != "canceled",
+        Some("all") => true,
+        Some("ended") => s["status"] == "canceled" || s["status"] == "incomplete_expired",
+        Some(x) => s["status"] == x,
+    };
+    let items = st
+        .subscriptions
+        .newest_first()
+        .filter(|s| customer.is_none_or(|c| s["customer"] == c))
+        .filter(|s| {
+            price.is_none_or(|pr| {
+                s["items"]["data"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|i| i["price"]["id"] == pr))
+            })
+        })
+        .filter(|s| keep(s))
+        .cloned()
+        .collect();
+    paginate(items, p, "/v1/subscriptions", "subscription")
+}
+
+fn apply_cancellation_details(sub: &mut Value, p: &Params) -> ApiResult<()> {
+    if let Some(cd) = p.sub("cancellation_details")? {
+        cd.allow(&["comment", "feedback"])?;
+        if let Some(c) = cd.string("comment")? {
+            sub["cancellation_details"]["comment"] =
+                if c.is_empty() { Value::Null } else { json!(c) };
+        }
+        if cd.string("feedback")? == Some("") {
+            sub["cancellation_details"]["feedback"] = Value::Null;
+        } else if let Some(f) = cd.one_of("feedback", FEEDBACK)? {
+            sub["cancellation_details"]["feedback"] = json!(f);
+        }
+    }
+    Ok(())
+}
+
+pub const UPDATE: Handler = update;
+fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&[
+        "cancel_at_period_end",
+        "cancel_at",
+        "cancellation_details",
+        "items",
+        "proration_behavior",
+        "proration_date",
+        "payment_behavior",
+        "metadata",
+        "default_payment_method",
+        "description",
+        "off_session",
+    ])?;
+    let id = arg(ids, 0);
+    let before = sub_ref(st, id, "id")?.clone();
+    let now = st.now();
+    let mut sub = before.clone();
+    if sub["status"] == "canceled" {
+        let only_allowed = p
+            .map
+            .keys()
+            .all(|k| ["cancellation_details", "metadata", "expand"].contains(&k.as_str()));
+        if !only_allowed {
+            return Err(ApiError::invalid(
+                "A canceled subscription can only update its cancellation_details and metadata.",
+            ));
+        }
+    }
+    p.one_of(
+        "proration_behavior",
+        &["always_invoice", "create_prorations", "none"],
+    )?;
+    p.one_of(
+        "payment_behavior",
+        &[
+            "allow_incomplete",
+            "default_incomplete",
+            "error_if_incomplete",
+            "pending_if_incomplete",
+        ],
+    )?;
+    apply_metadata(&mut sub["metadata"], p.raw("metadata"))?;
+    apply_cancellation_details(&mut sub, p)?;
+    if let Some(d) = p.string("description")? {
+        sub["description"] = if d.is_empty() { Value::Null } else { json!(d) };
+    }
+    if let Some(pm) = p.string("default_payment_method")? {
+        if pm.is_empty() {
+            sub["default_payment_method"] = Value::Null;
+        } else {
+            let customer = sub["customer"].as_str().unwrap_or_default().to_string();
+            payment_methods::ensure_attached(st, pm, &customer, "default_payment_method")?;
+            sub["default_payment_method"] = json!(pm);
+        }
+    }
+
+    // Items: `id` (+ `price`/`quantity`/`deleted`) changes an item, no `id` adds one.
+    if let Some(items) = p.objects("items")? {
+        let mut data: Vec<Value> = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+        for (i, it) in items.iter().enumerate() {
+            it.allow(&[
+                "id",
+                "price",
+                "quantity",
+                "deleted",
+                "metadata",
+                "clear_usage",
+            ])?;
+            let qty = quantity(it)?;
+            match it.text("id")? {
+                Some(si) => {
+                    let pos = data.iter().position(|d| d["id"] == si).ok_or_else(|| {
+                        ApiError::invalid_param(
+                            format!("items[{i}][id]"),
+                            format!("Invalid subscription_item: {si} does not belong to subscription {id}"),
+                        )
+                    })?;
+                    if it.boolean("deleted")? == Some(true) {
+                        data.remove(pos);
+                        continue;
+                    }
+                    if let Some(price) = it.text("price")? {
+                        let pr = catalog::price(st, price, &format!("items[{i}][price]"))?.clone();
+                        let start = data[pos]["current_period_start"].as_i64().unwrap_or(now);
+                        let q = qty.or(data[pos]["quantity"].as_i64()).unwrap_or(1);
+                        let mut item = item_object(
+                            si,
+                            id,
+                            &pr,
+                            q,
+                            start,
+                            data[pos]["created"].as_i64().unwrap_or(now),
+                        );
+                        item["metadata"] = data[pos]["metadata"].clone();
+                        // A change of interval restarts the period now, as Stripe resets the anchor.
+                        if pr["recurring"]["interval"]
+                            != data[pos]["price"]["recurring"]["interval"]
+                        {
+                            item = item_object(
+                                si,
+                                id,
+                                &pr,
+                                q,
+                                now,
+                                data[pos]["created"].as_i64().unwrap_or(now),
+                            );
+                            sub["billing_cycle_anchor"] = json!(now);
+                        }
+                        data[pos] = item;
+                    } else if let Some(q) = qty {
+                        data[pos]["quantity"] = json!(q);
+                    }
+                    apply_metadata(&mut data[pos]["metadata"], it.raw("metadata"))?;
+                }
+                None => {
+                    let price = it.require("price")?;
+                    let start = data
+                        .first()
+                        .and_then(|d| d["current_period_start"].as_i64())
+                        .unwrap_or(now);
+                    let mut item = new_item(
+                        st,
+                        id,
+                        price,
+                        qty.unwrap_or(1),
+                        start,
+                        &format!("items[{i}][price]"),
+                    )?;
+                    apply_metadata(&mut item["metadata"], it.raw("metadata"))?;
+                    data.push(item);
+                }
+            }
+        }
+        if data.is_empty() {
+            return Err(ApiError::invalid_param(
+                "items",
+                "A subscription must have at least one active plan.",
+            ));
+        }
+        sub["items"]["total_count"] = json!(data.len());
+        sub["items"]["data"] = Value::Array(data);
+    }
+
+    let at_period_end = p.boolean("cancel_at_period_end")?;
+    let cancel_at = p.string("cancel_at")?;
+    if at_period_end == Some(true) && cancel_at.is_some_and(|c| !c.is_empty()) {
+        return Err(ApiError::invalid(
+            "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
+        )
+        .code("parameters_exclusive")
+        .param("cancel_at"));
+    }
+    match at_period_end {
+        Some(true) => {
+            sub["cancel_at_period_end"] = json!(true);
+            sub["cancel_at"] = period_end(&sub);
+            sub["canceled_at"] = json!(now);
+        }
+        Some(false) => {
+            sub["cancel_at_period_end"] = json!(false);
+            sub["cancel_at"] = Value::Null;
+            sub["canceled_at"] = Value::Null;
+            if p.sub("cancellation_details")?.is_none() {
+                sub["cancellation_details"] =
+                    json!({"comment": null, "feedback": null, "reason": null});
+            }
+        }
+        None => {}
+    }
+    match cancel_at {
+        None => {}
+        Some("") => {
+            sub["cancel_at"] = Value::Null;
+            sub["canceled_at"] = Value::Null;
+            sub["cancel_at_period_end"] = json!(false);
+        }
+        Some(v) => {
+            let ts = match v {
+                "max_period_end" => period_end(&sub).as_i64(),
+                "min_period_end" => sub["items"]["data"].as_array().and_then(|d| {
+                    d.iter()
+                        .filter_map(|i| i["current_period_end"].as_i64())
+                        .min()
+                }),
+                other => Some(other.parse::<i64>().map_err(|_| {
+                    ApiError::invalid_param(
+                        "cancel_at",
+                        "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                    )
+                })?),
+            };
+            let ts = ts.unwrap_or(now);
+            if ts <= now {
+                return Err(ApiError::invalid_param(
+                    "cancel_at",
+                    "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                ));
+            }
+            sub["cancel_at"] = json!(ts);
+            sub["canceled_at"] = json!(now);
+            // Since 2025 a cancel_at equal to the period end is reported as at-period-end.
+            sub["cancel_at_period_end"] = json!(period_end(&sub).as_i64() == Some(ts));
+        }
+    }
+    if sub["cancel_at"].is_null() {
+        sub["cancellation_details"]["reason"] = Value::Null;
+    } else if sub["status"] != "canceled" {
+        sub["cancellation_details"]["reason"] = json!("cancellation_requested");
+    }
+
+    if sub != before {
+        st.subscriptions.insert(sub.clone());
+        st.emit(
+            ctx,
+            "customer.subscription.updated",
+            &sub,
+            Some(previous_attributes(&before, &sub)),
+        );
+    }
+    Ok(sub)
+}
+
+/// Ends a subscription now: status canceled, `ended_at`/`canceled_at` set, and the
+/// `customer.subscription.deleted` event.
+pub fn cancel_now(st: &mut State, ctx: &Ctx, id: &str, p: Option<&Params>) -> ApiResult<Value> {
+    let now = st.now();
+    let mut sub = sub_ref(st, id, "id")?.clone();
+    if sub["status"] == "canceled" {
+        return Err(ApiError::invalid(format!(
+            "This subscription has already been canceled: {id}"
+        )));
+    }
+    if let Some(p) = p {
+        apply_cancellation_details(&mut sub, p)?;
+    }
+    sub["status"] = json!("canceled");
+    sub["ended_at"] = json!(now);
+    sub["canceled_at"] = json!(now);
+    sub["cancellation_details"]["reason"] = json!("cancellation_requested");
+    st.subscriptions.insert(sub.clone());
+    st.emit(ctx, "customer.subscription.deleted", &sub, None);
+    Ok(sub)
+}
+
+pub const CANCEL: Handler = cancel;
+fn cancel(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&["cancellation_details", "invoice_now", "prorate"])?;
+    p.boolean("invoice_now")?;
+    p.boolean("prorate")?;
+    cancel_now(st, ctx, arg(ids, 0), Some(p))
+}
