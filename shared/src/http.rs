@@ -13,8 +13,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::auth::AuthError;
+use crate::portal::PortalError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
+use crate::stripe::StripeClientError;
+use crate::sync::SyncError;
 
 /// An error on its way to the caller: status, stable machine-readable code, human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +106,79 @@ impl From<SecretsError> for ApiError {
         match e {
             SecretsError::Unavailable { .. } => ApiError::unavailable("secrets_unavailable", &e),
             _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<StripeClientError> for ApiError {
+    fn from(e: StripeClientError) -> Self {
+        match &e {
+            StripeClientError::Key(_)
+            | StripeClientError::Transport(_)
+            | StripeClientError::Timeout => ApiError::unavailable("stripe_unavailable", &e),
+            _ if e.is_retryable() => ApiError::unavailable("stripe_unavailable", &e),
+            StripeClientError::Deleted { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "customer_deleted",
+                "the Stripe customer behind this account was deleted",
+            ),
+            StripeClientError::Api(_) => {
+                // Stripe refused a request we built: our bug or our set-up, not the caller's input.
+                tracing::error!(error = %e, "Stripe rejected a request");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "stripe_error",
+                    "Stripe rejected the request",
+                )
+            }
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Stripe(e) => e.into(),
+            SyncError::Store(e) => e.into(),
+            SyncError::Contended(_) => ApiError::unavailable("sync_contended", &e),
+            SyncError::CallerConditionFailed(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the record changed concurrently; retry",
+            ),
+        }
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(e: PortalError) -> Self {
+        let message = e.to_string();
+        match e {
+            PortalError::InvalidReturnUrl(_) => {
+                ApiError::bad_request("invalid_return_url", message).with_field("return_url")
+            }
+            PortalError::NotConfigured(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "portal_not_configured",
+                message,
+            ),
+            PortalError::NoActiveSubscription(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_active_subscription",
+                message,
+            ),
+            PortalError::SubscriptionRequired(_) => {
+                ApiError::bad_request("subscription_id_required", message)
+                    .with_field("subscription_id")
+            }
+            PortalError::SubscriptionNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
+            }
+            PortalError::SessionNotFound => ApiError::not_found(message),
+            PortalError::Stripe(e) => e.into(),
+            PortalError::Store(e) => e.into(),
+            PortalError::Sync(e) => e.into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod customers;
 pub mod http;
 pub mod ids;
+pub mod portal;
 pub mod secrets;
 pub mod services;
 pub mod store;

@@ -9,6 +9,7 @@ use crate::config::{Config, ConfigError};
 use crate::secrets::SecretsProvider;
 use crate::store::Table;
 use crate::stripe::{ApiKey, StripeClient};
+use crate::sync::{ProductNames, SyncContext};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -24,6 +25,7 @@ pub struct Services {
     pub secrets: Arc<SecretsProvider>,
     pub auth: Authenticator,
     pub stripe: StripeClient,
+    pub products: ProductNames,
 }
 
 impl Services {
@@ -54,7 +56,17 @@ impl Services {
             ),
             secrets,
             auth: Authenticator::new(config.auth.clone(), http),
+            products: ProductNames::default(),
             config,
         })
+    }
+
+    pub fn sync_context(&self) -> SyncContext<'_> {
+        SyncContext {
+            table: &self.table,
+            stripe: &self.stripe,
+            products: &self.products,
+            premium_grace: self.config.premium_grace,
+        }
     }
 }

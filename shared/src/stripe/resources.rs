@@ -327,6 +327,16 @@ impl FlowData {
     }
 
     /// After the flow, show Stripe's confirmation page, optionally with a message.
+    /// After the flow, back to the portal's home page.
+    pub fn then_homepage(mut self) -> Self {
+        self.after_completion = Some(AfterCompletion {
+            completion_type: "portal_homepage".into(),
+            redirect: None,
+            hosted_confirmation: None,
+        });
+        self
+    }
+
     pub fn then_confirm(mut self, custom_message: Option<String>) -> Self {
         self.after_completion = Some(AfterCompletion {
             completion_type: "hosted_confirmation".into(),

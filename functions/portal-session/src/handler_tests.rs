@@ -1,0 +1,302 @@
+use std::sync::Arc;
+
+use portico_testkit::{decode, fixtures, Harness, FRONTEND};
+use serde_json::{json, Value};
+use shared::ids::UserId;
+use shared::store::UserStore;
+
+use super::handle;
+
+async fn create(h: &Harness, event: &str, sub: &str) -> (lambda_http::http::StatusCode, Value) {
+    decode(handle(&h.services, fixtures::request(event, &h.stack.token(sub))).await)
+}
+
+/// The Stripe portal session behind a Portico session, as the emulator holds it.
+async fn stripe_session(h: &Harness, reference: &str) -> Value {
+    let record = h
+        .services
+        .table
+        .get_portal_session(reference)
+        .await
+        .unwrap()
+        .expect("session recorded");
+    h.emulator
+        .object(&record.stripe_session_id)
+        .expect("session in the emulator")
+}
+
+#[tokio::test]
+async fn each_workflow_opens_the_right_flow_with_an_explicit_configuration() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("wf-user").await;
+    let subscriptions = h
+        .stripe
+        .list_subscriptions(&shared::stripe::SubscriptionListParams::all_for(&customer))
+        .await
+        .unwrap();
+    let subscription = subscriptions.data[0].id.to_string();
+
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        (
+            "portal-session/create-payment-update",
+            Some("payment_method_update"),
+            "/dashboard/billing/payment-methods",
+        ),
+        (
+            "portal-session/create-billing-review",
+            None,
+            "/dashboard/billing/history",
+        ),
+        (
+            "portal-session/create-subscription-management",
+            Some("subscription_update"),
+            "/dashboard/billing/subscription-updated",
+        ),
+        (
+            "portal-session/create-cancellation-process",
+            Some("subscription_cancel"),
+            "/dashboard/billing/cancellation-survey",
+        ),
+        (
+            "portal-session/create-profile-update",
+            None,
+            "/dashboard/profile",
+        ),
+    ];
+    for (event, flow, path) in cases {
+        let (status, body) = create(&h, event, "wf-user").await;
+        assert_eq!(status, 201, "{event}: {body}");
+        let session = &body["portal_session"];
+        let reference = session["id"].as_str().unwrap();
+        let return_url = session["return_url"].as_str().unwrap();
+        assert_eq!(
+            return_url,
+            format!("{FRONTEND}{path}?session={reference}"),
+            "{event}"
+        );
+        let stripe = stripe_session(&h, reference).await;
+        assert_eq!(stripe["configuration"], h.configuration.as_str(), "{event}");
+        assert_eq!(stripe["customer"], customer.as_str());
+        assert_eq!(stripe["return_url"], return_url);
+        assert_eq!(session["url"], stripe["url"]);
+        match flow {
+            None => assert!(stripe["flow"].is_null(), "{event}: {}", stripe["flow"]),
+            Some(flow) => {
+                assert_eq!(stripe["flow"]["type"], flow, "{event}");
+                assert_eq!(stripe["flow"]["after_completion"]["type"], "redirect");
+                assert_eq!(
+                    stripe["flow"]["after_completion"]["redirect"]["return_url"],
+                    return_url
+                );
+            }
+        }
+        if flow == Some("subscription_cancel") {
+            assert_eq!(
+                stripe["flow"]["subscription_cancel"]["subscription"],
+                subscription.as_str()
+            );
+        }
+        if flow == Some("subscription_update") {
+            assert_eq!(
+                stripe["flow"]["subscription_update"]["subscription"],
+                subscription.as_str()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_user_with_a_stored_customer_costs_one_stripe_call() {
+    let h = Harness::new().await;
+    h.subscribed_customer("one-call").await;
+    h.emulator.clear_requests();
+    let (status, body) = create(&h, "portal-session/create-billing-review", "one-call").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(h.stripe_calls(), vec!["POST /v1/billing_portal/sessions"]);
+}
+
+#[tokio::test]
+async fn a_given_return_url_must_be_on_an_allowed_origin() {
+    let h = Harness::new().await;
+    let (status, body) = create(&h, "portal-session/create-open-redirect", "redirector").await;
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (400, Some("invalid_return_url")),
+        "{body}"
+    );
+    assert!(
+        h.stripe_calls().is_empty(),
+        "nothing reached Stripe: {:?}",
+        h.stripe_calls()
+    );
+    let user = UserId::parse("redirector").unwrap();
+    assert_eq!(
+        h.services.table.get_user(&user).await.unwrap(),
+        None,
+        "no customer was created"
+    );
+
+    let token = h.stack.token("redirector");
+    for evil in [
+        "//evil.example/x",
+        "https://app.portico.test@evil.example/",
+        "javascript:alert(1)",
+        "https://evil.example/",
+    ] {
+        let request = fixtures::request_with_body(
+            "portal-session/create-default",
+            &token,
+            &json!({"return_url": evil}),
+        );
+        let (status, body) = decode(handle(&h.services, request).await);
+        assert_eq!(
+            (status.as_u16(), body["field"].as_str()),
+            (400, Some("return_url")),
+            "{evil}: {body}"
+        );
+    }
+
+    let (status, body) = create(&h, "portal-session/create-with-return-url", "redirector").await;
+    assert_eq!(status, 201, "{body}");
+    let reference = body["portal_session"]["id"].as_str().unwrap();
+    assert_eq!(
+        body["portal_session"]["return_url"],
+        format!("{FRONTEND}/settings/billing?tab=cards&session={reference}")
+    );
+    assert_eq!(stripe_session(&h, reference).await["locale"], "de");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_first_requests_create_one_customer() {
+    let h = Arc::new(Harness::new().await);
+    let token = h.stack.token("newcomer");
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, token, barrier) = (h.clone(), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let request = fixtures::request("portal-session/create-billing-review", &token);
+                barrier.wait().await;
+                decode(handle(&h.services, request).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let customers = h
+        .stripe
+        .list_customers_by_email("newcomer@example.test", Default::default())
+        .await
+        .unwrap();
+    assert_eq!(customers.data.len(), 1, "exactly one Stripe customer");
+    assert_eq!(
+        customers.data[0]
+            .metadata
+            .get("portico_user_id")
+            .map(String::as_str),
+        Some("newcomer")
+    );
+    let stored = h
+        .services
+        .table
+        .get_user(&UserId::parse("newcomer").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.customer_id.as_ref(), Some(&customers.data[0].id));
+    let created = h
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path == "/v1/customers"
+                && r.status == 200
+                && !r.idempotent_replayed
+        })
+        .count();
+    assert_eq!(created, 1);
+}
+
+#[tokio::test]
+async fn cancellation_without_a_subscription_is_422() {
+    let h = Harness::new().await;
+    let (status, body) = create(&h, "portal-session/create-cancellation-process", "no-sub").await;
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (422, Some("no_active_subscription")),
+        "{body}"
+    );
+    // Subscription management without one opens the portal home instead.
+    let (status, body) = create(
+        &h,
+        "portal-session/create-subscription-management",
+        "no-sub",
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let reference = body["portal_session"]["id"].as_str().unwrap();
+    assert!(stripe_session(&h, reference).await["flow"].is_null());
+}
+
+#[tokio::test]
+async fn without_any_configuration_the_answer_says_how_to_fix_it() {
+    let h = Harness::with(&[("DEFAULT_PORTAL_CONFIGURATION", "")]).await;
+    let (status, body) = create(&h, "portal-session/create-billing-review", "early-user").await;
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (422, Some("portal_not_configured")),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("make portal-config"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_stripe_does_not_know_is_portal_not_configured() {
+    let h = Harness::with(&[("DEFAULT_PORTAL_CONFIGURATION", "bpc_DoesNotExist")]).await;
+    let (status, body) = create(&h, "portal-session/create-billing-review", "misconfigured").await;
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (422, Some("portal_not_configured")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_and_missing_tokens_are_refused() {
+    let h = Harness::new().await;
+    let (status, body) = create(&h, "portal-session/create-bad-body", "someone").await;
+    assert_eq!(
+        (status.as_u16(), body["field"].as_str()),
+        (400, Some("workflow")),
+        "{body}"
+    );
+    let request = fixtures::request("portal-session/create-unauthenticated", "");
+    let (status, body) = decode(handle(&h.services, request).await);
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (401, Some("missing_token"))
+    );
+    assert!(h.stripe_calls().is_empty());
+}
+
+#[tokio::test]
+async fn stripe_down_is_503_and_records_nothing() {
+    // Nothing listens on port 9: every Stripe call fails to connect.
+    let h = Harness::with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]).await;
+    h.subscribed_customer("outage").await;
+    let (status, body) = create(&h, "portal-session/create-billing-review", "outage").await;
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (503, Some("stripe_unavailable")),
+        "{body}"
+    );
+}

@@ -1,0 +1,68 @@
+"""Writes the API Gateway v2 sample events in events/ (run from the repository root).
+
+The events are checked in; this script only keeps their shape consistent. `${TOKEN}` and other
+`${...}` placeholders are filled by the tests and by `make invoke`.
+"""
+import json
+import os
+
+FUNCTION_URL_HOST = "abcdefghijklmnop.lambda-url.us-east-1.on.aws"
+
+
+def event(name, method, path, token=True, body=None, query="", auth=None, host="api.portico.example"):
+    headers = {"accept": "application/json", "host": host, "user-agent": "portico-events/1.0",
+               "x-forwarded-proto": "https"}
+    if token:
+        headers["authorization"] = auth or "Bearer ${TOKEN}"
+    if body is not None:
+        headers["content-type"] = "application/json"
+    ev = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "portico", "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10",
+                     "userAgent": "portico-events/1.0"},
+            "requestId": f"req-{name.split('/')[-1]}", "routeKey": "$default", "stage": "$default",
+            "time": "21/Nov/2026:10:00:00 +0000", "timeEpoch": 1795255200000},
+        "isBase64Encoded": False,
+    }
+    if query:
+        ev["queryStringParameters"] = dict(kv.split("=", 1) for kv in query.split("&"))
+    if body is not None:
+        ev["body"] = body if isinstance(body, str) else json.dumps(body)
+    os.makedirs(os.path.dirname(f"events/{name}.json"), exist_ok=True)
+    with open(f"events/{name}.json", "w") as f:
+        json.dump(ev, f, indent=2)
+        f.write("\n")
+
+
+event("billing-account/get-account", "GET", "/billing/account")
+event("billing-account/get-account-unauthenticated", "GET", "/billing/account", token=False)
+event("billing-account/get-account-invalid-token", "GET", "/billing/account", auth="Bearer not.a-jwt")
+event("billing-account/get-account-wrong-method", "DELETE", "/billing/account")
+event("billing-account/unknown-route", "GET", "/billing/nothing-here")
+
+for workflow in ["payment_update", "billing_review", "subscription_management", "cancellation_process",
+                 "profile_update"]:
+    event(f"portal-session/create-{workflow.replace('_', '-')}", "POST", "/portal/sessions",
+          body={"workflow": workflow})
+event("portal-session/create-default", "POST", "/portal/sessions", body="")
+event("portal-session/create-with-return-url", "POST", "/portal/sessions",
+      body={"workflow": "payment_update", "return_url": "https://app.portico.test/settings/billing?tab=cards",
+            "locale": "de"})
+event("portal-session/create-open-redirect", "POST", "/portal/sessions",
+      body={"workflow": "billing_review", "return_url": "https://app.portico.test.evil.example/phish"})
+event("portal-session/create-bad-body", "POST", "/portal/sessions", body={"workflow": "upgrade_everything"})
+event("portal-session/create-unauthenticated", "POST", "/portal/sessions", token=False, body={})
+
+event("portal-return/return", "GET", "/portal/return", query="session=${SESSION}")
+event("portal-return/return-with-action", "GET", "/portal/return", query="session=${SESSION}&action=payment_updated")
+event("portal-return/return-unknown-session", "GET", "/portal/return",
+      query="session=00000000000000000000000000000000")
+event("portal-return/return-unauthenticated", "GET", "/portal/return", token=False,
+      query="session=00000000000000000000000000000000")

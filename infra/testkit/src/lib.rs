@@ -1,0 +1,155 @@
+//! The test harness every function's tests use: a private slice of moto (table, secret, keys),
+//! an in-process Stripe emulator, and Portico's services wired to both, as in production.
+
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use shared::ids::CustomerId;
+use shared::services::Services;
+use shared::stripe::{ApiKey, RetryPolicy, StripeClient};
+use shared::testing::{TestStack, STRIPE_TEST_KEY};
+use stripe_emulator::{Emulator, EmulatorConfig};
+
+pub use shared::testing::fixtures;
+pub use stripe_emulator;
+
+/// The SPA origin the harness allows returns to.
+pub const FRONTEND: &str = "https://app.portico.test";
+
+pub struct Harness {
+    pub stack: TestStack,
+    pub emulator: Emulator,
+    pub services: Services,
+    /// A client with a fixed key, for arranging state in the emulator.
+    pub stripe: StripeClient,
+    /// The portal configuration every workflow uses unless a test maps another.
+    pub configuration: String,
+}
+
+/// Retries quickly: tests exercise the retry logic, not the wall clock.
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(10),
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(&[]).await
+    }
+
+    /// A harness whose configuration has `overrides` applied.
+    pub async fn with(overrides: &[(&str, &str)]) -> Self {
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .expect("start the Stripe emulator");
+        let stack = TestStack::new().await;
+        let base = emulator.base_url();
+        let probe = stack.config_with(&[("STRIPE_API_BASE", &base)]);
+        let stripe = StripeClient::new(
+            &probe.stripe,
+            reqwest_client(),
+            ApiKey::Static(shared::secrets::Redacted::new(STRIPE_TEST_KEY)),
+        )
+        .with_retry_policy(fast_retries());
+        let configuration = stripe
+            .create_portal_configuration(&default_configuration(), None)
+            .await
+            .expect("create the default portal configuration")
+            .id;
+        let mut env = vec![
+            ("STRIPE_API_BASE", base.as_str()),
+            ("FRONTEND_URL", FRONTEND),
+            ("DEFAULT_PORTAL_CONFIGURATION", configuration.as_str()),
+        ];
+        env.extend_from_slice(overrides);
+        let mut services = stack.services_with(&env);
+        services.stripe = services.stripe.clone().with_retry_policy(fast_retries());
+        // Tests count the Stripe calls they cause, not the harness's set-up.
+        emulator.clear_requests();
+        Harness {
+            stack,
+            emulator,
+            services,
+            stripe,
+            configuration,
+        }
+    }
+
+    /// A customer in the emulator with a card and an active Pro subscription, linked to `sub`.
+    pub async fn subscribed_customer(&self, sub: &str) -> CustomerId {
+        let mut new = stripe_emulator::NewCustomer::new(format!("{sub}@example.test"));
+        new.metadata
+            .push((shared::customers::USER_ID_METADATA.into(), sub.into()));
+        let created = self
+            .emulator
+            .create_customer(new)
+            .expect("emulator customer");
+        let id = CustomerId::parse(
+            created["customer"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+        .expect("customer id");
+        use shared::store::UserStore;
+        let user = shared::ids::UserId::parse(sub).expect("user id");
+        self.services
+            .table
+            .link_customer(
+                &user,
+                Some(&format!("{sub}@example.test")),
+                &id,
+                "2026-11-21T00:00:00Z",
+            )
+            .await
+            .expect("link");
+        id
+    }
+
+    /// Stripe calls made so far, as `METHOD path` lines.
+    pub fn stripe_calls(&self) -> Vec<String> {
+        self.emulator
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+/// A handler's answer as status and JSON body.
+pub fn decode(response: Result<Response<Body>, lambda_http::Error>) -> (StatusCode, Value) {
+    let response = response.expect("handlers never return Err");
+    let status = response.status();
+    let body = serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(response.body().as_ref())}));
+    (status, body)
+}
+
+fn reqwest_client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// A configuration with every feature on, as `make dev` applies.
+pub fn default_configuration() -> Value {
+    json!({
+        "business_profile": {"headline": "Portico test"},
+        "features": {
+            "customer_update": {"enabled": true, "allowed_updates": ["email", "name", "address", "phone"]},
+            "invoice_history": {"enabled": true},
+            "payment_method_update": {"enabled": true},
+            "subscription_cancel": {
+                "enabled": true, "mode": "at_period_end",
+                "cancellation_reason": {"enabled": true, "options": ["too_expensive", "missing_features", "other"]}
+            },
+            "subscription_update": {
+                "enabled": true, "default_allowed_updates": ["price"], "proration_behavior": "create_prorations",
+                "products": [{"product": "prod_portico_pro", "prices": ["price_pro_monthly", "price_pro_yearly"]}]
+            }
+        }
+    })
+}

@@ -1,0 +1,51 @@
+//! Portal sessions with deep-link workflows, and the return that re-syncs and reports.
+
+pub mod return_url;
+mod returning;
+mod session;
+pub mod workflow;
+
+pub use returning::{handle_return, ReturnOutcome, ReturnRequest};
+pub use session::{create_session, CreateSessionRequest, CreatedSession};
+pub use workflow::{Locale, Workflow};
+
+use crate::customers::CustomerError;
+use crate::store::StoreError;
+use crate::stripe::StripeClientError;
+use crate::sync::SyncError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error(transparent)]
+    InvalidReturnUrl(#[from] return_url::ReturnUrlError),
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("there is no active subscription to {0}")]
+    NoActiveSubscription(&'static str),
+    #[error("several subscriptions are active ({0}); say which one with subscription_id")]
+    SubscriptionRequired(String),
+    #[error("no such subscription of yours: {0}")]
+    SubscriptionNotFound(String),
+    #[error("no such portal session")]
+    SessionNotFound,
+    #[error(transparent)]
+    Stripe(#[from] StripeClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<CustomerError> for PortalError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::Stripe(e) => PortalError::Stripe(e),
+            CustomerError::Store(e) => PortalError::Store(e),
+        }
+    }
+}
+
+/// The message for a missing portal configuration: what happened and how to fix it.
+pub(crate) const NOT_CONFIGURED: &str = "the billing portal is not configured for this workflow: \
+    map the workflow to a portal configuration (PUT /portal/workflows/{workflow}), set \
+    DEFAULT_PORTAL_CONFIGURATION, or run `make portal-config`";

@@ -1,0 +1,75 @@
+//! `GET /portal/return?session=<ref>`: the user is back from the portal. Re-sync now (webhooks
+//! may not have arrived yet) and say what changed.
+
+use url::Url;
+
+use super::PortalError;
+use crate::auth::User;
+use crate::http::now_rfc3339;
+use crate::store::{AuditSource, Table, Transaction};
+use crate::sync::{sync_customer, SyncContext, SyncError, SyncOutcome, SyncTrigger};
+
+#[derive(Debug, Clone)]
+pub struct ReturnRequest {
+    pub session: String,
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReturnOutcome {
+    pub sync: SyncOutcome,
+    /// The path of the session's return URL, where the SPA shows the outcome.
+    pub redirect_url: String,
+    /// False when this session had returned before (it is re-synced, not counted again).
+    pub first_return: bool,
+}
+
+pub async fn handle_return(
+    ctx: SyncContext<'_>,
+    user: &User,
+    request: ReturnRequest,
+) -> Result<ReturnOutcome, PortalError> {
+    let session = ctx
+        .table
+        .get_portal_session(&request.session)
+        .await?
+        // Someone else's session and no session look the same to the caller.
+        .filter(|s| s.user_id == user.id)
+        .ok_or(PortalError::SessionNotFound)?;
+    let trigger = SyncTrigger {
+        source: AuditSource::PortalReturn,
+        reference: Some(session.reference.clone()),
+    };
+    let returned_at = now_rfc3339();
+    let mark_returned = |table: &Table, tx: &mut Transaction| {
+        tx.mark_portal_session_returned(
+            table,
+            &session.reference,
+            &returned_at,
+            request.action.as_deref(),
+        )
+        .map(|_| ())
+    };
+
+    let mut first_return = session.returned_at.is_none();
+    let outcome = if first_return {
+        match sync_customer(ctx, &session.customer_id, &trigger, &mark_returned).await {
+            // Two tabs returned at once and the other one counted the return.
+            Err(SyncError::CallerConditionFailed(_)) => {
+                first_return = false;
+                sync_customer(ctx, &session.customer_id, &trigger, &()).await
+            }
+            other => other,
+        }
+    } else {
+        sync_customer(ctx, &session.customer_id, &trigger, &()).await
+    }?;
+    let redirect_url = Url::parse(&session.return_url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| "/".into());
+    Ok(ReturnOutcome {
+        sync: outcome,
+        redirect_url,
+        first_return,
+    })
+}

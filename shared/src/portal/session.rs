@@ -1,0 +1,246 @@
+//! `POST /portal/sessions`: a portal session for the caller's own customer.
+//!
+//! For a user with a stored customer this is one DynamoDB batch read (user + workflow
+//! configuration), one Stripe call and one DynamoDB write.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::return_url::{validate, with_session_ref};
+use super::{Locale, PortalError, Workflow, NOT_CONFIGURED};
+use crate::auth::User;
+use crate::config::PortalConfig;
+use crate::customers::ensure_customer;
+use crate::http::now_rfc3339;
+use crate::ids::{CustomerId, SubscriptionId};
+use crate::store::{Branding, PortalSessionRecord, Table, WorkflowConfigRecord};
+use crate::stripe::{
+    random_idempotency_key, FlowData, PortalSessionParams, StripeClient, SubscriptionListParams,
+    SubscriptionStatus,
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    pub workflow: Option<Workflow>,
+    pub return_url: Option<String>,
+    pub locale: Option<Locale>,
+    pub subscription_id: Option<SubscriptionId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedSession {
+    pub id: String,
+    pub url: String,
+    pub workflow: Workflow,
+    pub return_url: String,
+    pub created_at: String,
+    /// What Stripe's API cannot apply to the portal itself, for the SPA to show around it.
+    pub branding: Option<Branding>,
+}
+
+pub async fn create_session(
+    table: &Table,
+    stripe: &StripeClient,
+    portal: &PortalConfig,
+    user: &User,
+    request: CreateSessionRequest,
+) -> Result<CreatedSession, PortalError> {
+    let workflow = request.workflow.unwrap_or(Workflow::BillingReview);
+    // Validate what we can before any I/O, so bad input changes nothing.
+    let given_return = request
+        .return_url
+        .as_deref()
+        .map(|raw| validate(raw, &portal.allowed_return_origins))
+        .transpose()?;
+
+    let (stored_user, workflow_config) = table
+        .get_user_and_workflow(&user.id, workflow.as_str())
+        .await?;
+    let workflow_config = workflow_config.unwrap_or_default();
+    let configuration = workflow_config
+        .configuration_id
+        .clone()
+        .or_else(|| portal.default_configuration.clone())
+        .ok_or_else(|| PortalError::NotConfigured(NOT_CONFIGURED.into()))?;
+    let customer = ensure_customer(table, stripe, user, stored_user.as_ref()).await?;
+
+    let reference = random_idempotency_key()?;
+    let base = match given_return {
+        Some(url) => url,
+        None => default_return(portal, workflow, &workflow_config)?,
+    };
+    let return_url = with_session_ref(base, &reference).to_string();
+    let flow = flow_for(
+        stripe,
+        workflow,
+        &workflow_config,
+        &customer,
+        request.subscription_id,
+        &return_url,
+    )
+    .await?;
+
+    let params = PortalSessionParams {
+        configuration: Some(configuration.clone()),
+        return_url: Some(return_url.clone()),
+        locale: request.locale.map(|l| l.as_str().to_string()),
+        flow_data: flow,
+        ..PortalSessionParams::new(customer.clone())
+    };
+    let session = stripe
+        .create_portal_session(&params, Some(&reference))
+        .await
+        .map_err(|e| {
+            match e.api_error() {
+                // Stripe's "no configuration" / unknown configuration: a set-up problem, say how to fix it.
+                Some(api)
+                    if api.param.as_deref() == Some("configuration")
+                        || api.message.contains("configuration") =>
+                {
+                    PortalError::NotConfigured(format!(
+                        "{NOT_CONFIGURED} (Stripe said: {})",
+                        api.message
+                    ))
+                }
+                Some(api)
+                    if api
+                        .param
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("flow_data")) =>
+                {
+                    PortalError::NoActiveSubscription(workflow.as_str())
+                }
+                _ => PortalError::Stripe(e),
+            }
+        })?;
+
+    let created_at = now_rfc3339();
+    table
+        .insert_portal_session(&PortalSessionRecord {
+            reference: reference.clone(),
+            user_id: user.id.clone(),
+            customer_id: customer,
+            workflow: workflow.as_str().to_string(),
+            stripe_session_id: session.id,
+            configuration_id: configuration,
+            return_url: return_url.clone(),
+            created_at: created_at.clone(),
+            returned_at: None,
+            action: None,
+        })
+        .await?;
+    Ok(CreatedSession {
+        id: reference,
+        url: session.url,
+        workflow,
+        return_url,
+        created_at,
+        branding: workflow_config.branding,
+    })
+}
+
+fn default_return(
+    portal: &PortalConfig,
+    workflow: Workflow,
+    config: &WorkflowConfigRecord,
+) -> Result<Url, PortalError> {
+    let path = config
+        .return_path
+        .as_deref()
+        .unwrap_or(workflow.default_return_path());
+    let url = portal
+        .frontend_url
+        .join(path)
+        .map_err(|_| super::return_url::ReturnUrlError::NotAbsolute)?;
+    // A misconfigured return path must not be able to leave the SPA's origin either.
+    Ok(
+        validate(url.as_str(), &portal.allowed_return_origins).or_else(|_| {
+            validate(
+                url.as_str(),
+                &[portal.frontend_url.origin().ascii_serialization()],
+            )
+        })?,
+    )
+}
+
+/// The deep link for a workflow; `None` opens the portal home.
+async fn flow_for(
+    stripe: &StripeClient,
+    workflow: Workflow,
+    config: &WorkflowConfigRecord,
+    customer: &CustomerId,
+    chosen: Option<SubscriptionId>,
+    return_url: &str,
+) -> Result<Option<FlowData>, PortalError> {
+    let finish = |flow: FlowData| match config.after_completion.as_deref() {
+        Some("portal_homepage") => flow.then_homepage(),
+        Some("hosted_confirmation") => flow.then_confirm(None),
+        _ => flow.then_redirect(return_url),
+    };
+    Ok(match workflow {
+        Workflow::PaymentUpdate => Some(finish(FlowData::payment_method_update())),
+        Workflow::BillingReview | Workflow::ProfileUpdate => None,
+        Workflow::CancellationProcess => {
+            let subscription = pick_subscription(stripe, customer, chosen, workflow).await?;
+            Some(finish(FlowData::subscription_cancel(subscription.ok_or(
+                PortalError::NoActiveSubscription(workflow.as_str()),
+            )?)))
+        }
+        Workflow::SubscriptionManagement => {
+            match pick_subscription(stripe, customer, chosen, workflow).await {
+                Ok(Some(subscription)) => Some(finish(FlowData::subscription_update(subscription))),
+                // With none, or several and no choice, the portal home lists them all.
+                Ok(None) | Err(PortalError::SubscriptionRequired(_)) => None,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// The subscription a subscription workflow acts on: the chosen one if it is the customer's
+/// and live, else the only live one.
+async fn pick_subscription(
+    stripe: &StripeClient,
+    customer: &CustomerId,
+    chosen: Option<SubscriptionId>,
+    workflow: Workflow,
+) -> Result<Option<SubscriptionId>, PortalError> {
+    let params = SubscriptionListParams {
+        customer: Some(customer.clone()),
+        ..Default::default()
+    };
+    let live: Vec<SubscriptionId> = stripe
+        .list_subscriptions(&params)
+        .await?
+        .data
+        .into_iter()
+        .filter(|s| {
+            matches!(
+                s.status,
+                SubscriptionStatus::Active
+                    | SubscriptionStatus::Trialing
+                    | SubscriptionStatus::PastDue
+            )
+        })
+        .map(|s| s.id)
+        .collect();
+    match chosen {
+        Some(id) if live.contains(&id) => Ok(Some(id)),
+        Some(id) => Err(PortalError::SubscriptionNotFound(id.to_string())),
+        None => match live.as_slice() {
+            [] if workflow == Workflow::CancellationProcess => {
+                Err(PortalError::NoActiveSubscription(workflow.as_str()))
+            }
+            [] => Ok(None),
+            [only] => Ok(Some(only.clone())),
+            several => Err(PortalError::SubscriptionRequired(
+                several
+                    .iter()
+                    .map(SubscriptionId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        },
+    }
+}
