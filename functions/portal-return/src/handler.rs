@@ -68,3 +68,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         }),
     ))
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

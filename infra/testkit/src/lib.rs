@@ -111,6 +111,34 @@ impl Harness {
         id
     }
 
+    /// A raw Stripe API call to the emulator (form-encoded), for arranging what a customer did
+    /// elsewhere. Panics unless Stripe answers 2xx.
+    pub async fn stripe_api(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Value {
+        let url = format!("{}{path}", self.emulator.base_url());
+        let client = reqwest_client();
+        let request = match method {
+            "GET" => client.get(url),
+            "DELETE" => client.delete(url),
+            _ => client.post(url),
+        };
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = request
+            .bearer_auth(STRIPE_TEST_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("emulator reachable");
+        let status = response.status();
+        let value: Value = response.json().await.expect("emulator answers JSON");
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
     /// Stripe calls made so far, as `METHOD path` lines.
     pub fn stripe_calls(&self) -> Vec<String> {
         self.emulator
@@ -128,6 +156,17 @@ pub fn decode(response: Result<Response<Body>, lambda_http::Error>) -> (StatusCo
     let body = serde_json::from_slice(response.body().as_ref())
         .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(response.body().as_ref())}));
     (status, body)
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'[' | b']' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn reqwest_client() -> reqwest::Client {

@@ -26,7 +26,7 @@ pub fn validate(raw: &str, allowed: &[String]) -> Result<Url, ReturnUrlError> {
         return Err(ReturnUrlError::Credentials);
     }
     let origin = url.origin().ascii_serialization();
-    if !allowed.iter().any(|a| *a == origin) {
+    if !allowed.contains(&origin) {
         return Err(ReturnUrlError::Origin(origin));
     }
     Ok(url)

@@ -1,0 +1,378 @@
+use std::sync::Arc;
+
+use portico_testkit::{decode, fixtures, Harness};
+use serde_json::Value;
+use shared::auth::User;
+use shared::ids::{CustomerId, UserId};
+use shared::portal::{create_session, CreateSessionRequest, Workflow};
+use shared::store::{AuditSource, CustomerStore, UserStore};
+
+use super::handle;
+
+fn user(sub: &str) -> User {
+    User {
+        id: UserId::parse(sub).unwrap(),
+        email: Some(format!("{sub}@example.test")),
+        is_admin: false,
+    }
+}
+
+/// A subscribed user with a portal session; returns the customer and the session ref.
+async fn session_for(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
+    let customer = h.subscribed_customer(sub).await;
+    let request = CreateSessionRequest {
+        workflow: Some(workflow),
+        ..Default::default()
+    };
+    let created = create_session(
+        &h.services.table,
+        &h.services.stripe,
+        &h.services.config.portal,
+        &user(sub),
+        request,
+    )
+    .await
+    .unwrap();
+    (customer, created.id)
+}
+
+async fn come_back(h: &Harness, sub: &str, reference: &str) -> (u16, Value) {
+    let token = h.stack.token(sub);
+    let request = fixtures::request_with(
+        "portal-return/return",
+        &[("TOKEN", &token), ("SESSION", reference)],
+    );
+    let (status, body) = decode(handle(&h.services, request).await);
+    (status.as_u16(), body)
+}
+
+fn messages(body: &Value) -> Vec<String> {
+    body["synchronized_data"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the customer does in the portal, done through Stripe's API.
+async fn change_card_email_and_cancel(h: &Harness, customer: &CustomerId) {
+    let attached = h
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods/pm_card_mastercard/attach",
+            &[("customer", customer.as_str())],
+        )
+        .await;
+    let card = attached["id"].as_str().unwrap();
+    h.stripe_api(
+        "POST",
+        &format!("/v1/customers/{customer}"),
+        &[
+            ("invoice_settings[default_payment_method]", card),
+            ("email", "changed@example.test"),
+        ],
+    )
+    .await;
+    let subs = h
+        .stripe_api(
+            "GET",
+            &format!("/v1/subscriptions?customer={customer}"),
+            &[],
+        )
+        .await;
+    let sub = subs["data"][0]["id"].as_str().unwrap().to_string();
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("cancel_at_period_end", "true")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothing() {
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "rt-user", Workflow::PaymentUpdate).await;
+    // A first return before anything changed stores the baseline.
+    let (status, body) = come_back(&h, "rt-user", &reference).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["premium"]["premium"], true);
+    let baseline_audit = h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .len();
+
+    let (_, second) = session_for_existing(&h, "rt-user", Workflow::SubscriptionManagement).await;
+    change_card_email_and_cancel(&h, &customer).await;
+    let (status, body) = come_back(&h, "rt-user", &second).await;
+    assert_eq!(status, 200, "{body}");
+    let period_end = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .subscriptions[0]
+        .current_period_end
+        .unwrap();
+    let end_day = time::OffsetDateTime::from_unix_timestamp(period_end)
+        .unwrap()
+        .date()
+        .to_string();
+    assert_eq!(
+        messages(&body),
+        vec![
+            "Email updated: rt-user@example.test → changed@example.test".to_string(),
+            "Payment method updated: visa 4242 → mastercard 4444".to_string(),
+            "Saved payment methods: 1 → 2".to_string(),
+            format!("Subscription set to cancel on {end_day}"),
+        ]
+    );
+    let data = &body["synchronized_data"];
+    assert_eq!(
+        (
+            data["customer_updated"].as_bool(),
+            data["payment_method_updated"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(data["subscription_changed"], true);
+    assert_eq!(data["details"][0]["field"], "email");
+    assert_eq!(data["details"][0]["to"], "changed@example.test");
+    assert_eq!(
+        body["redirect_url"],
+        "/dashboard/billing/subscription-updated"
+    );
+    assert_eq!(body["first_return"], true);
+    // Cancelling at period end keeps premium until then.
+    assert_eq!(body["premium"]["premium"], true);
+    assert_eq!(body["premium"]["until"], period_end);
+
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    assert_eq!(audit.len(), baseline_audit + 4);
+    assert!(audit[baseline_audit..]
+        .iter()
+        .all(|e| e.source == AuditSource::PortalReturn
+            && e.reference.as_deref() == Some(second.as_str())));
+    let session = h
+        .services
+        .table
+        .get_portal_session(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    let returned_at = session.returned_at.clone().expect("return recorded");
+
+    let (status, again) = come_back(&h, "rt-user", &second).await;
+    assert_eq!(status, 200, "{again}");
+    assert!(messages(&again).is_empty(), "{again}");
+    assert_eq!(again["first_return"], false);
+    assert_eq!(
+        h.services
+            .table
+            .audit_entries(&customer)
+            .await
+            .unwrap()
+            .len(),
+        audit.len()
+    );
+    let session = h
+        .services
+        .table
+        .get_portal_session(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.returned_at,
+        Some(returned_at),
+        "the first return time stands"
+    );
+}
+
+/// Another session for a user who already has a customer.
+async fn session_for_existing(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
+    let request = CreateSessionRequest {
+        workflow: Some(workflow),
+        ..Default::default()
+    };
+    let created = create_session(
+        &h.services.table,
+        &h.services.stripe,
+        &h.services.config.portal,
+        &user(sub),
+        request,
+    )
+    .await
+    .unwrap();
+    let stored = h
+        .services
+        .table
+        .get_user(&user(sub).id)
+        .await
+        .unwrap()
+        .unwrap();
+    (stored.customer_id.unwrap(), created.id)
+}
+
+#[tokio::test]
+async fn the_user_record_follows_premium() {
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "canceller", Workflow::CancellationProcess).await;
+    let subs = h
+        .stripe_api(
+            "GET",
+            &format!("/v1/subscriptions?customer={customer}"),
+            &[],
+        )
+        .await;
+    let sub = subs["data"][0]["id"].as_str().unwrap().to_string();
+    h.stripe_api("DELETE", &format!("/v1/subscriptions/{sub}"), &[])
+        .await;
+    let (status, body) = come_back(&h, "canceller", &reference).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["premium"]["premium"], false);
+    assert!(
+        messages(&body).contains(&"Subscription started: Portico Pro (canceled)".to_string()),
+        "{body}"
+    );
+    let stored = h
+        .services
+        .table
+        .get_user(&user("canceller").id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.premium);
+}
+
+#[tokio::test]
+async fn someone_elses_session_and_an_unknown_one_are_the_same_404() {
+    let h = Harness::new().await;
+    let (_, reference) = session_for(&h, "owner", Workflow::BillingReview).await;
+    let (status, theirs) = come_back(&h, "intruder", &reference).await;
+    assert_eq!(
+        (status, theirs["error_code"].as_str()),
+        (404, Some("not_found")),
+        "{theirs}"
+    );
+    let token = h.stack.token("intruder");
+    let (status, unknown) = decode(
+        handle(
+            &h.services,
+            fixtures::request("portal-return/return-unknown-session", &token),
+        )
+        .await,
+    );
+    assert_eq!(status, 404);
+    assert_eq!(theirs["error"], unknown["error"]);
+    let session = h
+        .services
+        .table
+        .get_portal_session(&reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        session.returned_at.is_none(),
+        "the intruder's call recorded nothing"
+    );
+
+    let (status, body) = decode(
+        handle(
+            &h.services,
+            fixtures::request("portal-return/return-unauthenticated", ""),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (401, Some("missing_token"))
+    );
+}
+
+#[tokio::test]
+async fn stripe_unavailable_is_503_and_nothing_is_written() {
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "during-outage", Workflow::PaymentUpdate).await;
+    // The same stack, but Stripe unreachable.
+    let mut down = h
+        .stack
+        .services_with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]);
+    down.stripe = down
+        .stripe
+        .clone()
+        .with_retry_policy(shared::stripe::RetryPolicy {
+            max_retries: 1,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(2),
+        });
+    let token = h.stack.token("during-outage");
+    let request = fixtures::request_with(
+        "portal-return/return",
+        &[("TOKEN", &token), ("SESSION", &reference)],
+    );
+    let (status, body) = decode(handle(&down, request).await);
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (503, Some("stripe_unavailable")),
+        "{body}"
+    );
+    assert!(h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .is_empty());
+    let session = h
+        .services
+        .table
+        .get_portal_session(&reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session.returned_at.is_none());
+}
+
+#[tokio::test]
+async fn concurrent_returns_count_once_and_audit_once() {
+    let h = Arc::new(Harness::new().await);
+    let (customer, reference) = session_for(&h, "two-tabs", Workflow::PaymentUpdate).await;
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (h, reference) = (h.clone(), reference.clone());
+            tokio::spawn(async move { come_back(&h, "two-tabs", &reference).await })
+        })
+        .collect();
+    let mut first = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        first += usize::from(body["first_return"] == true);
+    }
+    assert_eq!(first, 1, "exactly one call counts the return");
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    let fields: Vec<&str> = audit.iter().map(|e| e.change.field.as_str()).collect();
+    let mut unique = fields.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        fields.len(),
+        unique.len(),
+        "no change audited twice: {fields:?}"
+    );
+}
