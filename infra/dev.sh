@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 DEV_HOST=${DEV_HOST:-127.0.0.1}
 MOTO_PORT=${MOTO_PORT:-5055}
 LAMBDA_PORT=${LAMBDA_PORT:-9000}
+STRIPE_EMULATOR_PORT=${STRIPE_EMULATOR_PORT:-12111}
 STATE_DIR=${STATE_DIR:-.portico}
 TABLE_NAME=${TABLE_NAME:-portico}
 SECRET_ID=${SECRET_ID:-portico/stripe}
@@ -33,19 +34,29 @@ wait_for_port() { # host port name
   return 1
 }
 
-if (exec 3<>"/dev/tcp/$DEV_HOST/$MOTO_PORT") 2>/dev/null; then
-  echo "port $MOTO_PORT is taken; set MOTO_PORT to another port" >&2
-  exit 1
-fi
+for spec in "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULATOR_PORT:$STRIPE_EMULATOR_PORT" "LAMBDA_PORT:$LAMBDA_PORT"; do
+  if (exec 3<>"/dev/tcp/$DEV_HOST/${spec#*:}") 2>/dev/null; then
+    echo "port ${spec#*:} is taken; set ${spec%%:*} to another port" >&2
+    exit 1
+  fi
+done
 
 echo "building the dev tools…"
-cargo build --quiet -p devstack
+cargo build --quiet -p devstack -p stripe-emulator
 devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
 "$VENV/bin/python" infra/moto/serve.py --host "$DEV_HOST" --port "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
 pids+=($!)
 wait_for_port "$DEV_HOST" "$MOTO_PORT" moto
+
+# The emulator keeps its state in $STATE_DIR across restarts of make dev.
+target/debug/stripe-emulator --port "$STRIPE_EMULATOR_PORT" --state-file "$STATE_DIR/stripe-emulator.json" \
+  >"$STATE_DIR/stripe-emulator.log" 2>&1 &
+pids+=($!)
+wait_for_port "$DEV_HOST" "$STRIPE_EMULATOR_PORT" "the Stripe emulator"
+STRIPE_API_BASE="http://$DEV_HOST:$STRIPE_EMULATOR_PORT"
+portal_configuration=$("$devstack" portal-default --stripe-base "$STRIPE_API_BASE")
 
 "$devstack" keys --dir "$STATE_DIR"
 "$devstack" init --endpoint "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
@@ -61,6 +72,9 @@ SECRET_ID=$SECRET_ID
 JWT_ISSUER=https://portico.local/
 JWT_AUDIENCE=portico-local
 JWKS_FILE=$PWD/$STATE_DIR/jwks.json
+STRIPE_API_BASE=$STRIPE_API_BASE
+DEFAULT_PORTAL_CONFIGURATION=$portal_configuration
+FRONTEND_URL=${FRONTEND_URL:-http://localhost:5173}
 RUST_LOG=${RUST_LOG:-info}
 ENV
 
@@ -74,7 +88,10 @@ cat <<MSG
 
 Portico is running (Ctrl-C stops it):
   moto (DynamoDB, Secrets Manager)  http://$DEV_HOST:$MOTO_PORT
+  Stripe emulator                   $STRIPE_API_BASE  (portal configuration $portal_configuration)
   billing-account                   $base/billing-account/billing/account
+  portal-session                    $base/portal-session/portal/sessions
+  portal-return                     $base/portal-return/portal/return?session=<ref>
 
 Try:
   TOKEN=\$(make -s token SUB=user-1 EMAIL=user-1@example.test)

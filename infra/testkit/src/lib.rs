@@ -173,22 +173,11 @@ fn reqwest_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A configuration with every feature on, as `make dev` applies.
+/// The default configuration of the checked-in `portal-config.json`, as `make dev` applies it.
 pub fn default_configuration() -> Value {
-    json!({
-        "business_profile": {"headline": "Portico test"},
-        "features": {
-            "customer_update": {"enabled": true, "allowed_updates": ["email", "name", "address", "phone"]},
-            "invoice_history": {"enabled": true},
-            "payment_method_update": {"enabled": true},
-            "subscription_cancel": {
-                "enabled": true, "mode": "at_period_end",
-                "cancellation_reason": {"enabled": true, "options": ["too_expensive", "missing_features", "other"]}
-            },
-            "subscription_update": {
-                "enabled": true, "default_allowed_updates": ["price"], "proration_behavior": "create_prorations",
-                "products": [{"product": "prod_portico_pro", "prices": ["price_pro_monthly", "price_pro_yearly"]}]
-            }
-        }
-    })
+    let path = shared::testing::workspace_root().join("portal-config.json");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read portal-config.json"))
+            .expect("portal-config.json is JSON");
+    file["configurations"]["default"].clone()
 }
