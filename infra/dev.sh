@@ -92,6 +92,7 @@ Portico is running (Ctrl-C stops it):
   billing-account                   $base/billing-account/billing/account
   portal-session                    $base/portal-session/portal/sessions
   portal-return                     $base/portal-return/portal/return?session=<ref>
+  stripe-webhook                    $base/stripe-webhook/  (signing secret whsec_portico_FAKE_local_test_secret)
 
 Try:
   TOKEN=\$(make -s token SUB=user-1 EMAIL=user-1@example.test)

@@ -16,6 +16,8 @@ def event(name, method, path, token=True, body=None, query="", auth=None, host="
         headers["authorization"] = auth or "Bearer ${TOKEN}"
     if body is not None:
         headers["content-type"] = "application/json"
+    if path == "/" and body == "${BODY}":
+        headers["stripe-signature"] = "${SIGNATURE}"
     ev = {
         "version": "2.0",
         "routeKey": "$default",
@@ -66,3 +68,10 @@ event("portal-return/return-unknown-session", "GET", "/portal/return",
       query="session=00000000000000000000000000000000")
 event("portal-return/return-unauthenticated", "GET", "/portal/return", token=False,
       query="session=00000000000000000000000000000000")
+
+# Stripe's deliveries to the function URL. Tests and `make invoke` put a real event in the body
+# and sign it with the local test secret (whsec_portico_FAKE_local_test_secret).
+event("stripe-webhook/event", "POST", "/", token=False, body="${BODY}", host=FUNCTION_URL_HOST)
+event("stripe-webhook/event-unsigned", "POST", "/", token=False,
+      body='{"id":"evt_unsigned","object":"event","type":"customer.updated","created":1795255200,"livemode":false,"data":{"object":{"id":"cus_X","object":"customer"}}}',
+      host=FUNCTION_URL_HOST)

@@ -31,6 +31,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOWED_RETURN_ORIGINS", "comma-separated origins a return_url may point to (FRONTEND_URL's origin when unset)", None),
     ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
     ("PREMIUM_GRACE_DAYS", "days a past_due subscription keeps premium after its renewal failed", Some("3")),
+    ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,6 +86,7 @@ pub struct Config {
     pub stripe: StripeConfig,
     pub portal: PortalConfig,
     pub premium_grace: Duration,
+    pub webhook_tolerance_seconds: i64,
 }
 
 impl Config {
@@ -130,6 +132,7 @@ impl Config {
                 timeout: Duration::from_millis(vars.number("STRIPE_TIMEOUT_MS")?),
             },
             portal: portal_config(&vars)?,
+            webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
         })
     }

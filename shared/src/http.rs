@@ -18,6 +18,7 @@ use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::stripe::StripeClientError;
 use crate::sync::SyncError;
+use crate::webhook::WebhookError;
 
 /// An error on its way to the caller: status, stable machine-readable code, human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +180,34 @@ impl From<PortalError> for ApiError {
             PortalError::Stripe(e) => e.into(),
             PortalError::Store(e) => e.into(),
             PortalError::Sync(e) => e.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Signature(reason) => {
+                ApiError::bad_request("invalid_signature", format!("signature rejected: {reason}"))
+            }
+            WebhookError::Malformed(_) => {
+                ApiError::bad_request("invalid_event", "body is not a Stripe event")
+            }
+            // Any 5xx makes Stripe deliver again later, when the lease holder has finished.
+            WebhookError::InProgress => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event_in_progress",
+                "another delivery of this event is being processed; retry later",
+            ),
+            WebhookError::Secrets(e) => e.into(),
+            WebhookError::Store(_) | WebhookError::Sync(_) => {
+                tracing::error!(error = %e, "webhook processing failed; Stripe will retry");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "processing_failed",
+                    "processing failed; retry",
+                )
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod store;
 pub mod stripe;
 pub mod sync;
 pub mod telemetry;
+pub mod webhook;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -4,6 +4,7 @@
 //! never a string to match on.
 
 mod customers;
+mod ledger;
 mod portal;
 mod schema;
 mod transaction;
@@ -16,6 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 pub use customers::{AuditEntry, AuditSource, CustomerState, CustomerStore};
+pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{Branding, PortalSessionRecord, WorkflowConfigRecord};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};

@@ -192,7 +192,7 @@ impl Transaction {
         let expression = match action {
             Some(action) => {
                 values.push((":action", AttributeValue::S(action.to_string())));
-                "SET returned_at = :at, action = :action"
+                "SET returned_at = :at, #action = :action"
             }
             None => "SET returned_at = :at",
         };

@@ -40,6 +40,9 @@ impl Transaction {
         let mut put = Put::builder().table_name(table.name()).set_item(Some(item));
         if let Some(condition) = condition {
             put = put.condition_expression(condition.expression);
+            for name in attribute_names(condition.expression) {
+                put = put.expression_attribute_names(format!("#{name}"), name);
+            }
             for (name, value) in condition.values {
                 put = put.expression_attribute_values(name, value);
             }
@@ -69,6 +72,11 @@ impl Transaction {
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
+        for name in
+            attribute_names(expression).chain(condition.into_iter().flat_map(attribute_names))
+        {
+            update = update.expression_attribute_names(format!("#{name}"), name);
+        }
         let update = update
             .build()
             .map_err(|e| StoreError::Request(e.to_string()))?;
@@ -76,6 +84,17 @@ impl Transaction {
             .push(TransactWriteItem::builder().update(update).build());
         Ok(self.items.len() - 1)
     }
+}
+
+/// The attributes an expression names as `#name`: by convention `#name` stands for `name`, which
+/// lets expressions use DynamoDB's reserved words (`state`, `action`, …) as attribute names.
+fn attribute_names(expression: &str) -> impl Iterator<Item = &str> {
+    expression.split('#').skip(1).filter_map(|rest| {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        (end > 0).then(|| &rest[..end])
+    })
 }
 
 impl Table {

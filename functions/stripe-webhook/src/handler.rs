@@ -1,0 +1,54 @@
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::json;
+use shared::http::{self, HandlerResult, Router};
+use shared::services::Services;
+use shared::webhook::{self, Outcome};
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Event,
+}
+
+const ROUTES: Router<Route> = Router::new(&[(Method::POST, "/", Route::Event)]);
+
+pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
+    let result = dispatch(services, &request).await;
+    Ok(http::finish(&request, result))
+}
+
+async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
+    let (Route::Event, _) = ROUTES.route(request)?;
+    // lambda_http has already decoded a base64 body: these are the bytes Stripe signed.
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > services.config.max_body_bytes * 16 {
+        return Err(http::ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "event too large",
+        ));
+    }
+    let signature = http::header(request, "stripe-signature");
+    webhook::verify(
+        &services.secrets,
+        body,
+        signature,
+        services.config.webhook_tolerance_seconds,
+    )
+    .await?;
+    let event = webhook::parse_envelope(body)?;
+    let key = services.secrets.get().await?;
+    let live = key.stripe_secret_key.expose().contains("_live_");
+    let outcome = webhook::process(services.sync_context(), &event, live).await?;
+    tracing::info!(event = %event.id, event_type = %event.event_type, outcome = ?outcome, "webhook handled");
+    let answer = match outcome {
+        Outcome::Processed { .. } => json!({"received": true}),
+        Outcome::Duplicate => json!({"received": true, "duplicate": true}),
+        Outcome::Ignored(reason) => json!({"received": true, "ignored": true, "reason": reason}),
+    };
+    Ok(http::json(StatusCode::OK, answer))
+}
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

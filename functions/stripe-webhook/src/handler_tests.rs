@@ -1,0 +1,396 @@
+use std::sync::Arc;
+
+use base64::Engine;
+use portico_testkit::{decode, fixtures, Harness};
+use serde_json::{json, Value};
+use shared::ids::CustomerId;
+use shared::store::{AuditSource, CustomerStore};
+use shared::stripe::webhook::sign;
+use shared::testing::{keys::now, WEBHOOK_TEST_SECRET};
+
+use super::handle;
+
+/// The function-URL event carrying `body`, signed with `secret` at `timestamp`.
+fn delivery(body: &str, signature: Option<String>) -> lambda_http::Request {
+    let mut event: Value =
+        serde_json::from_str(&fixtures::event_text("stripe-webhook/event", &[])).unwrap();
+    event["body"] = Value::String(body.to_string());
+    match signature {
+        Some(sig) => event["headers"]["stripe-signature"] = Value::String(sig),
+        None => {
+            event["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("stripe-signature");
+        }
+    }
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+fn signed(body: &str) -> lambda_http::Request {
+    delivery(
+        body,
+        Some(sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now())),
+    )
+}
+
+async fn deliver(h: &Harness, body: &str) -> (u16, Value) {
+    let (status, answer) = decode(handle(&h.services, signed(body)).await);
+    (status.as_u16(), answer)
+}
+
+/// The emulator's recorded events of `event_type` for `customer`, oldest first, as sent bytes.
+fn events_of(h: &Harness, event_type: &str, customer: &CustomerId) -> Vec<String> {
+    h.emulator
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e["type"] == event_type)
+        .filter(|e| {
+            let object = &e["data"]["object"];
+            object["customer"] == customer.as_str() || object["id"] == customer.as_str()
+        })
+        .map(|e| e.to_string())
+        .collect()
+}
+
+async fn subscription_of(h: &Harness, customer: &CustomerId) -> String {
+    let subs = h
+        .stripe_api(
+            "GET",
+            &format!("/v1/subscriptions?customer={customer}"),
+            &[],
+        )
+        .await;
+    subs["data"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_event_syncs_the_customer_once_and_a_duplicate_changes_nothing() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("hook-user").await;
+    let sub = subscription_of(&h, &customer).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("cancel_at_period_end", "true")],
+    )
+    .await;
+    let updated = events_of(&h, "customer.subscription.updated", &customer)
+        .pop()
+        .unwrap();
+    let event_id = serde_json::from_str::<Value>(&updated).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (status, answer) = deliver(&h, &updated).await;
+    assert_eq!(
+        (status, &answer),
+        (200, &json!({"success": true, "received": true}))
+    );
+    let state = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.snapshot.subscriptions[0].cancel_at_period_end);
+    assert!(state.premium.premium, "premium until the period ends");
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    assert!(!audit.is_empty());
+    assert!(audit
+        .iter()
+        .all(|e| e.source == AuditSource::Webhook
+            && e.reference.as_deref() == Some(event_id.as_str())));
+    assert_eq!(
+        h.services
+            .table
+            .ledger_entry(&event_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "done"
+    );
+
+    let (status, answer) = deliver(&h, &updated).await;
+    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
+    assert_eq!(
+        h.services
+            .table
+            .audit_entries(&customer)
+            .await
+            .unwrap()
+            .len(),
+        audit.len()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_have_one_effect() {
+    let h = Arc::new(Harness::new().await);
+    let customer = h.subscribed_customer("burst-user").await;
+    let created = events_of(&h, "customer.subscription.created", &customer)
+        .pop()
+        .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (h, body) = (h.clone(), created.clone());
+            tokio::spawn(async move { deliver(&h, &body).await })
+        })
+        .collect();
+    let mut processed = 0;
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        match status {
+            200 if answer["duplicate"] == true => {}
+            200 => processed += 1,
+            503 => assert_eq!(answer["error_code"], "event_in_progress"),
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!(processed, 1, "exactly one delivery did the work");
+    // Stripe retries the 503s later; by then they are duplicates.
+    let (status, answer) = deliver(&h, &created).await;
+    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    let mut fields: Vec<&str> = audit.iter().map(|e| e.change.field.as_str()).collect();
+    let before = fields.len();
+    fields.sort();
+    fields.dedup();
+    assert_eq!(before, fields.len(), "each change audited once");
+}
+
+#[tokio::test]
+async fn events_in_any_order_leave_stripes_final_state() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("order-user").await;
+    let sub = subscription_of(&h, &customer).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("cancel_at_period_end", "true")],
+    )
+    .await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("cancel_at_period_end", "false")],
+    )
+    .await;
+    h.stripe_api("DELETE", &format!("/v1/subscriptions/{sub}"), &[])
+        .await;
+    let mut bodies = events_of(&h, "customer.subscription.created", &customer);
+    bodies.extend(events_of(&h, "customer.subscription.updated", &customer));
+    bodies.extend(events_of(&h, "customer.subscription.deleted", &customer));
+    assert_eq!(bodies.len(), 4);
+    // Deleted first, then the older updates, created last: the worst order Stripe may use.
+    bodies.reverse();
+    for body in &bodies {
+        let (status, answer) = deliver(&h, body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let state = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.snapshot.subscriptions[0].status, "canceled");
+    assert!(!state.premium.premium);
+}
+
+#[tokio::test]
+async fn other_types_and_the_other_mode_are_acknowledged_and_ignored() {
+    let h = Harness::new().await;
+    let other = json!({"id": "evt_other", "object": "event", "type": "charge.refunded", "created": now(), "livemode": false,
+                       "data": {"object": {"id": "ch_1", "customer": "cus_Nobody"}}});
+    let (status, answer) = deliver(&h, &other.to_string()).await;
+    assert_eq!((status, answer["ignored"].as_bool()), (200, Some(true)));
+    let live = json!({"id": "evt_live", "object": "event", "type": "customer.updated", "created": now(), "livemode": true,
+                      "data": {"object": {"id": "cus_Live", "object": "customer"}}});
+    let (status, answer) = deliver(&h, &live.to_string()).await;
+    assert_eq!((status, answer["ignored"].as_bool()), (200, Some(true)));
+    assert!(h
+        .services
+        .table
+        .ledger_entry("evt_other")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(h
+        .services
+        .table
+        .ledger_entry("evt_live")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(h.stripe_calls().is_empty());
+}
+
+#[tokio::test]
+async fn bad_signatures_are_400_and_write_nothing() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("sig-user").await;
+    let body = events_of(&h, "customer.created", &customer).pop().unwrap();
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cases = [
+        (
+            "tampered",
+            delivery(
+                &body.replace("sig-user", "sig-evil"),
+                Some(sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now())),
+            ),
+        ),
+        (
+            "wrong secret",
+            delivery(
+                &body,
+                Some(sign(body.as_bytes(), "whsec_someone_else", now())),
+            ),
+        ),
+        (
+            "stale",
+            delivery(
+                &body,
+                Some(sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now() - 301)),
+            ),
+        ),
+        ("missing header", delivery(&body, None)),
+        ("malformed header", delivery(&body, Some("v1=abc".into()))),
+    ];
+    for (name, request) in cases {
+        let (status, answer) = decode(handle(&h.services, request).await);
+        assert_eq!(
+            (status.as_u16(), answer["error_code"].as_str()),
+            (400, Some("invalid_signature")),
+            "{name}: {answer}"
+        );
+    }
+    let (status, _) = decode(
+        handle(
+            &h.services,
+            fixtures::request_with("stripe-webhook/event-unsigned", &[]),
+        )
+        .await,
+    );
+    assert_eq!(status, 400);
+    assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
+    assert!(h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_picked_up_and_base64_bodies_verify() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("rotation-user").await;
+    let body = events_of(&h, "customer.created", &customer).pop().unwrap();
+    // Warm the cache with the old secret, then rotate: Stripe now signs with both.
+    assert_eq!(
+        deliver(
+            &h,
+            &events_of(&h, "payment_method.attached", &customer)
+                .pop()
+                .unwrap()
+        )
+        .await
+        .0,
+        200
+    );
+    aws_sdk_secretsmanager::Client::new(&h.stack.aws)
+        .put_secret_value()
+        .secret_id(&h.stack.secret_id)
+        .secret_string(shared::testing::secret_json(
+            shared::testing::STRIPE_TEST_KEY,
+            &["whsec_portico_FAKE_rotated", WEBHOOK_TEST_SECRET],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let t = now();
+    let header = format!(
+        "t={t},v1={},v0=ignored",
+        shared::stripe::webhook::compute_signature(
+            body.as_bytes(),
+            "whsec_portico_FAKE_rotated",
+            t
+        )
+    );
+    let mut event: Value =
+        serde_json::from_str(&fixtures::event_text("stripe-webhook/event", &[])).unwrap();
+    event["body"] =
+        Value::String(base64::engine::general_purpose::STANDARD.encode(body.as_bytes()));
+    event["isBase64Encoded"] = Value::Bool(true);
+    event["headers"]["stripe-signature"] = Value::String(header);
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, answer) = decode(handle(&h.services, request).await);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succeeds() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("fault-user").await;
+    let body = events_of(&h, "customer.created", &customer).pop().unwrap();
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut down = h
+        .stack
+        .services_with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]);
+    down.stripe = down
+        .stripe
+        .clone()
+        .with_retry_policy(shared::stripe::RetryPolicy {
+            max_retries: 1,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(2),
+        });
+    let (status, answer) = decode(handle(&down, signed(&body)).await);
+    assert_eq!(
+        (status.as_u16(), answer["error_code"].as_str()),
+        (500, Some("processing_failed")),
+        "{answer}"
+    );
+    assert!(
+        h.services.table.ledger_entry(&id).await.unwrap().is_none(),
+        "claim released"
+    );
+    assert!(
+        h.services
+            .table
+            .get_customer_state(&customer)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing partial"
+    );
+
+    let (status, answer) = deliver(&h, &body).await;
+    assert_eq!(
+        (status, &answer),
+        (200, &json!({"success": true, "received": true}))
+    );
+    assert_eq!(
+        h.services
+            .table
+            .ledger_entry(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "done"
+    );
+}
