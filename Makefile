@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test fmt lint token clean validate build deploy invoke
+.PHONY: help dev test e2e fmt lint token clean validate build deploy invoke
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,10 @@ test: $(VENV)/.installed ## formatting, lints, every test, template validation a
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	PORTICO_PYTHON=$(abspath $(VENV))/bin/python cargo test --workspace --all-features
-	$(MAKE) --no-print-directory validate build
+	$(MAKE) --no-print-directory e2e validate build
+
+e2e: $(VENV)/.installed ## end to end through the make dev stack, on ports of its own
+	VENV=$(VENV) infra/e2e.sh
 
 fmt: ## format the code
 	cargo fmt --all

@@ -46,6 +46,7 @@ cargo build --quiet -p devstack -p stripe-emulator
 devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd)
 "$VENV/bin/python" infra/moto/serve.py --host "$DEV_HOST" --port "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
 pids+=($!)
 wait_for_port "$DEV_HOST" "$MOTO_PORT" moto
@@ -61,7 +62,6 @@ portal_configuration=$("$devstack" portal-default --stripe-base "$STRIPE_API_BAS
 "$devstack" keys --dir "$STATE_DIR"
 "$devstack" init --endpoint "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
 
-mkdir -p "$STATE_DIR"
 cat > "$STATE_DIR/dev.env" <<ENV
 AWS_ENDPOINT_URL=http://$DEV_HOST:$MOTO_PORT
 AWS_REGION=us-east-1
@@ -71,7 +71,7 @@ TABLE_NAME=$TABLE_NAME
 SECRET_ID=$SECRET_ID
 JWT_ISSUER=https://portico.local/
 JWT_AUDIENCE=portico-local
-JWKS_FILE=$PWD/$STATE_DIR/jwks.json
+JWKS_FILE=$STATE_DIR/jwks.json
 STRIPE_API_BASE=$STRIPE_API_BASE
 DEFAULT_PORTAL_CONFIGURATION=$portal_configuration
 FRONTEND_URL=${FRONTEND_URL:-http://localhost:5173}
