@@ -394,3 +394,49 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         "done"
     );
 }
+
+fn checkout_completed(id: &str, customer: &str, user: &str) -> String {
+    json!({"id": id, "object": "event", "type": "checkout.session.completed", "created": now(), "livemode": false,
+           "data": {"object": {"id": format!("cs_test_{id}"), "object": "checkout.session", "mode": "subscription",
+                                "customer": customer, "client_reference_id": user}}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn checkout_links_the_customer_only_to_a_user_without_one() {
+    use shared::store::UserStore;
+    let h = Harness::new().await;
+    let fresh = h
+        .stripe_api("POST", "/v1/customers", &[("email", "buyer@example.test")])
+        .await;
+    let fresh = fresh["id"].as_str().unwrap().to_string();
+    let (status, answer) =
+        deliver(&h, &checkout_completed("evt_checkout_1", &fresh, "buyer")).await;
+    assert_eq!(status, 200, "{answer}");
+    let buyer = shared::ids::UserId::parse("buyer").unwrap();
+    let stored = h.services.table.get_user(&buyer).await.unwrap().unwrap();
+    assert_eq!(stored.customer_id.unwrap().as_str(), fresh);
+
+    let existing = h.subscribed_customer("loyal").await;
+    let other = h
+        .stripe_api(
+            "POST",
+            "/v1/customers",
+            &[("email", "loyal-2@example.test")],
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+    let (status, _) = deliver(&h, &checkout_completed("evt_checkout_2", &other, "loyal")).await;
+    assert_eq!(status, 200);
+    let loyal = shared::ids::UserId::parse("loyal").unwrap();
+    assert_eq!(
+        h.services
+            .table
+            .get_user(&loyal)
+            .await
+            .unwrap()
+            .unwrap()
+            .customer_id,
+        Some(existing)
+    );
+}
