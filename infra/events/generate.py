@@ -9,13 +9,15 @@ import os
 FUNCTION_URL_HOST = "abcdefghijklmnop.lambda-url.us-east-1.on.aws"
 
 
-def event(name, method, path, token=True, body=None, query="", auth=None, host="api.portico.example"):
+def event(name, method, path, token=True, body=None, query="", auth=None, host="api.portico.example",
+          extra_headers=None):
     headers = {"accept": "application/json", "host": host, "user-agent": "portico-events/1.0",
                "x-forwarded-proto": "https"}
     if token:
         headers["authorization"] = auth or "Bearer ${TOKEN}"
     if body is not None:
         headers["content-type"] = "application/json"
+    headers.update(extra_headers or {})
     if path == "/" and body == "${BODY}":
         headers["stripe-signature"] = "${SIGNATURE}"
     ev = {
@@ -48,6 +50,16 @@ event("billing-account/get-account-unauthenticated", "GET", "/billing/account", 
 event("billing-account/get-account-invalid-token", "GET", "/billing/account", auth="Bearer not.a-jwt")
 event("billing-account/get-account-wrong-method", "DELETE", "/billing/account")
 event("billing-account/unknown-route", "GET", "/billing/nothing-here")
+event("billing-account/get-account-refresh", "GET", "/billing/account", query="refresh=true")
+event("billing-account/cancel", "POST", "/billing/subscriptions/${SUBSCRIPTION}/cancel", body="")
+event("billing-account/cancel-immediately", "POST", "/billing/subscriptions/${SUBSCRIPTION}/cancel",
+      body={"immediately": True})
+event("billing-account/resume", "POST", "/billing/subscriptions/${SUBSCRIPTION}/resume", body="")
+event("billing-account/checkout", "POST", "/billing/checkout-sessions",
+      body={"price": "price_pro_monthly", "success_path": "/welcome", "cancel_path": "/pricing"},
+      extra_headers={"idempotency-key": "${IDEMPOTENCY_KEY}"})
+event("billing-account/checkout-without-key", "POST", "/billing/checkout-sessions",
+      body={"price": "price_pro_monthly"})
 
 for workflow in ["payment_update", "billing_review", "subscription_management", "cancellation_process",
                  "profile_update"]:

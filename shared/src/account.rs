@@ -1,30 +1,430 @@
-//! The signed-in user's billing account as Portico has stored it.
+//! The signed-in user's billing account: status from the synced state, cancel and resume,
+//! and checkout for a new subscription.
 
+use aws_lc_rs::digest::{digest, SHA256};
 use serde::Serialize;
 
 use crate::auth::User;
-use crate::ids::CustomerId;
-use crate::store::{StoreError, UserStore};
+use crate::config::Config;
+use crate::customers::{ensure_customer, CustomerError};
+use crate::ids::{CustomerId, SubscriptionId};
+use crate::store::{AuditSource, CustomerStore, StoreError, Table, UserStore};
+use crate::stripe::{
+    CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
+    SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
+};
+use crate::sync::snapshot::{CardSummary, InvoiceSummary, SubscriptionSummary};
+use crate::sync::{
+    sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError, SyncOutcome,
+    SyncTrigger,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no such subscription of yours")]
+    SubscriptionNotFound,
+    #[error("this subscription has already ended")]
+    SubscriptionEnded,
+    #[error(
+        "immediate cancellation is not enabled; the subscription can be cancelled at period end"
+    )]
+    ImmediateCancelNotAllowed,
+    #[error("price {0} is not offered")]
+    PriceNotAllowed(String),
+    #[error("you already subscribe to this price")]
+    AlreadySubscribed,
+    #[error("{field}: {reason}")]
+    InvalidPath {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error(transparent)]
+    Stripe(#[from] StripeClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<CustomerError> for AccountError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::Stripe(e) => AccountError::Stripe(e),
+            CustomerError::Store(e) => AccountError::Store(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub price_id: Option<String>,
+    pub interval: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub status: String,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountView {
     pub customer_id: Option<CustomerId>,
     pub email: Option<String>,
     pub premium: bool,
+    pub premium_until: Option<i64>,
+    pub plan: Option<Plan>,
+    pub subscription: Option<SubscriptionView>,
+    pub default_payment_method: Option<CardSummary>,
+    pub invoices: Vec<InvoiceSummary>,
+    pub synced_at: Option<String>,
 }
 
-/// A user Portico has never linked to a Stripe customer is a valid, non-premium account.
-pub async fn get_account(store: &impl UserStore, user: &User) -> Result<AccountView, StoreError> {
-    Ok(match store.get_user(&user.id).await? {
-        Some(record) => AccountView {
-            customer_id: record.customer_id,
-            email: record.email.or_else(|| user.email.clone()),
-            premium: record.premium,
-        },
-        None => AccountView {
+impl AccountView {
+    fn empty(user: &User) -> Self {
+        AccountView {
             customer_id: None,
             email: user.email.clone(),
             premium: false,
+            premium_until: None,
+            plan: None,
+            subscription: None,
+            default_payment_method: None,
+            invoices: Vec::new(),
+            synced_at: None,
+        }
+    }
+
+    fn from_state(
+        customer: CustomerId,
+        snapshot: &CustomerSnapshot,
+        premium: &PremiumStatus,
+        synced_at: Option<String>,
+    ) -> Self {
+        // The subscription that grants premium, else the newest live one, else the newest.
+        let shown = premium
+            .subscription_id
+            .as_ref()
+            .and_then(|id| snapshot.subscriptions.iter().find(|s| &s.id == id))
+            .or_else(|| {
+                snapshot
+                    .subscriptions
+                    .iter()
+                    .filter(|s| s.is_live())
+                    .max_by_key(|s| s.current_period_end)
+            })
+            .or_else(|| {
+                snapshot
+                    .subscriptions
+                    .iter()
+                    .max_by_key(|s| s.current_period_end)
+            });
+        AccountView {
+            customer_id: Some(customer),
+            email: snapshot.email.clone(),
+            premium: premium.premium,
+            premium_until: premium.until,
+            plan: shown.map(plan),
+            subscription: shown.map(subscription_view),
+            default_payment_method: snapshot.default_payment_method.clone(),
+            invoices: snapshot.invoices.clone(),
+            synced_at,
+        }
+    }
+}
+
+fn plan(s: &SubscriptionSummary) -> Plan {
+    Plan {
+        product_id: s.product_id.clone(),
+        product_name: s.plan_name.clone(),
+        price_id: s.price_id.clone(),
+        interval: s.interval.clone(),
+        amount: s.amount,
+        currency: s.currency.clone(),
+    }
+}
+
+fn subscription_view(s: &SubscriptionSummary) -> SubscriptionView {
+    SubscriptionView {
+        id: s.id.clone(),
+        status: s.status.clone(),
+        current_period_end: s.current_period_end,
+        cancel_at_period_end: s.cancel_at_period_end,
+        cancel_at: s.cancel_at,
+    }
+}
+
+/// The account as stored; with `refresh`, re-synced from Stripe first. A user Portico has
+/// never linked to a customer is a valid, non-premium account.
+pub async fn get_account(
+    ctx: SyncContext<'_>,
+    user: &User,
+    refresh: bool,
+    request_id: &str,
+) -> Result<AccountView, AccountError> {
+    let Some(customer) = ctx
+        .table
+        .get_user(&user.id)
+        .await?
+        .and_then(|u| u.customer_id)
+    else {
+        return Ok(AccountView::empty(user));
+    };
+    if refresh {
+        let outcome = sync(ctx, &customer, request_id).await?;
+        return Ok(AccountView::from_state(
+            customer,
+            &outcome.current,
+            &outcome.premium,
+            Some(crate::http::now_rfc3339()),
+        ));
+    }
+    Ok(match ctx.table.get_customer_state(&customer).await? {
+        Some(state) => AccountView::from_state(
+            customer,
+            &state.snapshot,
+            &state.premium,
+            Some(state.synced_at),
+        ),
+        // Linked but never synced: nothing known beyond the link.
+        None => AccountView {
+            customer_id: Some(customer),
+            ..AccountView::empty(user)
         },
+    })
+}
+
+async fn sync(
+    ctx: SyncContext<'_>,
+    customer: &CustomerId,
+    request_id: &str,
+) -> Result<SyncOutcome, SyncError> {
+    let trigger = SyncTrigger {
+        source: AuditSource::Account,
+        reference: Some(request_id.to_string()),
+    };
+    sync_customer(ctx, customer, &trigger, &()).await
+}
+
+/// The caller's own subscription, or `SubscriptionNotFound` (for anyone else's too).
+async fn own_subscription(
+    ctx: SyncContext<'_>,
+    user: &User,
+    id: &SubscriptionId,
+) -> Result<(CustomerId, crate::stripe::Subscription), AccountError> {
+    let customer = ctx
+        .table
+        .get_user(&user.id)
+        .await?
+        .and_then(|u| u.customer_id)
+        .ok_or(AccountError::SubscriptionNotFound)?;
+    let subscription = match ctx.stripe.retrieve_subscription(id, &[]).await {
+        Err(e) if e.is_not_found() => return Err(AccountError::SubscriptionNotFound),
+        other => other?,
+    };
+    if subscription.customer.id() != customer.as_str() {
+        return Err(AccountError::SubscriptionNotFound);
+    }
+    Ok((customer, subscription))
+}
+
+fn has_ended(status: SubscriptionStatus) -> bool {
+    matches!(
+        status,
+        SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionChange {
+    pub subscription: Option<SubscriptionView>,
+    /// False when the subscription was already in the asked-for state.
+    pub changed: bool,
+    pub changes: Vec<String>,
+}
+
+fn change_result(id: &SubscriptionId, outcome: &SyncOutcome, changed: bool) -> SubscriptionChange {
+    SubscriptionChange {
+        subscription: outcome
+            .current
+            .subscriptions
+            .iter()
+            .find(|s| s.id == id.as_str())
+            .map(subscription_view),
+        changed,
+        changes: outcome.changes.iter().map(|c| c.message.clone()).collect(),
+    }
+}
+
+pub async fn cancel(
+    ctx: SyncContext<'_>,
+    config: &Config,
+    user: &User,
+    id: &SubscriptionId,
+    immediately: bool,
+    request_id: &str,
+) -> Result<SubscriptionChange, AccountError> {
+    if immediately && !config.allow_immediate_cancel {
+        return Err(AccountError::ImmediateCancelNotAllowed);
+    }
+    let (customer, subscription) = own_subscription(ctx, user, id).await?;
+    if has_ended(subscription.status) {
+        return Err(AccountError::SubscriptionEnded);
+    }
+    let already =
+        !immediately && (subscription.cancel_at_period_end || subscription.cancel_at.is_some());
+    if !already {
+        let key = format!("portico-cancel-{id}-{request_id}");
+        if immediately {
+            ctx.stripe
+                .cancel_subscription(id, &SubscriptionCancelParams::default())
+                .await?;
+        } else {
+            let params = SubscriptionUpdateParams {
+                cancel_at_period_end: Some(true),
+                ..Default::default()
+            };
+            ctx.stripe
+                .update_subscription(id, &params, Some(&key))
+                .await?;
+        }
+    }
+    let outcome = sync(ctx, &customer, request_id).await?;
+    Ok(change_result(id, &outcome, !already))
+}
+
+pub async fn resume(
+    ctx: SyncContext<'_>,
+    user: &User,
+    id: &SubscriptionId,
+    request_id: &str,
+) -> Result<SubscriptionChange, AccountError> {
+    let (customer, subscription) = own_subscription(ctx, user, id).await?;
+    if has_ended(subscription.status) {
+        return Err(AccountError::SubscriptionEnded);
+    }
+    let pending = subscription.cancel_at_period_end || subscription.cancel_at.is_some();
+    if pending {
+        let params = SubscriptionUpdateParams {
+            cancel_at_period_end: Some(false),
+            ..Default::default()
+        };
+        ctx.stripe
+            .update_subscription(
+                id,
+                &params,
+                Some(&format!("portico-resume-{id}-{request_id}")),
+            )
+            .await?;
+    }
+    let outcome = sync(ctx, &customer, request_id).await?;
+    Ok(change_result(id, &outcome, pending))
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub price: String,
+    pub success_path: Option<String>,
+    pub cancel_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckoutCreated {
+    pub id: String,
+    pub url: Option<String>,
+}
+
+fn spa_url(
+    config: &Config,
+    field: &'static str,
+    path: Option<&str>,
+    default: &str,
+) -> Result<String, AccountError> {
+    let path = path.unwrap_or(default);
+    // Only paths on the SPA: `//host` or a scheme would leave it.
+    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+        return Err(AccountError::InvalidPath {
+            field,
+            reason: "must be a path on the app, starting with a single /",
+        });
+    }
+    config
+        .portal
+        .frontend_url
+        .join(path)
+        .map(|u| u.to_string())
+        .map_err(|_| AccountError::InvalidPath {
+            field,
+            reason: "is not a valid path",
+        })
+}
+
+/// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
+/// `Idempotency-Key` makes a double click one session.
+pub async fn checkout(
+    table: &Table,
+    stripe: &StripeClient,
+    config: &Config,
+    user: &User,
+    request: CheckoutRequest,
+    idempotency_key: &str,
+) -> Result<CheckoutCreated, AccountError> {
+    if !config.allowed_prices.contains(&request.price) {
+        return Err(AccountError::PriceNotAllowed(request.price));
+    }
+    let success = spa_url(
+        config,
+        "success_path",
+        request.success_path.as_deref(),
+        "/dashboard/billing?checkout=success",
+    )?;
+    let cancel = spa_url(
+        config,
+        "cancel_path",
+        request.cancel_path.as_deref(),
+        "/dashboard/billing?checkout=cancelled",
+    )?;
+    let stored = table.get_user(&user.id).await?;
+    let customer = ensure_customer(table, stripe, user, stored.as_ref()).await?;
+    let live = stripe
+        .list_subscriptions(&SubscriptionListParams {
+            customer: Some(customer.clone()),
+            price: Some(request.price.clone()),
+            ..Default::default()
+        })
+        .await?;
+    if live
+        .data
+        .iter()
+        .any(|s| !has_ended(s.status) && s.status != SubscriptionStatus::IncompleteExpired)
+    {
+        return Err(AccountError::AlreadySubscribed);
+    }
+    let mut params = CheckoutSessionParams::subscription(request.price, success);
+    params.customer = Some(customer);
+    params.cancel_url = Some(cancel);
+    params.client_reference_id = Some(user.id.to_string());
+    // Namespaced by user, so two users' keys can never collide at Stripe.
+    let user_hash: String = digest(&SHA256, user.id.as_str().as_bytes()).as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let session = stripe
+        .create_checkout_session(
+            &params,
+            Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
+        )
+        .await?;
+    Ok(CheckoutCreated {
+        id: session.id,
+        url: session.url,
     })
 }

@@ -31,6 +31,8 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOWED_RETURN_ORIGINS", "comma-separated origins a return_url may point to (FRONTEND_URL's origin when unset)", None),
     ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
     ("PREMIUM_GRACE_DAYS", "days a past_due subscription keeps premium after its renewal failed", Some("3")),
+    ("ALLOWED_PRICES", "comma-separated Stripe price ids users may check out (none when unset)", None),
+    ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
 ];
 
@@ -87,6 +89,8 @@ pub struct Config {
     pub portal: PortalConfig,
     pub premium_grace: Duration,
     pub webhook_tolerance_seconds: i64,
+    pub allowed_prices: Vec<String>,
+    pub allow_immediate_cancel: bool,
 }
 
 impl Config {
@@ -133,6 +137,25 @@ impl Config {
             },
             portal: portal_config(&vars)?,
             webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
+            allowed_prices: vars
+                .optional("ALLOWED_PRICES")
+                .map(|list| {
+                    list.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            allow_immediate_cancel: match vars.string("ALLOW_IMMEDIATE_CANCEL")?.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "ALLOW_IMMEDIATE_CANCEL",
+                        reason: "expected true or false".into(),
+                    })
+                }
+            },
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
         })
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::account::AccountError;
 use crate::auth::AuthError;
 use crate::portal::PortalError;
 use crate::secrets::SecretsError;
@@ -208,6 +209,39 @@ impl From<WebhookError> for ApiError {
                     "processing failed; retry",
                 )
             }
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccountError::SubscriptionNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
+            }
+            AccountError::SubscriptionEnded => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "subscription_ended",
+                message,
+            ),
+            AccountError::ImmediateCancelNotAllowed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "immediate_cancel_not_allowed",
+                message,
+            ),
+            AccountError::PriceNotAllowed(_) => {
+                ApiError::bad_request("price_not_allowed", message).with_field("price")
+            }
+            AccountError::AlreadySubscribed => {
+                ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
+            }
+            AccountError::InvalidPath { field, .. } => {
+                ApiError::bad_request("invalid_field", message).with_field(field)
+            }
+            AccountError::Stripe(e) => e.into(),
+            AccountError::Store(e) => e.into(),
+            AccountError::Sync(e) => e.into(),
         }
     }
 }

@@ -1,0 +1,277 @@
+use portico_testkit::{decode, fixtures, Harness};
+use serde_json::Value;
+use shared::ids::CustomerId;
+
+use super::handle;
+
+const PRICES: (&str, &str) = ("ALLOWED_PRICES", "price_pro_monthly,price_pro_yearly");
+
+async fn call(h: &Harness, event: &str, sub: &str, vars: &[(&str, &str)]) -> (u16, Value) {
+    let token = h.stack.token(sub);
+    let mut all = vec![("TOKEN", token.as_str())];
+    all.extend_from_slice(vars);
+    let (status, body) = decode(handle(&h.services, fixtures::request_with(event, &all)).await);
+    (status.as_u16(), body)
+}
+
+async fn subscription_of(h: &Harness, customer: &CustomerId) -> String {
+    let subs = h
+        .stripe_api(
+            "GET",
+            &format!("/v1/subscriptions?customer={customer}"),
+            &[],
+        )
+        .await;
+    subs["data"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_user_without_a_customer_gets_an_empty_account() {
+    let h = Harness::new().await;
+    let (status, body) = call(&h, "billing-account/get-account", "auth0|new-user", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let account = &body["account"];
+    assert_eq!(
+        (account["customer_id"].clone(), account["premium"].clone()),
+        (Value::Null, Value::Bool(false))
+    );
+    assert_eq!(account["invoices"], serde_json::json!([]));
+    assert_eq!(account["email"], "auth0_new-user@example.test");
+    assert!(h.stripe_calls().is_empty());
+}
+
+#[tokio::test]
+async fn refresh_syncs_and_then_the_stored_state_is_served() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("paying").await;
+    let (_, before) = call(&h, "billing-account/get-account", "paying", &[]).await;
+    assert_eq!(before["account"]["customer_id"], customer.as_str());
+    assert_eq!(before["account"]["premium"], false, "nothing synced yet");
+
+    let (status, body) = call(&h, "billing-account/get-account-refresh", "paying", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let account = &body["account"];
+    assert_eq!(account["premium"], true);
+    assert_eq!(account["plan"]["product_name"], "Portico Pro");
+    assert_eq!(account["plan"]["price_id"], "price_pro_monthly");
+    assert_eq!(account["subscription"]["status"], "active");
+    assert!(account["subscription"]["current_period_end"]
+        .as_i64()
+        .is_some());
+    assert_eq!(account["default_payment_method"]["brand"], "visa");
+    assert_eq!(account["default_payment_method"]["last4"], "4242");
+    assert_eq!(account["invoices"][0]["status"], "paid");
+    assert!(account["invoices"][0]["hosted_invoice_url"].is_string());
+
+    h.emulator.clear_requests();
+    let (_, stored) = call(&h, "billing-account/get-account", "paying", &[]).await;
+    assert_eq!(stored["account"]["plan"], account["plan"]);
+    assert!(h.stripe_calls().is_empty(), "served from the synced state");
+}
+
+#[tokio::test]
+async fn cancel_then_resume() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("waverer").await;
+    let sub = subscription_of(&h, &customer).await;
+    let vars = [("SUBSCRIPTION", sub.as_str())];
+    // A first sync stores the baseline the cancellation is compared with.
+    call(&h, "billing-account/get-account-refresh", "waverer", &[]).await;
+
+    let (status, body) = call(&h, "billing-account/cancel", "waverer", &vars).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["changed"], true);
+    assert_eq!(body["result"]["subscription"]["cancel_at_period_end"], true);
+    let stripe = h.emulator.object(&sub).unwrap();
+    assert_eq!(stripe["cancel_at_period_end"], true);
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.change.field.ends_with(".cancel_at")),
+        "{audit:?}"
+    );
+
+    let (status, body) = call(&h, "billing-account/cancel", "waverer", &vars).await;
+    assert_eq!(
+        (status, body["result"]["changed"].as_bool()),
+        (200, Some(false)),
+        "already cancelling"
+    );
+
+    let (_, account) = call(&h, "billing-account/get-account", "waverer", &[]).await;
+    assert_eq!(
+        account["account"]["premium"], true,
+        "premium until the period ends"
+    );
+
+    let (status, body) = call(&h, "billing-account/resume", "waverer", &vars).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["changed"], true);
+    assert_eq!(
+        body["result"]["subscription"]["cancel_at_period_end"],
+        false
+    );
+    assert_eq!(
+        h.emulator.object(&sub).unwrap()["cancel_at_period_end"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn immediate_cancel_needs_the_setting_and_ended_subscriptions_cannot_resume() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("quitter").await;
+    let sub = subscription_of(&h, &customer).await;
+    let vars = [("SUBSCRIPTION", sub.as_str())];
+    let (status, body) = call(&h, "billing-account/cancel-immediately", "quitter", &vars).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (403, Some("immediate_cancel_not_allowed"))
+    );
+    assert_eq!(
+        h.emulator.object(&sub).unwrap()["status"],
+        "active",
+        "nothing changed"
+    );
+
+    let h2 = Harness::with(&[("ALLOW_IMMEDIATE_CANCEL", "true")]).await;
+    let customer = h2.subscribed_customer("quitter").await;
+    let sub = subscription_of(&h2, &customer).await;
+    let vars = [("SUBSCRIPTION", sub.as_str())];
+    let (status, body) = call(&h2, "billing-account/cancel-immediately", "quitter", &vars).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["subscription"]["status"], "canceled");
+    let (status, body) = call(&h2, "billing-account/resume", "quitter", &vars).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (422, Some("subscription_ended"))
+    );
+}
+
+#[tokio::test]
+async fn another_users_subscription_is_404() {
+    let h = Harness::new().await;
+    let theirs = h.subscribed_customer("victim").await;
+    h.subscribed_customer("attacker").await;
+    let sub = subscription_of(&h, &theirs).await;
+    let vars = [("SUBSCRIPTION", sub.as_str())];
+    for event in ["billing-account/cancel", "billing-account/resume"] {
+        let (status, body) = call(&h, event, "attacker", &vars).await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (404, Some("subscription_not_found")),
+            "{event}"
+        );
+    }
+    let (status, _) = call(
+        &h,
+        "billing-account/cancel",
+        "attacker",
+        &[("SUBSCRIPTION", "sub_DoesNotExist")],
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        h.emulator.object(&sub).unwrap()["cancel_at_period_end"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_double_click_checkout_makes_one_session() {
+    let h = Harness::with(&[PRICES]).await;
+    let vars = [("IDEMPOTENCY_KEY", "click-1")];
+    let (status, first) = call(&h, "billing-account/checkout", "shopper", &vars).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, second) = call(&h, "billing-account/checkout", "shopper", &vars).await;
+    assert_eq!(status, 201, "{second}");
+    let id = first["checkout_session"]["id"].as_str().unwrap();
+    assert_eq!(second["checkout_session"]["id"], id);
+    let session = h.emulator.object(id).unwrap();
+    assert_eq!(session["client_reference_id"], "shopper");
+    assert_eq!(session["mode"], "subscription");
+    assert_eq!(session["success_url"], "https://app.portico.test/welcome");
+    let created = h
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/checkout/sessions" && !r.idempotent_replayed)
+        .count();
+    assert_eq!(created, 1);
+}
+
+#[tokio::test]
+async fn checkout_refuses_other_prices_missing_keys_and_existing_subscribers() {
+    let h = Harness::with(&[PRICES]).await;
+    let token = h.stack.token("picky");
+    let body = serde_json::json!({"price": "price_team_monthly"});
+    let mut request = fixtures::request_with_body("billing-account/checkout", &token, &body);
+    request
+        .headers_mut()
+        .insert("idempotency-key", "k-1".parse().unwrap());
+    let (status, answer) = decode(handle(&h.services, request).await);
+    assert_eq!(
+        (status.as_u16(), answer["field"].as_str()),
+        (400, Some("price")),
+        "{answer}"
+    );
+
+    let (status, answer) = call(&h, "billing-account/checkout-without-key", "picky", &[]).await;
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (400, Some("idempotency_key_required"))
+    );
+    assert!(h.stripe_calls().is_empty());
+
+    h.subscribed_customer("subscriber").await;
+    let (status, answer) = call(
+        &h,
+        "billing-account/checkout",
+        "subscriber",
+        &[("IDEMPOTENCY_KEY", "k-2")],
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (409, Some("already_subscribed")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_routes_and_methods() {
+    let h = Harness::new().await;
+    let (status, body) = decode(
+        handle(
+            &h.services,
+            fixtures::request("billing-account/get-account-unauthenticated", ""),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (401, Some("missing_token"))
+    );
+    assert_eq!(body["request_id"], "req-get-account-unauthenticated");
+    let (status, body) = decode(
+        handle(
+            &h.services,
+            fixtures::request("billing-account/get-account-invalid-token", ""),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (401, Some("malformed_token"))
+    );
+    let (status, _) = call(&h, "billing-account/unknown-route", "u", &[]).await;
+    assert_eq!(status, 404);
+    let token = h.stack.token("u");
+    let response = handle(
+        &h.services,
+        fixtures::request("billing-account/get-account-wrong-method", &token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+}
