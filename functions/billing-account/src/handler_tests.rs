@@ -1,6 +1,5 @@
 use portico_testkit::{decode, fixtures, Harness};
 use serde_json::Value;
-use shared::ids::CustomerId;
 
 use super::handle;
 
@@ -12,17 +11,6 @@ async fn call(h: &Harness, event: &str, sub: &str, vars: &[(&str, &str)]) -> (u1
     all.extend_from_slice(vars);
     let (status, body) = decode(handle(&h.services, fixtures::request_with(event, &all)).await);
     (status.as_u16(), body)
-}
-
-async fn subscription_of(h: &Harness, customer: &CustomerId) -> String {
-    let subs = h
-        .stripe_api(
-            "GET",
-            &format!("/v1/subscriptions?customer={customer}"),
-            &[],
-        )
-        .await;
-    subs["data"][0]["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -73,7 +61,7 @@ async fn refresh_syncs_and_then_the_stored_state_is_served() {
 async fn cancel_then_resume() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("waverer").await;
-    let sub = subscription_of(&h, &customer).await;
+    let sub = h.subscription_of(&customer).await;
     let vars = [("SUBSCRIPTION", sub.as_str())];
     // A first sync stores the baseline the cancellation is compared with.
     call(&h, "billing-account/get-account-refresh", "waverer", &[]).await;
@@ -120,7 +108,7 @@ async fn cancel_then_resume() {
 async fn immediate_cancel_needs_the_setting_and_ended_subscriptions_cannot_resume() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("quitter").await;
-    let sub = subscription_of(&h, &customer).await;
+    let sub = h.subscription_of(&customer).await;
     let vars = [("SUBSCRIPTION", sub.as_str())];
     let (status, body) = call(&h, "billing-account/cancel-immediately", "quitter", &vars).await;
     assert_eq!(
@@ -135,7 +123,7 @@ async fn immediate_cancel_needs_the_setting_and_ended_subscriptions_cannot_resum
 
     let h2 = Harness::with(&[("ALLOW_IMMEDIATE_CANCEL", "true")]).await;
     let customer = h2.subscribed_customer("quitter").await;
-    let sub = subscription_of(&h2, &customer).await;
+    let sub = h2.subscription_of(&customer).await;
     let vars = [("SUBSCRIPTION", sub.as_str())];
     let (status, body) = call(&h2, "billing-account/cancel-immediately", "quitter", &vars).await;
     assert_eq!(status, 200, "{body}");
@@ -152,7 +140,7 @@ async fn another_users_subscription_is_404() {
     let h = Harness::new().await;
     let theirs = h.subscribed_customer("victim").await;
     h.subscribed_customer("attacker").await;
-    let sub = subscription_of(&h, &theirs).await;
+    let sub = h.subscription_of(&theirs).await;
     let vars = [("SUBSCRIPTION", sub.as_str())];
     for event in ["billing-account/cancel", "billing-account/resume"] {
         let (status, body) = call(&h, event, "attacker", &vars).await;

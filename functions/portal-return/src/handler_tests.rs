@@ -74,14 +74,7 @@ async fn change_card_email_and_cancel(h: &Harness, customer: &CustomerId) {
         ],
     )
     .await;
-    let subs = h
-        .stripe_api(
-            "GET",
-            &format!("/v1/subscriptions?customer={customer}"),
-            &[],
-        )
-        .await;
-    let sub = subs["data"][0]["id"].as_str().unwrap().to_string();
+    let sub = h.subscription_of(customer).await;
     h.stripe_api(
         "POST",
         &format!("/v1/subscriptions/{sub}"),
@@ -225,14 +218,7 @@ async fn session_for_existing(h: &Harness, sub: &str, workflow: Workflow) -> (Cu
 async fn the_user_record_follows_premium() {
     let h = Harness::new().await;
     let (customer, reference) = session_for(&h, "canceller", Workflow::CancellationProcess).await;
-    let subs = h
-        .stripe_api(
-            "GET",
-            &format!("/v1/subscriptions?customer={customer}"),
-            &[],
-        )
-        .await;
-    let sub = subs["data"][0]["id"].as_str().unwrap().to_string();
+    let sub = h.subscription_of(&customer).await;
     h.stripe_api("DELETE", &format!("/v1/subscriptions/{sub}"), &[])
         .await;
     let (status, body) = come_back(&h, "canceller", &reference).await;
@@ -302,17 +288,7 @@ async fn stripe_unavailable_is_503_and_nothing_is_written() {
     let h = Harness::new().await;
     let (customer, reference) = session_for(&h, "during-outage", Workflow::PaymentUpdate).await;
     // The same stack, but Stripe unreachable.
-    let mut down = h
-        .stack
-        .services_with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]);
-    down.stripe = down
-        .stripe
-        .clone()
-        .with_retry_policy(shared::stripe::RetryPolicy {
-            max_retries: 1,
-            base_delay: std::time::Duration::from_millis(1),
-            max_delay: std::time::Duration::from_millis(2),
-        });
+    let down = h.services_with_stripe_down();
     let token = h.stack.token("during-outage");
     let request = fixtures::request_with(
         "portal-return/return",

@@ -54,22 +54,11 @@ fn events_of(h: &Harness, event_type: &str, customer: &CustomerId) -> Vec<String
         .collect()
 }
 
-async fn subscription_of(h: &Harness, customer: &CustomerId) -> String {
-    let subs = h
-        .stripe_api(
-            "GET",
-            &format!("/v1/subscriptions?customer={customer}"),
-            &[],
-        )
-        .await;
-    subs["data"][0]["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn an_event_syncs_the_customer_once_and_a_duplicate_changes_nothing() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("hook-user").await;
-    let sub = subscription_of(&h, &customer).await;
+    let sub = h.subscription_of(&customer).await;
     h.stripe_api(
         "POST",
         &format!("/v1/subscriptions/{sub}"),
@@ -167,7 +156,7 @@ async fn concurrent_duplicates_have_one_effect() {
 async fn events_in_any_order_leave_stripes_final_state() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("order-user").await;
-    let sub = subscription_of(&h, &customer).await;
+    let sub = h.subscription_of(&customer).await;
     h.stripe_api(
         "POST",
         &format!("/v1/subscriptions/{sub}"),
@@ -347,17 +336,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         .as_str()
         .unwrap()
         .to_string();
-    let mut down = h
-        .stack
-        .services_with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]);
-    down.stripe = down
-        .stripe
-        .clone()
-        .with_retry_policy(shared::stripe::RetryPolicy {
-            max_retries: 1,
-            base_delay: std::time::Duration::from_millis(1),
-            max_delay: std::time::Duration::from_millis(2),
-        });
+    let down = h.services_with_stripe_down();
     let (status, answer) = decode(handle(&down, signed(&body)).await);
     assert_eq!(
         (status.as_u16(), answer["error_code"].as_str()),

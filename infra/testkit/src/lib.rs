@@ -139,6 +139,30 @@ impl Harness {
         value
     }
 
+    /// The same stack's services, but with Stripe unreachable (nothing listens on port 9).
+    pub fn services_with_stripe_down(&self) -> Services {
+        let mut down = self
+            .stack
+            .services_with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]);
+        down.stripe = down.stripe.clone().with_retry_policy(fast_retries());
+        down
+    }
+
+    /// The id of the customer's first subscription, as Stripe lists it.
+    pub async fn subscription_of(&self, customer: &CustomerId) -> String {
+        let subs = self
+            .stripe_api(
+                "GET",
+                &format!("/v1/subscriptions?customer={customer}"),
+                &[],
+            )
+            .await;
+        subs["data"][0]["id"]
+            .as_str()
+            .expect("the customer has a subscription")
+            .to_string()
+    }
+
     /// Stripe calls made so far, as `METHOD path` lines.
     pub fn stripe_calls(&self) -> Vec<String> {
         self.emulator
