@@ -12,14 +12,20 @@ fn template_routes(template: &str) -> Vec<(String, String)> {
         .lines()
         .filter(|l| l.contains("ApiId: !Ref HttpApi"))
         .map(|l| {
-            let field = |name: &str| {
+            let after = |name: &str| {
                 l.split(&format!("{name}: "))
                     .nth(1)
-                    .and_then(|rest| rest.split([',', '}']).next())
-                    .map(|v| v.trim().to_string())
                     .unwrap_or_else(|| panic!("route line without {name}: {l}"))
             };
-            (field("Method"), field("Path"))
+            let path = after("Path").split(", Method").next().unwrap_or_default();
+            let method = after("Method")
+                .split([',', ' ', '}'])
+                .next()
+                .unwrap_or_default();
+            (
+                method.to_string(),
+                path.trim().trim_matches('"').to_string(),
+            )
         })
         .collect()
 }
