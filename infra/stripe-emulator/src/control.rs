@@ -133,9 +133,7 @@ async fn pause(AxState(shared): AxState<Arc<Shared>>) -> Response {
     answer(status(&shared))
 }
 
-#[derive(Deserialize, Default)]
 struct Resume {
-    #[serde(default)]
     drop: bool,
 }
 
@@ -145,13 +143,12 @@ async fn resume(
     body: Bytes,
 ) -> Response {
     // Form bodies carry strings: accept `drop=true` too.
-    let r: ApiResult<Resume> = helper_params(&headers, &body).and_then(|v| {
-        let drop = match &v["drop"] {
+    let r: ApiResult<Resume> = helper_params(&headers, &body).map(|v| Resume {
+        drop: match &v["drop"] {
             Value::Bool(b) => *b,
             Value::String(s) => s == "true",
             _ => false,
-        };
-        Ok(Resume { drop })
+        },
     });
     let r = match r {
         Ok(r) => r,
