@@ -8,25 +8,35 @@
 //! # let _ = base; Ok(()) }
 //! ```
 //!
-//! Seed ids are listed in [`seed`]; helper endpoints live under `/_emulator/`.
+//! Seed ids are listed in [`seed`]; helper and control endpoints live under `/_emulator/`;
+//! portal and checkout pages at the sessions' `url`s; webhooks go to [`EmulatorConfig::webhooks`].
 
 // Stripe objects are large `json!` literals.
 #![recursion_limit = "256"]
 
+mod checkout_pages;
+mod clock;
+mod control;
+pub mod delivery;
 mod error;
 mod expand;
+pub mod faults;
 pub mod form;
 mod idempotency;
 mod ids;
 mod list;
+mod pages;
 mod params;
+mod portal_pages;
 mod resources;
 pub mod seed;
 mod server;
 mod state;
 mod testkit;
 
+pub use delivery::{Delivery, WebhookEndpoint};
 pub use error::ApiError;
+pub use faults::Fault;
 pub use server::LoggedRequest;
 pub use state::{EmulatorEvent, DEFAULT_API_VERSION};
 pub use testkit::NewCustomer;
@@ -50,6 +60,12 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// The emulated account's default API version (rendered into events).
     pub api_version: String,
+    /// Where every recorded event is POSTed (signed), from the start.
+    pub webhooks: Vec<WebhookEndpoint>,
+    /// Delays before the retries of a failed delivery (default 1 s, 2 s, 5 s).
+    pub retry_schedule: Vec<Duration>,
+    /// How long one delivery attempt may take (default 10 s).
+    pub webhook_timeout: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -59,6 +75,13 @@ impl Default for EmulatorConfig {
             api_key: None,
             state_file: None,
             api_version: DEFAULT_API_VERSION.to_string(),
+            webhooks: Vec::new(),
+            retry_schedule: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+            ],
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -77,6 +100,7 @@ pub struct Emulator {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    dispatcher: tokio::task::JoinHandle<()>,
 }
 
 impl Emulator {
@@ -105,7 +129,19 @@ impl Emulator {
             port: config.port,
             source,
         })?;
+        let delivery = delivery::Deliverer::new(
+            delivery::DeliveryOptions {
+                retry_schedule: config.retry_schedule.clone(),
+                timeout: config.webhook_timeout,
+            },
+            state.events.len(),
+        );
+        for endpoint in config.webhooks.iter().cloned() {
+            delivery.add_endpoint(endpoint);
+        }
         let shared = Arc::new(Shared {
+            delivery,
+            faults: faults::Faults::default(),
             state: Mutex::new(state),
             idempotency: Mutex::default(),
             log: Mutex::default(),
@@ -115,6 +151,7 @@ impl Emulator {
             base_url: format!("http://{addr}"),
             state_file: config.state_file,
         });
+        let dispatcher = tokio::spawn(delivery::run_dispatcher(shared.clone()));
         let app = server::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -130,6 +167,7 @@ impl Emulator {
             addr,
             shutdown: Some(tx),
             task: Some(task),
+            dispatcher,
         })
     }
 
@@ -167,7 +205,8 @@ impl Emulator {
         testkit::create_customer(&self.shared, &customer)
     }
 
-    /// Back to the seeded state (also clears idempotency keys and the request log).
+    /// Back to the seeded state (also clears idempotency keys, the request log, webhook
+    /// deliveries (queued ones are dropped) and injected faults; endpoints stay).
     pub fn reset(&self) -> Result<(), ApiError> {
         testkit::reset(&self.shared)
     }
@@ -177,9 +216,83 @@ impl Emulator {
         lock_anyway(&self.shared.state).now()
     }
 
-    /// Moves the emulator clock forward (nothing is billed yet on the way).
-    pub fn advance_clock(&self, seconds: i64) {
-        lock_anyway(&self.shared.state).clock_offset += seconds;
+    /// Moves the emulator clock forward by `seconds`, running what falls due on the way
+    /// (scheduled cancellations end, active subscriptions renew and bill). Returns
+    /// `{now, happened: [{at, subscription, action}]}`.
+    pub fn advance_clock(&self, seconds: i64) -> Result<Value, ApiError> {
+        clock::advance_by(&self.shared, seconds)
+    }
+
+    /// Like [`Emulator::advance_clock`], to an absolute unix time.
+    pub fn advance_clock_to(&self, unix: i64) -> Result<Value, ApiError> {
+        clock::advance_to(&self.shared, unix)
+    }
+
+    /// Adds a webhook endpoint; it receives events recorded from now on.
+    pub fn add_webhook_endpoint(&self, endpoint: WebhookEndpoint) {
+        self.shared.delivery.add_endpoint(endpoint);
+    }
+
+    pub fn webhook_endpoints(&self) -> Vec<WebhookEndpoint> {
+        self.shared.delivery.endpoints()
+    }
+
+    /// Every delivery attempt so far (optionally of one event), in the order they finished.
+    pub fn deliveries(&self, event: Option<&str>) -> Vec<Delivery> {
+        self.shared.delivery.deliveries(event)
+    }
+
+    /// Waits (at most `timeout`) until `done(all deliveries)` holds. `Err` carries the
+    /// deliveries seen when the time ran out.
+    pub async fn wait_for_deliveries(
+        &self,
+        timeout: Duration,
+        done: impl FnMut(&[Delivery]) -> bool,
+    ) -> Result<Vec<Delivery>, Vec<Delivery>> {
+        self.shared.delivery.wait_for(timeout, done).await
+    }
+
+    /// Sends one event again to each endpoint listening for it (one attempt each, no
+    /// retries), concurrently; returns the attempts.
+    pub async fn redeliver(&self, event_id: &str) -> Result<Vec<Delivery>, ApiError> {
+        delivery::redeliver(&self.shared, event_id, None).await
+    }
+
+    /// Sends one event `times` times concurrently to each endpoint listening for it.
+    pub async fn deliver_times(
+        &self,
+        event_id: &str,
+        times: u32,
+    ) -> Result<Vec<Delivery>, ApiError> {
+        delivery::deliver_times(&self.shared, event_id, times, None, "duplicate").await
+    }
+
+    /// Sends the given events one by one in this order, waiting for each response.
+    pub async fn deliver_in_order(&self, event_ids: &[String]) -> Result<Vec<Delivery>, ApiError> {
+        delivery::deliver_sequence(&self.shared, event_ids).await
+    }
+
+    /// Stops automatic delivery; new events wait for [`Emulator::resume_delivery`].
+    pub fn pause_delivery(&self) {
+        self.shared.delivery.pause();
+    }
+
+    /// Resumes automatic delivery: events recorded while paused go out in order, or are
+    /// skipped with `drop_queued`.
+    pub fn resume_delivery(&self, drop_queued: bool) {
+        let count = lock_anyway(&self.shared.state).events.len();
+        self.shared.delivery.resume(drop_queued, count);
+    }
+
+    /// The next `fault.times` matching `/v1` requests fail (or are delayed) as described.
+    pub fn inject_fault(&self, fault: Fault) -> Result<(), ApiError> {
+        faults::validate(&fault)?;
+        self.shared.faults.add(fault);
+        Ok(())
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
     }
 
     /// Adds (or with `None` removes) a delay on one endpoint, e.g. `("POST", "/v1/customers")`.
@@ -212,6 +325,7 @@ impl Emulator {
 
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
+        self.dispatcher.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -223,6 +337,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.dispatcher.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -5,7 +5,8 @@
 //! `price_pro_yearly` (12000), `price_team_monthly` (2900), `price_team_yearly` (29000), each
 //! with the same `lookup_key` minus the `price_` prefix. Test payment methods (templates,
 //! cloned on attach): `pm_card_visa` (4242), `pm_card_mastercard` (4444),
-//! `pm_card_chargeDeclined` (0002, declined with `card_declined` / `generic_decline`).
+//! `pm_card_chargeDeclined` (0002, declined with `card_declined` / `generic_decline`),
+//! `pm_card_chargeCustomerFail` (0341, attaches but every charge is declined).
 
 use crate::resources::catalog::{price_object, product_object};
 use crate::resources::payment_methods::card_template;
@@ -20,6 +21,9 @@ pub const PRODUCT_TEAM: &str = "prod_portico_team";
 pub const PM_VISA: &str = "pm_card_visa";
 pub const PM_MASTERCARD: &str = "pm_card_mastercard";
 pub const PM_DECLINED: &str = "pm_card_chargeDeclined";
+/// Attaches fine, then every charge is declined (renewals go `past_due`).
+pub const PM_CHARGE_FAIL: &str = "pm_card_chargeCustomerFail";
+pub const CHARGE_FAIL_FINGERPRINT: &str = "Cf0341QxZk2LmN7a";
 
 pub fn seed(s: &mut State) {
     let now = s.now();
@@ -68,6 +72,13 @@ pub fn seed(s: &mut State) {
         "visa",
         "0002",
         "Dc2QfLpWs9KzT1aB",
+        now,
+    ));
+    s.pm_templates.insert(card_template(
+        PM_CHARGE_FAIL,
+        "visa",
+        "0341",
+        CHARGE_FAIL_FINGERPRINT,
         now,
     ));
 }

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub api_version: String,
     pub base_url: String,
     pub state_file: Option<PathBuf>,
+    pub delivery: crate::delivery::Deliverer,
+    pub faults: crate::faults::Faults,
 }
 
 /// Locks a mutex whose poisoning must not crash the server (it becomes a 500).
@@ -77,8 +79,37 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/requests", get(emulator_requests))
         .route("/_emulator/reset", post(emulator_reset))
         .route("/_emulator/events", get(emulator_events))
+        .merge(crate::control::routes())
+        .merge(crate::portal_pages::routes())
+        .merge(crate::checkout_pages::routes())
         .fallback(v1)
         .with_state(shared)
+}
+
+/// Runs `f` under the state lock, all or nothing like a `/v1` mutation: on error (or a
+/// panic, which becomes a 500) the state is restored; on success it is persisted and the
+/// new events go to webhook delivery.
+pub(crate) fn mutate<T>(
+    shared: &Shared,
+    f: impl FnOnce(&mut State) -> ApiResult<T>,
+) -> ApiResult<T> {
+    let mut st = lock(&shared.state)?;
+    let before = st.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut st)))
+        .unwrap_or_else(|_| {
+            Err(ApiError::internal(
+                "An unexpected error occurred in the emulator.",
+            ))
+        });
+    match &outcome {
+        Ok(_) => {
+            persist(shared, &st);
+            drop(st);
+            shared.delivery.wake();
+        }
+        Err(_) => *st = before,
+    }
+    outcome
 }
 
 fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
@@ -123,7 +154,7 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
     }
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -137,12 +168,12 @@ fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Respons
     r
 }
 
-fn error_response(e: &ApiError, request_id: &str) -> Response {
+pub(crate) fn error_response(e: &ApiError, request_id: &str) -> Response {
     let body = serde_json::to_vec_pretty(&e.body(request_id)).unwrap_or_default();
     json_response(e.status, body, request_id)
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -265,7 +296,11 @@ pub(crate) fn execute(
     });
     match (&outcome, snapshot) {
         (Err(_), Some(before)) => *st = before,
-        (Ok(_), Some(_)) => persist(shared, &st),
+        (Ok(_), Some(_)) => {
+            persist(shared, &st);
+            drop(st);
+            shared.delivery.wake();
+        }
         _ => {}
     }
     outcome
@@ -398,6 +433,12 @@ async fn handle_v1(
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
+    // Injected faults answer before anything runs, so state is untouched.
+    if let Some(fault) = shared.faults.take(method.as_str(), path) {
+        if let Some(e) = crate::faults::apply(&fault).await {
+            return fail(e);
+        }
+    }
     let Some((handler, ids)) = route(method, &segs) else {
         return fail(unrecognized());
     };
@@ -505,7 +546,7 @@ async fn handle_v1(
 }
 
 /// Parameters of a helper endpoint: JSON or form body.
-fn helper_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+pub(crate) fn helper_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(json!({}));
     }

@@ -79,6 +79,12 @@ pub struct State {
     /// Per checkout session: its line items and subscription_data, for completing it later.
     pub checkout_extras: HashMap<String, Value>,
     pub events: Table,
+    /// Pending and invoiced invoice items (prorations), `ii_...`.
+    #[serde(default)]
+    pub invoice_items: Table,
+    /// Portal session id → when its URL was first visited (sessions expire unvisited).
+    #[serde(default)]
+    pub portal_visits: HashMap<String, i64>,
     /// Sequence of the last event; events are numbered 1, 2, ... in the order they happened.
     pub event_seq: u64,
 }
@@ -117,6 +123,7 @@ impl State {
             }
             "sub" => &self.subscriptions,
             "in" => &self.invoices,
+            "ii" => &self.invoice_items,
             "price" => &self.prices,
             "prod" => &self.products,
             "bpc" => &self.portal_configurations,

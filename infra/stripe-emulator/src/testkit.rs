@@ -129,20 +129,28 @@ pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResu
         )
     })();
     match &result {
-        Ok(_) => crate::server::persist(shared, &st),
+        Ok(_) => {
+            crate::server::persist(shared, &st);
+            drop(st);
+            shared.delivery.wake();
+        }
         Err(_) => *st = before,
     }
     result
 }
 
-/// Back to the seeded state; forgets idempotency keys and the request log too.
+/// Back to the seeded state; forgets idempotency keys, the request log, webhook deliveries
+/// and injected faults too.
 pub(crate) fn reset(shared: &Shared) -> ApiResult<()> {
     {
         let mut st = lock(&shared.state)?;
         *st = State::new(&shared.api_version);
         crate::server::persist(shared, &st);
+        // Under the state lock, so no new event slips between the two resets.
+        shared.delivery.reset();
     }
     lock_anyway(&shared.idempotency).clear();
     lock_anyway(&shared.log).clear();
+    shared.faults.clear();
     Ok(())
 }

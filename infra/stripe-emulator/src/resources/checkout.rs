@@ -1,4 +1,4 @@
-//! Checkout sessions: create and retrieve. Completion (the payment page) comes later.
+//! Checkout sessions: create, retrieve, and completion (what the hosted payment page does).
 
 use super::{arg, catalog, Handler};
 use crate::error::{ApiError, ApiResult};
@@ -178,4 +178,115 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
         .get(id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))
+}
+
+/// Test cards the hosted pages offer.
+pub const TEST_CARDS: &[(&str, &str)] = &[
+    (crate::seed::PM_VISA, "Visa •••• 4242"),
+    (crate::seed::PM_MASTERCARD, "Mastercard •••• 4444"),
+    (crate::seed::PM_DECLINED, "Visa •••• 0002 (declined)"),
+];
+
+/// Completes an open checkout session with a test card, as paying on Stripe's page does:
+/// the customer (created from `customer_email` if the session had none), the payment method
+/// attached, in subscription mode the subscription and its paid first invoice, then the
+/// session `complete`/`paid` and `checkout.session.completed`. A declined card is Stripe's
+/// `card_declined` error and (the caller restoring state) changes nothing.
+pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Value> {
+    let session = st
+        .checkout_sessions
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+    match session["status"].as_str() {
+        Some("open") => {}
+        Some("complete") => {
+            return Err(ApiError::invalid(
+                "This Checkout Session has already been completed.",
+            ))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "This Checkout Session is no longer active.",
+            ))
+        }
+    }
+    if st.pm_templates.get(pm).is_none() {
+        return Err(ApiError::invalid_param(
+            "payment_method",
+            format!("Unknown test card: {pm}. Use pm_card_visa, pm_card_mastercard or pm_card_chargeDeclined."),
+        ));
+    }
+    if pm == crate::seed::PM_DECLINED || super::payment_methods::charge_fails(st, pm) {
+        return Err(ApiError::card_declined());
+    }
+    let customer_id = match session["customer"].as_str() {
+        Some(c) => {
+            st.customer(c, "customer")?;
+            c.to_string()
+        }
+        None => {
+            let mut cp = json!({});
+            if let Some(e) = session["customer_email"].as_str() {
+                cp["email"] = json!(e);
+            }
+            let c = super::customers::CREATE(st, ctx, &Params::root(&cp), &[])?;
+            c["id"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let pm_id = super::payment_methods::attach(st, ctx, pm, &customer_id, "payment_method")?;
+    let extras = st.checkout_extras.get(id).cloned().unwrap_or(Value::Null);
+    let mut subscription = Value::Null;
+    let mut invoice = Value::Null;
+    if session["mode"] == "subscription" {
+        let items: Vec<Value> = extras["line_items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|li| json!({"price": li["price"]["id"], "quantity": li["quantity"].to_string()}))
+            .collect();
+        let mut sp =
+            json!({"customer": customer_id, "items": items, "default_payment_method": pm_id});
+        let sd = &extras["subscription_data"];
+        for k in ["metadata", "trial_period_days", "description"] {
+            if !sd[k].is_null() {
+                sp[k] = sd[k].clone();
+            }
+        }
+        let sub = super::subscriptions::CREATE(st, ctx, &Params::root(&sp), &[])?;
+        invoice = sub["latest_invoice"].clone();
+        subscription = sub["id"].clone();
+    }
+    let customer = st.customer(&customer_id, "customer")?.clone();
+    let mut done = session.clone();
+    done["status"] = json!("complete");
+    done["payment_status"] = json!(if session["mode"] == "setup" {
+        "no_payment_required"
+    } else {
+        "paid"
+    });
+    done["customer"] = json!(customer_id);
+    done["subscription"] = subscription;
+    done["invoice"] = invoice;
+    done["customer_details"] = json!({
+        "address": customer["address"],
+        "business_name": null,
+        "email": customer["email"].as_str().or(session["customer_email"].as_str()),
+        "individual_name": null,
+        "name": customer["name"],
+        "phone": customer["phone"],
+        "tax_exempt": customer["tax_exempt"],
+        "tax_ids": [],
+    });
+    st.checkout_sessions.insert(done.clone());
+    st.emit(ctx, "checkout.session.completed", &done, None);
+    Ok(done)
+}
+
+/// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe does.
+pub fn success_url(session: &Value) -> Option<String> {
+    let id = session["id"].as_str().unwrap_or_default();
+    session["success_url"]
+        .as_str()
+        .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id))
 }

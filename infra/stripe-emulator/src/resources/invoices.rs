@@ -12,24 +12,141 @@ fn money(amount: i64) -> String {
     format!("${}.{:02}", amount / 100, amount % 100)
 }
 
-/// Creates the invoice for a subscription's current period, emitting the events Stripe
-/// would: `invoice.created`, `invoice.finalized`, and when `pay` `invoice.paid` and
-/// `invoice.payment_succeeded`.
-pub fn bill_subscription(
+/// How an invoice's payment goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payment {
+    /// Charged successfully: `invoice.paid` and `invoice.payment_succeeded`.
+    Succeed,
+    /// The charge is declined: the invoice stays open, `invoice.payment_failed`.
+    Fail,
+    /// No attempt (no payment method): the invoice stays open.
+    NoAttempt,
+}
+
+/// The payment outcome of charging a subscription's default payment method (or else its
+/// customer's): Stripe's `pm_card_chargeCustomerFail` attaches fine and then declines.
+pub fn payment_for(st: &State, sub: &Value) -> Payment {
+    let customer = st
+        .customers
+        .get(sub["customer"].as_str().unwrap_or_default());
+    let pm = sub["default_payment_method"].as_str().or_else(|| {
+        customer.and_then(|c| c["invoice_settings"]["default_payment_method"].as_str())
+    });
+    match pm {
+        None => Payment::NoAttempt,
+        Some(pm) if super::payment_methods::charge_fails(st, pm) => Payment::Fail,
+        Some(_) => Payment::Succeed,
+    }
+}
+
+/// The invoice line for one pending invoice item (a proration).
+fn invoice_item_line(ii: &Value, invoice: &str) -> Value {
+    json!({
+        "id": new_id("il_"),
+        "object": "line_item",
+        "amount": ii["amount"],
+        "currency": ii["currency"],
+        "description": ii["description"],
+        "discount_amounts": [],
+        "discountable": false,
+        "discounts": [],
+        "invoice": invoice,
+        "livemode": false,
+        "metadata": {},
+        "parent": {
+            "invoice_item_details": null,
+            "subscription_item_details": {
+                "invoice_item": ii["id"],
+                "proration": true,
+                "proration_details": {"credited_items": null},
+                "subscription": ii["parent"]["subscription_details"]["subscription"],
+                "subscription_item": ii["parent"]["subscription_details"]["subscription_item"],
+            },
+            "type": "subscription_item_details",
+        },
+        "period": ii["period"],
+        "pretax_credit_amounts": [],
+        "pricing": ii["pricing"],
+        "quantity": ii["quantity"],
+        "quantity_decimal": ii["quantity"].as_i64().unwrap_or(1).to_string(),
+        "subscription": ii["parent"]["subscription_details"]["subscription"],
+        "subtotal": ii["amount"],
+        "taxes": [],
+    })
+}
+
+/// Creates a pending invoice item (a proration) for a subscription item, with
+/// `invoiceitem.created`. It goes on the subscription's next invoice.
+pub fn create_proration_item(
+    st: &mut State,
+    ctx: &Ctx,
+    sub: &Value,
+    item: &Value,
+    amount: i64,
+    description: String,
+    period: (i64, i64),
+) -> Value {
+    let now = st.now();
+    let price = &item["price"];
+    let ii = json!({
+        "id": new_id("ii_"),
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": price["currency"],
+        "customer": sub["customer"],
+        "customer_account": null,
+        "date": now,
+        "description": description,
+        "discountable": false,
+        "discounts": [],
+        "invoice": null,
+        "livemode": false,
+        "metadata": {},
+        "net_amount": amount,
+        "parent": {
+            "subscription_details": {"subscription": sub["id"], "subscription_item": item["id"]},
+            "type": "subscription_details",
+        },
+        "period": {"end": period.1, "start": period.0},
+        "pricing": {
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "type": "price_details",
+            "unit_amount_decimal": amount.to_string(),
+        },
+        "proration": true,
+        "proration_details": {"discount_amounts": []},
+        "quantity": 1,
+        "tax_rates": [],
+        "test_clock": null,
+    });
+    st.invoice_items.insert(ii.clone());
+    st.emit(ctx, "invoiceitem.created", &ii, None);
+    ii
+}
+
+/// Creates, finalizes and (per `payment`) pays an invoice for `sub`: the current period of
+/// its items when `with_items`, plus its pending invoice items. Returns the invoice.
+pub fn bill(
     st: &mut State,
     ctx: &Ctx,
     sub: &Value,
     id: &str,
     reason: &str,
-    pay: bool,
-) -> ApiResult<()> {
+    payment: Payment,
+    with_items: bool,
+) -> ApiResult<Value> {
     let now = st.now();
     let sub_id = sub["id"].as_str().unwrap_or_default();
     let customer_id = sub["customer"].as_str().unwrap_or_default();
     let trialing = sub["status"] == "trialing";
     let mut lines = Vec::new();
     let mut total = 0;
-    for item in sub["items"]["data"].as_array().into_iter().flatten() {
+    let items = if with_items {
+        sub["items"]["data"].as_array().cloned().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for item in &items {
         let price = &item["price"];
         let qty = item["quantity"].as_i64().unwrap_or(1);
         // A trial's first invoice bills nothing ("Trial period for Portico Pro").
@@ -91,6 +208,20 @@ pub fn bill_subscription(
             "subtotal": amount,
             "taxes": [],
         }));
+    }
+    let pending: Vec<String> = st
+        .invoice_items
+        .iter()
+        .filter(|ii| ii["invoice"].is_null())
+        .filter(|ii| ii["parent"]["subscription_details"]["subscription"] == sub_id)
+        .filter_map(|ii| ii["id"].as_str().map(str::to_string))
+        .collect();
+    for ii_id in &pending {
+        if let Some(ii) = st.invoice_items.get_mut(ii_id) {
+            ii["invoice"] = json!(id);
+            total += ii["amount"].as_i64().unwrap_or(0);
+            lines.push(invoice_item_line(ii, id));
+        }
     }
     let customer = st.customer(customer_id, "customer")?.clone();
     let mut invoice = json!({
@@ -193,20 +324,31 @@ pub fn bill_subscription(
     invoice["webhooks_delivered_at"] = json!(now);
     st.emit(ctx, "invoice.finalized", &invoice, None);
 
-    if pay || total == 0 {
+    // A credit (negative total) goes to the customer balance; the invoice owes nothing.
+    if total < 0 {
+        invoice["amount_due"] = json!(0);
+        invoice["amount_remaining"] = json!(0);
+    }
+    let due = total.max(0);
+    if payment == Payment::Fail && due > 0 {
+        invoice["attempted"] = json!(true);
+        invoice["attempt_count"] = json!(1);
+        invoice["next_payment_attempt"] = json!(now + 3 * 86_400);
+        st.emit(ctx, "invoice.payment_failed", &invoice, None);
+    } else if payment == Payment::Succeed || due == 0 {
         invoice["status"] = json!("paid");
-        invoice["amount_paid"] = json!(total);
+        invoice["amount_paid"] = json!(due);
         invoice["amount_remaining"] = json!(0);
         invoice["ending_balance"] = json!(0);
         invoice["attempted"] = json!(true);
-        invoice["attempt_count"] = json!(if total > 0 { 1 } else { 0 });
+        invoice["attempt_count"] = json!(if due > 0 { 1 } else { 0 });
         invoice["auto_advance"] = json!(false);
         invoice["status_transitions"]["paid_at"] = json!(now);
         st.emit(ctx, "invoice.paid", &invoice, None);
         st.emit(ctx, "invoice.payment_succeeded", &invoice, None);
     }
-    st.invoices.insert(invoice);
-    Ok(())
+    st.invoices.insert(invoice.clone());
+    Ok(invoice)
 }
 
 pub const LIST: Handler = list;

@@ -110,6 +110,14 @@ pub fn attach_as(
     Ok(id)
 }
 
+/// Whether charging this payment method fails (a clone of `pm_card_chargeCustomerFail`).
+pub fn charge_fails(st: &State, pm_id: &str) -> bool {
+    st.payment_methods
+        .get(pm_id)
+        .or_else(|| st.pm_templates.get(pm_id))
+        .is_some_and(|pm| pm["card"]["fingerprint"] == crate::seed::CHARGE_FAIL_FINGERPRINT)
+}
+
 /// Checks that `pm_id` is attached to `customer_id` (for default payment method params).
 pub fn ensure_attached(st: &State, pm_id: &str, customer_id: &str, param: &str) -> ApiResult<()> {
     match st.payment_methods.get(pm_id) {

@@ -153,8 +153,12 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         .first()
         .map(|i| i["price"]["currency"].clone())
         .unwrap_or(json!("usd"));
+    let charge_fails = pay_with
+        .as_deref()
+        .is_some_and(|pm| payment_methods::charge_fails(st, pm));
     let status = match (trial_days, &pay_with) {
         (Some(d), _) if d > 0 => "trialing",
+        (_, Some(_)) if charge_fails => "incomplete",
         (_, Some(_)) => "active",
         // allow_incomplete without a payment method: the first invoice stays open.
         (_, None) => "incomplete",
@@ -227,13 +231,19 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     sub["latest_invoice"] = json!(invoice_id);
     st.subscriptions.insert(sub.clone());
     st.emit(ctx, "customer.subscription.created", &sub, None);
-    invoices::bill_subscription(
+    let payment = match (&pay_with, charge_fails) {
+        (None, _) => invoices::Payment::NoAttempt,
+        (Some(_), true) => invoices::Payment::Fail,
+        (Some(_), false) => invoices::Payment::Succeed,
+    };
+    invoices::bill(
         st,
         ctx,
         &sub,
         &invoice_id,
         "subscription_create",
-        pay_with.is_some(),
+        payment,
+        true,
     )?;
     // Stripe records the currency on the customer with its first subscription.
     if customer["currency"].is_null() {
@@ -252,7 +262,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     Ok(sub)
 }
 
-fn period_end(sub: &Value) -> Value {
+pub(crate) fn period_end(sub: &Value) -> Value {
     sub["items"]["data"]
         .as_array()
         .and_then(|items| {
@@ -392,6 +402,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     }
 
     // Items: `id` (+ `price`/`quantity`/`deleted`) changes an item, no `id` adds one.
+    let mut price_changes: Vec<(Value, Value)> = Vec::new();
     if let Some(items) = p.objects("items")? {
         let mut data: Vec<Value> = sub["items"]["data"].as_array().cloned().unwrap_or_default();
         for (i, it) in items.iter().enumerate() {
@@ -442,6 +453,9 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
                                 data[pos]["created"].as_i64().unwrap_or(now),
                             );
                             sub["billing_cycle_anchor"] = json!(now);
+                        }
+                        if data[pos]["price"]["id"] != item["price"]["id"] {
+                            price_changes.push((data[pos].clone(), item.clone()));
                         }
                         data[pos] = item;
                     } else if let Some(q) = qty {
@@ -545,6 +559,24 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
         sub["cancellation_details"]["reason"] = json!("cancellation_requested");
     }
 
+    // Stripe's default for a plan change is `create_prorations`.
+    let proration = p
+        .one_of(
+            "proration_behavior",
+            &["always_invoice", "create_prorations", "none"],
+        )?
+        .unwrap_or("create_prorations");
+    let interval_changed = price_changes.iter().any(|(old, new)| {
+        old["price"]["recurring"]["interval"] != new["price"]["recurring"]["interval"]
+    });
+    // A change of interval bills the new period now; `always_invoice` bills prorations now.
+    let invoice_now =
+        !price_changes.is_empty() && (interval_changed || (proration == "always_invoice"));
+    let invoice_id = new_id("in_");
+    if invoice_now {
+        sub["latest_invoice"] = json!(invoice_id);
+    }
+
     if sub != before {
         st.subscriptions.insert(sub.clone());
         st.emit(
@@ -552,6 +584,146 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             "customer.subscription.updated",
             &sub,
             Some(previous_attributes(&before, &sub)),
+        );
+    }
+    if proration != "none" {
+        for (old, new) in &price_changes {
+            create_prorations(st, ctx, &sub, old, new, now);
+        }
+    }
+    if invoice_now {
+        let payment = invoices::payment_for(st, &sub);
+        invoices::bill(
+            st,
+            ctx,
+            &sub,
+            &invoice_id,
+            "subscription_update",
+            payment,
+            interval_changed,
+        )?;
+    }
+    Ok(sub)
+}
+
+fn product_name(st: &State, price: &Value) -> String {
+    st.products
+        .get(price["product"].as_str().unwrap_or_default())
+        .and_then(|p| p["name"].as_str())
+        .unwrap_or("Subscription")
+        .to_string()
+}
+
+/// Stripe's proration for a price change at `now`: a credit for the unused time on the old
+/// price and, when the period continues, a charge for the remaining time on the new one.
+fn create_prorations(st: &mut State, ctx: &Ctx, sub: &Value, old: &Value, new: &Value, now: i64) {
+    let start = old["current_period_start"].as_i64().unwrap_or(now);
+    let end = old["current_period_end"].as_i64().unwrap_or(now);
+    if end <= start || now >= end {
+        return;
+    }
+    let fraction = (end - now) as f64 / (end - start) as f64;
+    let amount = |item: &Value| {
+        item["price"]["unit_amount"].as_i64().unwrap_or(0) * item["quantity"].as_i64().unwrap_or(1)
+    };
+    let date = time::OffsetDateTime::from_unix_timestamp(now)
+        .map(|t| format!("{} {}, {}", t.month(), t.day(), t.year()))
+        .unwrap_or_default();
+    let credit = -((amount(old) as f64) * fraction).round() as i64;
+    let old_desc = format!(
+        "Unused time on {} × {} after {date}",
+        old["quantity"].as_i64().unwrap_or(1),
+        product_name(st, &old["price"])
+    );
+    invoices::create_proration_item(st, ctx, sub, old, credit, old_desc, (now, end));
+    if old["price"]["recurring"]["interval"] == new["price"]["recurring"]["interval"] {
+        let charge = ((amount(new) as f64) * fraction).round() as i64;
+        let new_desc = format!(
+            "Remaining time on {} × {} after {date}",
+            new["quantity"].as_i64().unwrap_or(1),
+            product_name(st, &new["price"])
+        );
+        invoices::create_proration_item(st, ctx, sub, new, charge, new_desc, (now, end));
+    }
+}
+
+/// Ends a subscription whose `cancel_at` has come (clock advance): status canceled,
+/// `ended_at` now, `canceled_at` kept from the request, `customer.subscription.deleted`.
+pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+    let now = st.now();
+    let mut sub = sub_ref(st, id, "id")?.clone();
+    sub["status"] = json!("canceled");
+    sub["ended_at"] = json!(now);
+    if sub["canceled_at"].is_null() {
+        sub["canceled_at"] = json!(now);
+    }
+    sub["cancellation_details"]["reason"] = json!("cancellation_requested");
+    st.subscriptions.insert(sub.clone());
+    st.emit(ctx, "customer.subscription.deleted", &sub, None);
+    Ok(sub)
+}
+
+/// Starts the next period of every item (clock advance) and bills it: the subscription
+/// update, then `invoice.created`/`finalized` and `paid` or `payment_failed` (→ `past_due`).
+pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+    let before = sub_ref(st, id, "id")?.clone();
+    let mut sub = before.clone();
+    if let Some(items) = sub["items"]["data"].as_array_mut() {
+        for item in items {
+            let start = item["current_period_end"].as_i64().unwrap_or_default();
+            let interval = item["price"]["recurring"]["interval"]
+                .as_str()
+                .unwrap_or("month")
+                .to_string();
+            let count = item["price"]["recurring"]["interval_count"]
+                .as_i64()
+                .unwrap_or(1);
+            item["current_period_start"] = json!(start);
+            item["current_period_end"] = json!(add_interval(start, &interval, count));
+        }
+    }
+    if sub["status"] == "trialing" {
+        sub["status"] = json!("active");
+    }
+    let invoice_id = new_id("in_");
+    sub["latest_invoice"] = json!(invoice_id);
+    st.subscriptions.insert(sub.clone());
+    st.emit(
+        ctx,
+        "customer.subscription.updated",
+        &sub,
+        Some(previous_attributes(&before, &sub)),
+    );
+    let payment = invoices::payment_for(st, &sub);
+    let payment = if payment == invoices::Payment::NoAttempt {
+        // An automatic charge with nothing to charge fails like a declined card.
+        invoices::Payment::Fail
+    } else {
+        payment
+    };
+    let invoice = invoices::bill(
+        st,
+        ctx,
+        &sub,
+        &invoice_id,
+        "subscription_cycle",
+        payment,
+        true,
+    )?;
+    let target = if invoice["status"] == "paid" {
+        "active"
+    } else {
+        "past_due"
+    };
+    if sub["status"] != target {
+        let prev = sub.clone();
+        sub["status"] = json!(target);
+        st.subscriptions.insert(sub.clone());
+        st.emit(
+            ctx,
+            "customer.subscription.updated",
+            &sub,
+            Some(previous_attributes(&prev, &sub)),
         );
     }
     Ok(sub)
