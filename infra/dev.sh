@@ -52,7 +52,10 @@ pids+=($!)
 wait_for_port "$DEV_HOST" "$MOTO_PORT" moto
 
 # The emulator keeps its state in $STATE_DIR across restarts of make dev.
+# It delivers every event, signed with the local test secret, to the webhook function.
+WEBHOOK_SECRET=whsec_portico_FAKE_local_test_secret
 target/debug/stripe-emulator --port "$STRIPE_EMULATOR_PORT" --state-file "$STATE_DIR/stripe-emulator.json" \
+  --webhook-endpoint "http://$DEV_HOST:$LAMBDA_PORT/lambda-url/stripe-webhook/=$WEBHOOK_SECRET" \
   >"$STATE_DIR/stripe-emulator.log" 2>&1 &
 pids+=($!)
 wait_for_port "$DEV_HOST" "$STRIPE_EMULATOR_PORT" "the Stripe emulator"
@@ -93,7 +96,7 @@ Portico is running (Ctrl-C stops it):
   billing-account                   $base/billing-account/billing/account
   portal-session                    $base/portal-session/portal/sessions
   portal-return                     $base/portal-return/portal/return?session=<ref>
-  stripe-webhook                    $base/stripe-webhook/  (signing secret whsec_portico_FAKE_local_test_secret)
+  stripe-webhook                    $base/stripe-webhook/  (the emulator delivers here, secret $WEBHOOK_SECRET)
 
 Try:
   TOKEN=\$(make -s token SUB=user-1 EMAIL=user-1@example.test)

@@ -43,6 +43,31 @@ curl -sf -u sk_test_portico_FAKE_key: "$stripe/v1/customers/$customer" -d email=
 back=$(curl -sf "${auth[@]}" "$base/portal-return/portal/return?session=$ref")
 expect "the return reports the change" "$(echo "$back" | json "['synchronized_data']['changes']")" \
   "['Email updated: e2e@example.test → e2e-new@example.test']"
-expect "the second return counts nothing" "$(echo "$back" | json "['first_return']")" "False"
+expect "a second return is not counted again" "$(echo "$back" | json "['first_return']")" "False"
+
+# A subscriber cancels in the emulator's portal page; the emulator's signed webhook reaches the
+# webhook function through cargo lambda watch, and the account shows it with no return call.
+token2=$(target/debug/devstack token --dir "$STATE_DIR" --sub e2e-subscriber --email e2e-sub@example.test)
+auth2=(-H "Authorization: Bearer $token2")
+curl -sf -X POST "${auth2[@]}" -H 'content-type: application/json' -d '{}' "$base/portal-session/portal/sessions" >/dev/null
+customer2=$(curl -sf "${auth2[@]}" "$base/billing-account/billing/account" | json "['account']['customer_id']")
+curl -sf -u sk_test_portico_FAKE_key: "$stripe/v1/payment_methods/pm_card_visa/attach" -d customer="$customer2" >/dev/null
+pm=$(curl -sf -u sk_test_portico_FAKE_key: "$stripe/v1/payment_methods?customer=$customer2&type=card" | json "['data'][0]['id']")
+sub=$(curl -sf -u sk_test_portico_FAKE_key: "$stripe/v1/subscriptions" -d customer="$customer2" \
+  -d "items[0][price]=price_pro_monthly" -d default_payment_method="$pm" | json "['id']")
+portal=$(curl -sf -X POST "${auth2[@]}" -H 'content-type: application/json' -d '{"workflow": "cancellation_process"}' \
+  "$base/portal-session/portal/sessions" | json "['portal_session']['url']")
+curl -sf -X POST -H 'content-type: application/json' -d '{"reason": "too_expensive"}' "$portal/cancel" >/dev/null
+for _ in $(seq 1 100); do
+  state=$(curl -sf "${auth2[@]}" "$base/billing-account/billing/account" | json "['account']['subscription'] and d['account']['subscription']['cancel_at_period_end']")
+  [ "$state" = "True" ] && break
+  sleep 0.2
+done
+expect "a portal cancellation reaches the account by webhook alone" "$state" "True"
+expect "premium stays until the period ends" \
+  "$(curl -sf "${auth2[@]}" "$base/billing-account/billing/account" | json "['account']['premium']")" "True"
+deliveries=$(curl -sf "$stripe/_emulator/deliveries" | python3 -c "import json,sys; print(sum(1 for d in json.load(sys.stdin)['data'] if d.get('succeeded')))")
+[ "$deliveries" -gt 0 ] || { echo "e2e FAILED: no successful webhook deliveries" >&2; exit 1; }
+echo "e2e ok: $deliveries webhook deliveries answered 2xx"
 
 echo "e2e: all passed"

@@ -10,8 +10,9 @@ use aws_lc_rs::digest::{digest, SHA256};
 use crate::auth::User;
 use crate::http::now_rfc3339;
 use crate::ids::CustomerId;
-use crate::store::{StoreError, UserRecord, UserStore};
-use crate::stripe::{CustomerCreateParams, StripeClient, StripeClientError};
+use crate::store::{CustomerState, StoreError, Table, Transaction, UserRecord, UserStore};
+use crate::stripe::{Customer, CustomerCreateParams, StripeClient, StripeClientError};
+use crate::sync::{premium, CustomerSnapshot};
 
 /// The metadata key on Stripe customers that names the Portico user.
 pub const USER_ID_METADATA: &str = "portico_user_id";
@@ -33,7 +34,7 @@ pub fn creation_key(user: &User) -> String {
 
 /// The user's customer: the stored one, else a new one linked now.
 pub async fn ensure_customer(
-    store: &impl UserStore,
+    table: &Table,
     stripe: &StripeClient,
     user: &User,
     stored: Option<&UserRecord>,
@@ -51,7 +52,7 @@ pub async fn ensure_customer(
     let customer = stripe
         .create_customer(&params, Some(&creation_key(user)))
         .await?;
-    let linked = store
+    let linked = table
         .link_customer(
             &user.id,
             user.email.as_deref(),
@@ -64,6 +65,34 @@ pub async fn ensure_customer(
         tracing::warn!(user = %user.id, kept = %linked, unused = %customer.id, "user already linked");
     } else {
         tracing::info!(user = %user.id, customer = %linked, "customer created and linked");
+        store_baseline(table, &customer).await?;
     }
     Ok(linked)
+}
+
+/// What the new customer is before the user touches the portal, stored as the sync baseline
+/// (ticket 0: any real sync replaces it). Without it the first return would report the
+/// customer's creation itself as changes.
+async fn store_baseline(table: &Table, customer: &Customer) -> Result<(), StoreError> {
+    let mut snapshot = CustomerSnapshot::empty(customer.id.clone());
+    snapshot.email = customer.email.clone();
+    snapshot.name = customer.name.clone();
+    snapshot.phone = customer.phone.clone();
+    let state = CustomerState {
+        premium: premium(&snapshot, 0, 0),
+        snapshot,
+        synced_version: 0,
+        synced_at: now_rfc3339(),
+        user_id: customer
+            .metadata
+            .get(USER_ID_METADATA)
+            .and_then(|u| crate::ids::UserId::parse(u.clone()).ok()),
+    };
+    let mut tx = Transaction::new();
+    tx.put_customer_state(table, &state, None)?;
+    match table.commit(tx).await {
+        // A sync got there first: its state is the better baseline.
+        Err(StoreError::TransactionConditionsFailed(_)) => Ok(()),
+        other => other,
+    }
 }

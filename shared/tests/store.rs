@@ -90,9 +90,13 @@ mod customer_state {
         }
     }
 
-    async fn write(table: &Table, state: &CustomerState) -> Result<(), StoreError> {
+    async fn write(
+        table: &Table,
+        state: &CustomerState,
+        replaces: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut tx = Transaction::new();
-        tx.put_customer_state(table, state).unwrap();
+        tx.put_customer_state(table, state, replaces).unwrap();
         table.commit(tx).await
     }
 
@@ -116,18 +120,32 @@ mod customer_state {
     }
 
     #[tokio::test]
-    async fn an_older_view_never_replaces_a_newer_one() {
+    async fn a_state_is_written_only_over_the_version_it_was_compared_with() {
         let stack = TestStack::new().await;
         let table = stack.services().table;
-        write(&table, &state(5, "new@x.test")).await.unwrap();
-        let err = write(&table, &state(4, "old@x.test")).await.unwrap_err();
-        assert_eq!(err, StoreError::TransactionConditionsFailed(vec![0]));
-        let err = write(&table, &state(5, "same@x.test")).await.unwrap_err();
-        assert_eq!(err, StoreError::TransactionConditionsFailed(vec![0]));
+        write(&table, &state(5, "new@x.test"), None).await.unwrap();
+        let err = write(&table, &state(6, "raced@x.test"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::TransactionConditionsFailed(vec![0]),
+            "one existed after all"
+        );
+        let err = write(&table, &state(7, "stale@x.test"), Some(4))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::TransactionConditionsFailed(vec![0]),
+            "compared with an old version"
+        );
         let id = CustomerId::parse("cus_State1").unwrap();
         let stored = table.get_customer_state(&id).await.unwrap().unwrap();
         assert_eq!(stored.snapshot.email.as_deref(), Some("new@x.test"));
-        write(&table, &state(6, "newer@x.test")).await.unwrap();
+        write(&table, &state(6, "newer@x.test"), Some(5))
+            .await
+            .unwrap();
         let stored = table.get_customer_state(&id).await.unwrap().unwrap();
         assert_eq!(
             (stored.synced_version, stored.snapshot.email.as_deref()),
@@ -139,7 +157,7 @@ mod customer_state {
     async fn a_failed_condition_writes_nothing_of_the_transaction() {
         let stack = TestStack::new().await;
         let table = stack.services().table;
-        write(&table, &state(5, "kept@x.test")).await.unwrap();
+        write(&table, &state(5, "kept@x.test"), None).await.unwrap();
         let mut tx = Transaction::new();
         let user = super::record("tx-user", "cus_State1");
         table.insert_user(&user).await.unwrap();
@@ -151,7 +169,7 @@ mod customer_state {
             None,
         )
         .unwrap();
-        tx.put_customer_state(&table, &state(3, "stale@x.test"))
+        tx.put_customer_state(&table, &state(3, "stale@x.test"), Some(2))
             .unwrap();
         assert_eq!(
             table.commit(tx).await.unwrap_err(),

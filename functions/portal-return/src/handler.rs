@@ -51,18 +51,18 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         },
     )
     .await?;
-    let sync = &outcome.sync;
+    let changed = |kind| outcome.changes.iter().any(|c| c.kind == kind);
     Ok(http::json(
         StatusCode::OK,
         json!({
             "synchronized_data": {
-                "customer_updated": sync.changed(ChangeKind::Customer),
-                "subscription_changed": sync.changed(ChangeKind::Subscription),
-                "payment_method_updated": sync.changed(ChangeKind::PaymentMethod),
-                "changes": sync.changes.iter().map(|c| c.message.as_str()).collect::<Vec<_>>(),
-                "details": sync.changes.iter().map(|c| json!({"field": c.field, "from": c.from, "to": c.to})).collect::<Vec<_>>(),
+                "customer_updated": changed(ChangeKind::Customer),
+                "subscription_changed": changed(ChangeKind::Subscription),
+                "payment_method_updated": changed(ChangeKind::PaymentMethod),
+                "changes": outcome.changes.iter().map(|c| c.message.as_str()).collect::<Vec<_>>(),
+                "details": outcome.changes.iter().map(|c| json!({"field": c.field, "from": c.from, "to": c.to})).collect::<Vec<_>>(),
             },
-            "premium": sync.premium,
+            "premium": outcome.sync.premium,
             "redirect_url": outcome.redirect_url,
             "first_return": outcome.first_return,
         }),

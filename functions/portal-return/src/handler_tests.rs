@@ -84,7 +84,7 @@ async fn change_card_email_and_cancel(h: &Harness, customer: &CustomerId) {
 }
 
 #[tokio::test]
-async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothing() {
+async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothing_twice() {
     let h = Harness::new().await;
     let (customer, reference) = session_for(&h, "rt-user", Workflow::PaymentUpdate).await;
     // A first return before anything changed stores the baseline.
@@ -164,7 +164,8 @@ async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothin
 
     let (status, again) = come_back(&h, "rt-user", &second).await;
     assert_eq!(status, 200, "{again}");
-    assert!(messages(&again).is_empty(), "{again}");
+    // The same answer again: the changes since the session opened, recorded once.
+    assert_eq!(messages(&again), messages(&body), "{again}");
     assert_eq!(again["first_return"], false);
     assert_eq!(
         h.services
@@ -351,4 +352,34 @@ async fn concurrent_returns_count_once_and_audit_once() {
         unique.len(),
         "no change audited twice: {fields:?}"
     );
+}
+
+#[tokio::test]
+async fn changes_a_webhook_synced_first_are_still_reported_on_return() {
+    use shared::store::AuditSource;
+    use shared::sync::{sync_customer, SyncTrigger};
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "slow-returner", Workflow::ProfileUpdate).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/customers/{customer}"),
+        &[("name", "Slow Returner")],
+    )
+    .await;
+    // The webhook for the change lands before the user is back.
+    let trigger = SyncTrigger {
+        source: AuditSource::Webhook,
+        reference: Some("evt_first".into()),
+    };
+    sync_customer(h.services.sync_context(), &customer, &trigger, &())
+        .await
+        .unwrap();
+
+    let (status, body) = come_back(&h, "slow-returner", &reference).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        messages(&body).contains(&"Name updated: (none) → Slow Returner".to_string()),
+        "{body}"
+    );
+    assert_eq!(body["synchronized_data"]["customer_updated"], true);
 }

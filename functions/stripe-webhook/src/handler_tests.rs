@@ -419,3 +419,61 @@ async fn checkout_links_the_customer_only_to_a_user_without_one() {
         Some(existing)
     );
 }
+
+#[tokio::test]
+async fn concurrent_syncs_of_one_change_audit_it_once_and_store_the_truth() {
+    use shared::store::AuditSource;
+    use shared::sync::{sync_customer, SyncTrigger};
+    let h = Arc::new(Harness::new().await);
+    let customer = h.subscribed_customer("racing-syncs").await;
+    let trigger = SyncTrigger {
+        source: AuditSource::Reconcile,
+        reference: None,
+    };
+    sync_customer(h.services.sync_context(), &customer, &trigger, &())
+        .await
+        .unwrap();
+    h.stripe_api(
+        "POST",
+        &format!("/v1/customers/{customer}"),
+        &[("email", "raced@example.test")],
+    )
+    .await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (h, customer) = (h.clone(), customer.clone());
+            tokio::spawn(async move {
+                let trigger = SyncTrigger {
+                    source: AuditSource::Webhook,
+                    reference: Some(format!("evt_race_{i}")),
+                };
+                sync_customer(h.services.sync_context(), &customer, &trigger, &())
+                    .await
+                    .map(|o| o.changes.len())
+            })
+        })
+        .collect();
+    let mut reported = 0;
+    for task in tasks {
+        reported += task.await.unwrap().unwrap();
+    }
+    assert_eq!(reported, 1, "one sync reports the change");
+    let email_entries = h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.change.field == "email" && e.change.to == "raced@example.test")
+        .count();
+    assert_eq!(email_entries, 1);
+    let state = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.snapshot.email.as_deref(), Some("raced@example.test"));
+}

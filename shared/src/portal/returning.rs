@@ -7,7 +7,7 @@ use super::PortalError;
 use crate::auth::User;
 use crate::http::now_rfc3339;
 use crate::store::{AuditSource, Table, Transaction};
-use crate::sync::{sync_customer, SyncContext, SyncError, SyncOutcome, SyncTrigger};
+use crate::sync::{sync_customer, Change, SyncContext, SyncError, SyncOutcome, SyncTrigger};
 
 #[derive(Debug, Clone)]
 pub struct ReturnRequest {
@@ -18,6 +18,9 @@ pub struct ReturnRequest {
 #[derive(Debug, Clone)]
 pub struct ReturnOutcome {
     pub sync: SyncOutcome,
+    /// Every change since the session was opened, whichever sync saw it first: a webhook may
+    /// have recorded the portal's changes before the user came back.
+    pub changes: Vec<Change>,
     /// The path of the session's return URL, where the SPA shows the outcome.
     pub redirect_url: String,
     /// False when this session had returned before (it is re-synced, not counted again).
@@ -64,11 +67,19 @@ pub async fn handle_return(
     } else {
         sync_customer(ctx, &session.customer_id, &trigger, &()).await
     }?;
+    let changes = ctx
+        .table
+        .audit_entries_since(&session.customer_id, &session.created_at)
+        .await?
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
     let redirect_url = Url::parse(&session.return_url)
         .map(|u| u.path().to_string())
         .unwrap_or_else(|_| "/".into());
     Ok(ReturnOutcome {
         sync: outcome,
+        changes,
         redirect_url,
         first_return,
     })

@@ -91,24 +91,27 @@ impl CustomerStore for Table {
 }
 
 impl Transaction {
-    /// Stores `state` unless a state from a later ticket is already there.
+    /// Stores `state` only over the state it was compared with: `replaces` is the version read
+    /// before the fetch (`None`: there was none). Whoever wrote in between wins, and the caller
+    /// starts over, so no change is diffed against a stale snapshot or audited twice.
     pub fn put_customer_state(
         &mut self,
         table: &Table,
         state: &CustomerState,
+        replaces: Option<u64>,
     ) -> Result<usize, StoreError> {
         let item = to_item(state_key(&state.snapshot.customer_id), state)?;
-        self.put(
-            table,
-            item,
-            Some(Condition {
-                expression: "attribute_not_exists(pk) OR synced_version < :version",
-                values: vec![(
-                    ":version",
-                    AttributeValue::N(state.synced_version.to_string()),
-                )],
-            }),
-        )
+        let condition = match replaces {
+            None => Condition {
+                expression: "attribute_not_exists(pk)",
+                values: vec![],
+            },
+            Some(version) => Condition {
+                expression: "synced_version = :replaces",
+                values: vec![(":replaces", AttributeValue::N(version.to_string()))],
+            },
+        };
+        self.put(table, item, Some(condition))
     }
 
     /// Adds the audit entry; `ticket` and `n` make its key unique per sync and change.
@@ -135,6 +138,15 @@ impl Transaction {
 impl Table {
     /// The customer's audit entries, oldest first.
     pub async fn audit_entries(&self, id: &CustomerId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_entries_since(id, "").await
+    }
+
+    /// The customer's audit entries recorded at or after `since` (RFC 3339), oldest first.
+    pub async fn audit_entries_since(
+        &self,
+        id: &CustomerId,
+        since: &str,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut entries = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -142,9 +154,11 @@ impl Table {
                 .client()
                 .query()
                 .table_name(self.name())
-                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", AttributeValue::S(format!("CUS#{id}")))
-                .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+                .expression_attribute_values(":from", AttributeValue::S(format!("AUDIT#{since}")))
+                // '~' sorts after every character of a timestamp.
+                .expression_attribute_values(":to", AttributeValue::S("AUDIT#~".into()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()

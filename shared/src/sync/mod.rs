@@ -3,10 +3,11 @@
 //! [`sync_customer`].
 //!
 //! Order safety does not depend on clocks or on `event.created` (one-second resolution): each
-//! sync first takes a ticket from a per-customer counter, then fetches. A fetch that started
-//! after ticket n sees at least what the fetch with ticket n-1 saw, and the state write is
-//! conditional on its ticket being higher than the stored one. A sync that loses (a newer one
-//! already stored) starts over, so its changes are neither lost nor written twice.
+//! sync first takes a ticket from a per-customer counter, then reads the stored state and
+//! fetches. A fetch that started after ticket n sees at least what the fetch with ticket n-1
+//! saw. The state is written only over the exact version it was compared with, and only by a
+//! ticket newer than that version; a sync that loses starts over, so an older view never
+//! replaces a newer one and no change is audited twice.
 
 mod fetch;
 pub mod snapshot;
@@ -24,7 +25,7 @@ use crate::store::{
 use crate::stripe::{StripeClient, StripeClientError};
 
 /// Attempts before giving up on a customer whose state keeps being replaced under us.
-const MAX_ATTEMPTS: usize = 4;
+const MAX_ATTEMPTS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -104,6 +105,12 @@ pub async fn sync_customer(
                 )
             },
         )?;
+        let replaces = previous.as_ref().map(|p| p.synced_version);
+        if let Some(newer) = previous.as_ref().filter(|p| p.synced_version > ticket) {
+            // A sync that started after ours stored its view: it saw at least what we saw and
+            // audited the changes, so ours has nothing to add.
+            return adopt(ctx, customer_id, newer.clone(), caller).await;
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let grace = i64::try_from(ctx.premium_grace.as_secs()).unwrap_or(i64::MAX);
         let premium = premium(&fetched.snapshot, now, grace);
@@ -125,7 +132,7 @@ pub async fn sync_customer(
         let mut update_user = user_id.is_some();
         loop {
             let mut tx = Transaction::new();
-            let state_position = tx.put_customer_state(ctx.table, &state)?;
+            let state_position = tx.put_customer_state(ctx.table, &state, replaces)?;
             let user_position = match (&user_id, update_user) {
                 (Some(user), true) => {
                     Some(tx.update_user_premium(ctx.table, user, customer_id, &premium)?)
@@ -157,7 +164,17 @@ pub async fn sync_customer(
                 }
                 Err(StoreError::TransactionConditionsFailed(failed)) => {
                     if failed.contains(&state_position) {
-                        tracing::info!(customer = %customer_id, ticket, attempt, "newer state already stored; syncing again");
+                        // Someone wrote between our read and our write. A newer view: adopt it;
+                        // an older one: compare again with what is stored now.
+                        if let Some(newer) = ctx
+                            .table
+                            .get_customer_state(customer_id)
+                            .await?
+                            .filter(|s| s.synced_version > ticket)
+                        {
+                            return adopt(ctx, customer_id, newer, caller).await;
+                        }
+                        tracing::info!(customer = %customer_id, ticket, attempt, "state changed under the sync; comparing again");
                         break;
                     }
                     if user_position.is_some_and(|p| failed.contains(&p)) {
@@ -174,4 +191,32 @@ pub async fn sync_customer(
         }
     }
     Err(SyncError::Contended(customer_id.clone()))
+}
+
+/// Finishes a sync whose view a newer sync has already stored: only the caller's writes remain.
+async fn adopt(
+    ctx: SyncContext<'_>,
+    customer_id: &CustomerId,
+    newer: CustomerState,
+    caller: &impl CallerWrites,
+) -> Result<SyncOutcome, SyncError> {
+    let mut tx = Transaction::new();
+    caller.add(ctx.table, &mut tx)?;
+    match ctx.table.commit(tx).await {
+        Ok(()) => {}
+        Err(StoreError::TransactionConditionsFailed(failed)) => {
+            return Err(SyncError::CallerConditionFailed(
+                failed.first().copied().unwrap_or_default(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(customer = %customer_id, version = newer.synced_version, "a newer sync already stored this customer");
+    Ok(SyncOutcome {
+        previous: newer.snapshot.clone(),
+        current: newer.snapshot,
+        changes: Vec::new(),
+        premium: newer.premium,
+        user_id: newer.user_id,
+    })
 }
