@@ -383,3 +383,99 @@ async fn changes_a_webhook_synced_first_are_still_reported_on_return() {
     );
     assert_eq!(body["synchronized_data"]["customer_updated"], true);
 }
+
+/// An action on the emulator's hosted portal page, as the customer's browser would post it.
+async fn in_portal(url: &str, action: &str, body: serde_json::Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/{action}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{action}: {status} {answer}");
+    answer
+}
+
+#[tokio::test]
+async fn a_round_trip_through_the_hosted_portal() {
+    let h = Harness::new().await;
+    h.subscribed_customer("portal-user").await;
+    let open = |workflow| CreateSessionRequest {
+        workflow: Some(workflow),
+        ..Default::default()
+    };
+    let me = user("portal-user");
+    let (table, stripe, portal) = (
+        &h.services.table,
+        &h.services.stripe,
+        &h.services.config.portal,
+    );
+
+    let session = create_session(table, stripe, portal, &me, open(Workflow::PaymentUpdate))
+        .await
+        .unwrap();
+    come_back(&h, "portal-user", &session.id).await; // the baseline
+    let session = create_session(table, stripe, portal, &me, open(Workflow::PaymentUpdate))
+        .await
+        .unwrap();
+    in_portal(
+        &session.url,
+        "payment_method",
+        serde_json::json!({"payment_method": "pm_card_mastercard"}),
+    )
+    .await;
+    let (status, body) = come_back(&h, "portal-user", &session.id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        messages(&body)[0],
+        "Payment method updated: visa 4242 → mastercard 4444"
+    );
+
+    let session = create_session(table, stripe, portal, &me, open(Workflow::ProfileUpdate))
+        .await
+        .unwrap();
+    in_portal(
+        &session.url,
+        "customer",
+        serde_json::json!({"email": "portal-new@example.test"}),
+    )
+    .await;
+    let (_, body) = come_back(&h, "portal-user", &session.id).await;
+    assert_eq!(
+        messages(&body),
+        vec!["Email updated: portal-user@example.test → portal-new@example.test"]
+    );
+
+    let session = create_session(
+        table,
+        stripe,
+        portal,
+        &me,
+        open(Workflow::CancellationProcess),
+    )
+    .await
+    .unwrap();
+    in_portal(
+        &session.url,
+        "cancel",
+        serde_json::json!({"reason": "too_expensive"}),
+    )
+    .await;
+    let (_, body) = come_back(&h, "portal-user", &session.id).await;
+    let changes = messages(&body);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].starts_with("Subscription set to cancel on "),
+        "{changes:?}"
+    );
+    assert_eq!(
+        body["premium"]["premium"], true,
+        "premium until the period ends"
+    );
+    assert_eq!(
+        body["redirect_url"],
+        "/dashboard/billing/cancellation-survey"
+    );
+}

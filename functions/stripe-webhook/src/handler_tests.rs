@@ -477,3 +477,114 @@ async fn concurrent_syncs_of_one_change_audit_it_once_and_store_the_truth() {
         .unwrap();
     assert_eq!(state.snapshot.email.as_deref(), Some("raced@example.test"));
 }
+
+#[tokio::test]
+async fn a_burst_of_twenty_events_delivered_a_hundred_times_has_each_effect_once() {
+    let h = Arc::new(Harness::new().await);
+    let mut customers = Vec::new();
+    for n in 0..4 {
+        customers.push(h.subscribed_customer(&format!("burst-{n}")).await);
+    }
+    let events: Vec<String> = h
+        .emulator
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| shared::webhook::is_handled(e["type"].as_str().unwrap_or_default()))
+        .take(20)
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(events.len(), 20);
+    let tasks: Vec<_> = events
+        .iter()
+        .flat_map(|body| std::iter::repeat_n(body.clone(), 5))
+        .map(|body| {
+            let h = h.clone();
+            tokio::spawn(async move { deliver(&h, &body).await })
+        })
+        .collect();
+    let mut retry = Vec::new();
+    for (task, body) in tasks
+        .into_iter()
+        .zip(events.iter().flat_map(|b| std::iter::repeat_n(b, 5)))
+    {
+        let (status, answer) = task.await.unwrap();
+        match status {
+            200 => {}
+            503 => retry.push(body.clone()),
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    // What Stripe does with a 5xx: deliver again later.
+    for body in retry {
+        assert_eq!(deliver(&h, &body).await.0, 200);
+    }
+    for body in &events {
+        let id = serde_json::from_str::<Value>(body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            h.services
+                .table
+                .ledger_entry(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "done",
+            "{id}"
+        );
+    }
+    for customer in &customers {
+        let Some(state) = h.services.table.get_customer_state(customer).await.unwrap() else {
+            continue;
+        };
+        let truth = shared::sync::diff(
+            &shared::sync::CustomerSnapshot::empty(customer.clone()),
+            &state.snapshot,
+        );
+        let audit = h.services.table.audit_entries(customer).await.unwrap();
+        assert_eq!(
+            audit.len(),
+            truth.len(),
+            "every change audited exactly once for {customer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dynamodb_failure_is_500_and_writes_nothing() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("ddb-down").await;
+    let body = events_of(&h, "customer.created", &customer).pop().unwrap();
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same configuration, but DynamoDB unreachable.
+    let broken = shared::testing::aws_config("http://127.0.0.1:9").await;
+    let mut services = shared::services::Services::new(h.services.config.clone(), &broken).unwrap();
+    services.secrets = h.services.secrets.clone();
+    let (status, answer) = decode(handle(&services, signed(&body)).await);
+    assert_eq!(
+        (status.as_u16(), answer["error_code"].as_str()),
+        (500, Some("processing_failed")),
+        "{answer}"
+    );
+    assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
+    assert!(h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .is_empty());
+}
