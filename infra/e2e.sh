@@ -70,4 +70,14 @@ deliveries=$(curl -sf "$stripe/_emulator/deliveries" | python3 -c "import json,s
 [ "$deliveries" -gt 0 ] || { echo "e2e FAILED: no successful webhook deliveries" >&2; exit 1; }
 echo "e2e ok: $deliveries webhook deliveries answered 2xx"
 
+# The emulator's clock passes the period end: the subscription ends, the deletion is delivered,
+# and premium turns false.
+curl -sf -X POST -H 'content-type: application/json' -d '{"seconds": 3000000}' "$stripe/_emulator/clock/advance" >/dev/null
+for _ in $(seq 1 100); do
+  premium=$(curl -sf "${auth2[@]}" "$base/billing-account/billing/account" | json "['account']['premium']")
+  [ "$premium" = "False" ] && break
+  sleep 0.2
+done
+expect "premium ends when the clock passes the period end" "$premium" "False"
+
 echo "e2e: all passed"
