@@ -17,23 +17,32 @@ fn user(sub: &str) -> User {
     }
 }
 
-/// A subscribed user with a portal session; returns the customer and the session ref.
-async fn session_for(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
-    let customer = h.subscribed_customer(sub).await;
+/// A portal session for `sub` (who must have a customer, or gets one), as the SPA opens it.
+async fn open_session(
+    h: &Harness,
+    sub: &str,
+    workflow: Workflow,
+) -> shared::portal::CreatedSession {
     let request = CreateSessionRequest {
         workflow: Some(workflow),
         ..Default::default()
     };
-    let created = create_session(
-        &h.services.table,
-        &h.services.stripe,
-        &h.services.config.portal,
+    let services = &h.services;
+    create_session(
+        &services.table,
+        &services.stripe,
+        &services.config.portal,
         &user(sub),
         request,
     )
     .await
-    .unwrap();
-    (customer, created.id)
+    .unwrap()
+}
+
+/// A subscribed user with a portal session; returns the customer and the session ref.
+async fn session_for(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
+    let customer = h.subscribed_customer(sub).await;
+    (customer, open_session(h, sub, workflow).await.id)
 }
 
 async fn come_back(h: &Harness, sub: &str, reference: &str) -> (u16, Value) {
@@ -99,7 +108,9 @@ async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothin
         .unwrap()
         .len();
 
-    let (_, second) = session_for_existing(&h, "rt-user", Workflow::SubscriptionManagement).await;
+    let second = open_session(&h, "rt-user", Workflow::SubscriptionManagement)
+        .await
+        .id;
     change_card_email_and_cancel(&h, &customer).await;
     let (status, body) = come_back(&h, "rt-user", &second).await;
     assert_eq!(status, 200, "{body}");
@@ -190,31 +201,6 @@ async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothin
     );
 }
 
-/// Another session for a user who already has a customer.
-async fn session_for_existing(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
-    let request = CreateSessionRequest {
-        workflow: Some(workflow),
-        ..Default::default()
-    };
-    let created = create_session(
-        &h.services.table,
-        &h.services.stripe,
-        &h.services.config.portal,
-        &user(sub),
-        request,
-    )
-    .await
-    .unwrap();
-    let stored = h
-        .services
-        .table
-        .get_user(&user(sub).id)
-        .await
-        .unwrap()
-        .unwrap();
-    (stored.customer_id.unwrap(), created.id)
-}
-
 #[tokio::test]
 async fn the_user_record_follows_premium() {
     let h = Harness::new().await;
@@ -301,20 +287,7 @@ async fn stripe_unavailable_is_503_and_nothing_is_written() {
         (503, Some("stripe_unavailable")),
         "{body}"
     );
-    assert!(h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .is_none());
-    assert!(h
-        .services
-        .table
-        .audit_entries(&customer)
-        .await
-        .unwrap()
-        .is_empty());
+    h.assert_nothing_synced(&customer).await;
     let session = h
         .services
         .table
@@ -413,13 +386,9 @@ async fn a_round_trip_through_the_hosted_portal() {
         &h.services.config.portal,
     );
 
-    let session = create_session(table, stripe, portal, &me, open(Workflow::PaymentUpdate))
-        .await
-        .unwrap();
+    let session = open_session(&h, "portal-user", Workflow::PaymentUpdate).await;
     come_back(&h, "portal-user", &session.id).await; // the baseline
-    let session = create_session(table, stripe, portal, &me, open(Workflow::PaymentUpdate))
-        .await
-        .unwrap();
+    let session = open_session(&h, "portal-user", Workflow::PaymentUpdate).await;
     in_portal(
         &session.url,
         "payment_method",
@@ -433,9 +402,7 @@ async fn a_round_trip_through_the_hosted_portal() {
         "Payment method updated: visa 4242 → mastercard 4444"
     );
 
-    let session = create_session(table, stripe, portal, &me, open(Workflow::ProfileUpdate))
-        .await
-        .unwrap();
+    let session = open_session(&h, "portal-user", Workflow::ProfileUpdate).await;
     in_portal(
         &session.url,
         "customer",

@@ -573,18 +573,5 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
         "{answer}"
     );
     assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
-    assert!(h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .is_none());
-    assert!(h
-        .services
-        .table
-        .audit_entries(&customer)
-        .await
-        .unwrap()
-        .is_empty());
+    h.assert_nothing_synced(&customer).await;
 }

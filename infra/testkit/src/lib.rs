@@ -163,6 +163,28 @@ impl Harness {
             .to_string()
     }
 
+    /// Asserts that no sync of `customer` was stored: no state and no audit entry.
+    pub async fn assert_nothing_synced(&self, customer: &CustomerId) {
+        use shared::store::CustomerStore;
+        let table = &self.services.table;
+        assert!(
+            table
+                .get_customer_state(customer)
+                .await
+                .expect("read state")
+                .is_none(),
+            "state stored"
+        );
+        assert!(
+            table
+                .audit_entries(customer)
+                .await
+                .expect("read audit")
+                .is_empty(),
+            "audit written"
+        );
+    }
+
     /// Stripe calls made so far, as `METHOD path` lines.
     pub fn stripe_calls(&self) -> Vec<String> {
         self.emulator
