@@ -263,3 +263,98 @@ async fn tokens_routes_and_methods() {
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET");
 }
+
+/// Completes a checkout session on the emulator's hosted page with a test card.
+async fn pay(url: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/complete"))
+        .json(&serde_json::json!({"payment_method": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+async fn checkout_and_pay(h: &Harness, sub: &str, key: &str) -> String {
+    let (status, body) = call(
+        h,
+        "billing-account/checkout",
+        sub,
+        &[("IDEMPOTENCY_KEY", key)],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    pay(body["checkout_session"]["url"].as_str().unwrap()).await;
+    body["checkout_session"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_completed_checkout_shows_after_refresh() {
+    let h = Harness::with(&[PRICES]).await;
+    let (_, before) = call(&h, "billing-account/get-account", "buyer", &[]).await;
+    assert_eq!(before["account"]["premium"], false);
+    checkout_and_pay(&h, "buyer", "buy-1").await;
+    let (status, after) = call(&h, "billing-account/get-account-refresh", "buyer", &[]).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["account"]["premium"], true);
+    assert_eq!(after["account"]["plan"]["price_id"], "price_pro_monthly");
+    assert_eq!(after["account"]["invoices"][0]["status"], "paid");
+}
+
+#[tokio::test]
+async fn a_completed_checkout_shows_after_its_webhook() {
+    let h = Harness::with(&[PRICES]).await;
+    let session = checkout_and_pay(&h, "hooked-buyer", "buy-2").await;
+    let completed = h
+        .emulator
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .find(|e| {
+            e["type"] == "checkout.session.completed"
+                && e["data"]["object"]["id"] == session.as_str()
+        })
+        .expect("checkout.session.completed recorded");
+    // What the webhook function does with the delivery.
+    let envelope = shared::webhook::parse_envelope(completed.to_string().as_bytes()).unwrap();
+    shared::webhook::process(h.services.sync_context(), &envelope, false)
+        .await
+        .unwrap();
+    let (_, after) = call(&h, "billing-account/get-account", "hooked-buyer", &[]).await;
+    assert_eq!(after["account"]["premium"], true, "{after}");
+    assert_eq!(after["account"]["subscription"]["status"], "active");
+}
+
+#[tokio::test]
+async fn premium_lasts_until_the_period_ends_then_stops() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("leaver").await;
+    let sub = h.subscription_of(&customer).await;
+    call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
+    let (status, _) = call(
+        &h,
+        "billing-account/cancel",
+        "leaver",
+        &[("SUBSCRIPTION", sub.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, cancelling) = call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
+    assert_eq!(cancelling["account"]["premium"], true);
+    let end = cancelling["account"]["premium_until"].as_i64().unwrap();
+
+    h.emulator
+        .advance_clock(end - h.emulator.now() - 60)
+        .unwrap();
+    let (_, just_before) = call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
+    assert_eq!(
+        just_before["account"]["premium"], true,
+        "a minute before the end"
+    );
+
+    h.emulator.advance_clock(120).unwrap();
+    let (_, after) = call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
+    assert_eq!(after["account"]["premium"], false, "{after}");
+    assert_eq!(after["account"]["subscription"]["status"], "canceled");
+}
