@@ -575,3 +575,51 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
     assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
     h.assert_nothing_synced(&customer).await;
 }
+
+#[tokio::test]
+async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() {
+    use portico_testkit::stripe_emulator::Fault;
+    let h = Harness::new().await;
+    for status in [500u16, 409] {
+        let customer = h.subscribed_customer(&format!("locked-{status}")).await;
+        let body = events_of(&h, "customer.created", &customer).pop().unwrap();
+        let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // More failures than the client's retries: the delivery must fail, not hang or half-write.
+        h.emulator
+            .inject_fault(Fault {
+                path: format!("/v1/customers/{customer}"),
+                method: Some("GET".into()),
+                times: 10,
+                status: Some(status),
+                latency_ms: None,
+            })
+            .unwrap();
+        let (code, answer) = deliver(&h, &body).await;
+        assert_eq!(
+            (code, answer["error_code"].as_str()),
+            (500, Some("processing_failed")),
+            "{status}: {answer}"
+        );
+        assert!(
+            h.services.table.ledger_entry(&id).await.unwrap().is_none(),
+            "claim released"
+        );
+        h.assert_nothing_synced(&customer).await;
+        h.emulator.clear_faults();
+        let (code, answer) = deliver(&h, &body).await;
+        assert_eq!(code, 200, "the redelivery succeeds: {answer}");
+        assert_eq!(
+            h.services
+                .table
+                .ledger_entry(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "done"
+        );
+    }
+}
