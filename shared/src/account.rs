@@ -39,20 +39,13 @@ pub enum AccountError {
         reason: &'static str,
     },
     #[error(transparent)]
+    Customer(#[from] CustomerError),
+    #[error(transparent)]
     Stripe(#[from] StripeClientError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
-}
-
-impl From<CustomerError> for AccountError {
-    fn from(e: CustomerError) -> Self {
-        match e {
-            CustomerError::Stripe(e) => AccountError::Stripe(e),
-            CustomerError::Store(e) => AccountError::Store(e),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

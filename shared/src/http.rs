@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::account::AccountError;
 use crate::auth::AuthError;
+use crate::customers::CustomerError;
 use crate::portal::PortalError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
@@ -138,6 +139,15 @@ impl From<StripeClientError> for ApiError {
     }
 }
 
+impl From<CustomerError> for ApiError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::Stripe(e) => e.into(),
+            CustomerError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
@@ -178,6 +188,7 @@ impl From<PortalError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
             }
             PortalError::SessionNotFound => ApiError::not_found(message),
+            PortalError::Customer(e) => e.into(),
             PortalError::Stripe(e) => e.into(),
             PortalError::Store(e) => e.into(),
             PortalError::Sync(e) => e.into(),
@@ -239,6 +250,7 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidPath { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
             }
+            AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
             AccountError::Store(e) => e.into(),
             AccountError::Sync(e) => e.into(),

@@ -21,6 +21,8 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let (Route::Event, _) = ROUTES.route(request)?;
     // lambda_http has already decoded a base64 body: these are the bytes Stripe signed.
     let body: &[u8] = request.body().as_ref();
+    // Stripe events embed whole objects (an invoice with its lines), so they get more room than
+    // the SPA's request bodies.
     if body.len() > services.config.max_body_bytes * 16 {
         return Err(http::ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -29,7 +31,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         ));
     }
     let signature = http::header(request, "stripe-signature");
-    webhook::verify(
+    let secrets = webhook::verify(
         &services.secrets,
         body,
         signature,
@@ -37,8 +39,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     )
     .await?;
     let event = webhook::parse_envelope(body)?;
-    let key = services.secrets.get().await?;
-    let live = key.stripe_secret_key.expose().contains("_live_");
+    let live = secrets.stripe_secret_key.expose().contains("_live_");
     let outcome = webhook::process(services.sync_context(), &event, live).await?;
     tracing::info!(event = %event.id, event_type = %event.event_type, outcome = ?outcome, "webhook handled");
     let answer = match outcome {

@@ -29,20 +29,13 @@ pub enum PortalError {
     #[error("no such portal session")]
     SessionNotFound,
     #[error(transparent)]
+    Customer(#[from] CustomerError),
+    #[error(transparent)]
     Stripe(#[from] StripeClientError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
-}
-
-impl From<CustomerError> for PortalError {
-    fn from(e: CustomerError) -> Self {
-        match e {
-            CustomerError::Stripe(e) => PortalError::Stripe(e),
-            CustomerError::Store(e) => PortalError::Store(e),
-        }
-    }
 }
 
 /// The message for a missing portal configuration: what happened and how to fix it.

@@ -105,51 +105,6 @@ impl Table {
         ))
     }
 
-    pub async fn get_workflow_config(
-        &self,
-        workflow: &str,
-    ) -> Result<Option<WorkflowConfigRecord>, StoreError> {
-        self.get(workflow_key(workflow))
-            .await?
-            .map(from_item)
-            .transpose()
-    }
-
-    pub async fn put_workflow_config(
-        &self,
-        record: &WorkflowConfigRecord,
-    ) -> Result<(), StoreError> {
-        let item = to_item(workflow_key(&record.workflow), record)?;
-        self.client()
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
-    }
-
-    pub async fn list_workflow_configs(&self) -> Result<Vec<WorkflowConfigRecord>, StoreError> {
-        let output = self
-            .client()
-            .query()
-            .table_name(self.name())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S("CONFIG".into()))
-            .expression_attribute_values(":prefix", AttributeValue::S("WORKFLOW#".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
-    }
-
     /// Records a new portal session, indexed by its creation day for analytics.
     pub async fn insert_portal_session(
         &self,

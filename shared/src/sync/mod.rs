@@ -65,12 +65,6 @@ pub struct SyncOutcome {
     pub user_id: Option<UserId>,
 }
 
-impl SyncOutcome {
-    pub fn changed(&self, kind: ChangeKind) -> bool {
-        self.changes.iter().any(|c| c.kind == kind)
-    }
-}
-
 /// Writes the caller wants committed together with the sync (all or nothing): the portal
 /// session's return, the webhook ledger's completion.
 pub trait CallerWrites: Sync {

@@ -5,14 +5,14 @@
 
 mod envelope;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use envelope::{parse_envelope, Envelope};
 
-use crate::customers::CustomerError;
 use crate::http::now_rfc3339;
 use crate::ids::UserId;
-use crate::secrets::{SecretsError, SecretsProvider};
+use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
     AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
     LEDGER_RETENTION_SECONDS,
@@ -38,15 +38,6 @@ pub enum WebhookError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
-}
-
-impl From<CustomerError> for WebhookError {
-    fn from(e: CustomerError) -> Self {
-        match e {
-            CustomerError::Stripe(e) => WebhookError::Sync(SyncError::Stripe(e)),
-            CustomerError::Store(e) => WebhookError::Store(e),
-        }
-    }
 }
 
 /// What became of a delivery; every variant answers 2xx.
@@ -77,22 +68,23 @@ pub fn is_handled(event_type: &str) -> bool {
 }
 
 /// Verifies the signature over the exact bytes. When no configured secret matches, the secret is
-/// read again once: a rotation may have added one since this container cached it.
+/// read again once: a rotation may have added one since this container cached it. Returns the
+/// secrets that verified, whose key also tells live mode from test mode.
 pub async fn verify(
     secrets: &SecretsProvider,
     body: &[u8],
     header: Option<&str>,
     tolerance_seconds: i64,
-) -> Result<(), WebhookError> {
+) -> Result<Arc<StripeSecrets>, WebhookError> {
     let verifier = Verifier { tolerance_seconds };
     let cached = secrets.get().await?;
     match verifier.verify(body, header, &cached.webhook_signing_secrets) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(cached),
         Err(SignatureError::NoMatchingSignature) => {
             let fresh = secrets.refresh().await?;
             verifier.verify(body, header, &fresh.webhook_signing_secrets)?;
             tracing::info!("webhook verified with a refreshed signing secret");
-            Ok(())
+            Ok(fresh)
         }
         Err(e) => Err(e.into()),
     }
