@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e fmt lint token clean validate build deploy invoke
+.PHONY: help dev test e2e fmt lint token clean validate build bench deploy invoke
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,16 @@ validate: $(VENV)/.installed ## lint the SAM template (offline)
 build: $(VENV)/.installed ## release arm64 build of every function, a zip each, sizes printed
 	PATH="$(LAMBDA_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '  %-20s %8s bytes zipped\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
+
+# The functions and the floor are built for release twice: for this host, to run, and for arm64,
+# to size. The bench tool itself is a dev build: it only drives and observes, and a release build
+# of it (test-support features) would compile the AWS SDK for release a second time.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed ## release builds, then cold starts, warm invocations, memory, sizes and a webhook burst into BENCHMARKS.md
+	PATH="$(LAMBDA_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
+	cargo build --quiet -p portico-bench
+	PORTICO_PYTHON=$(abspath $(VENV))/bin/python target/debug/bench $(BENCH_ARGS)
 
 ENV ?= dev
 deploy: $(VENV)/.installed ## sam build + sam deploy to ENV=dev|prod (samconfig.toml)
