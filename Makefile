@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e fmt lint token clean validate build bench deploy invoke
+.PHONY: help dev test e2e fmt lint token clean validate build bench deploy invoke portal-config
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ ENV ?= dev
 deploy: $(VENV)/.installed ## sam build + sam deploy to ENV=dev|prod (samconfig.toml)
 	PATH="$(LAMBDA_PATH)" $(VENV)/bin/sam build --config-env $(ENV)
 	$(VENV)/bin/sam deploy --config-env $(ENV)
+
+FILE ?= portal-config.json
+portal-config: ## apply portal-config.json (FILE=...) to Stripe and the table: the make dev stack, or the TABLE_NAME/SECRET_ID/STRIPE_API_BASE/AWS_* you set
+	@cargo build --quiet -p portal-config-cli
+	@set -a; if [ -z "$${TABLE_NAME:-}" ]; then . $(STATE_DIR)/dev.env || { echo "start make dev, or set TABLE_NAME, SECRET_ID and your AWS credentials" >&2; exit 1; }; fi; set +a; \
+	  target/debug/portal-config-cli apply --file $(FILE)
 
 FN ?= billing-account
 EVENT ?= billing-account/get-account

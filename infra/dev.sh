@@ -42,7 +42,7 @@ for spec in "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULATOR_PORT:$STRIPE_EMULATOR_PORT" 
 done
 
 echo "building the dev tools…"
-cargo build --quiet -p devstack -p stripe-emulator
+cargo build --quiet -p devstack -p stripe-emulator -p portal-config-cli
 devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
@@ -60,10 +60,19 @@ target/debug/stripe-emulator --port "$STRIPE_EMULATOR_PORT" --state-file "$STATE
 pids+=($!)
 wait_for_port "$DEV_HOST" "$STRIPE_EMULATOR_PORT" "the Stripe emulator"
 STRIPE_API_BASE="http://$DEV_HOST:$STRIPE_EMULATOR_PORT"
-portal_configuration=$("$devstack" portal-default --stripe-base "$STRIPE_API_BASE")
 
 "$devstack" keys --dir "$STATE_DIR"
 "$devstack" init --endpoint "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
+
+# Configuration as code: the checked-in portal configurations and workflow mapping, applied to
+# the emulator and the table (a no-op when they are already there).
+AWS_ENDPOINT_URL="http://$DEV_HOST:$MOTO_PORT" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
+  AWS_SECRET_ACCESS_KEY=test TABLE_NAME="$TABLE_NAME" SECRET_ID="$SECRET_ID" \
+  STRIPE_API_BASE="$STRIPE_API_BASE" target/debug/portal-config-cli apply --file portal-config.json \
+  >"$STATE_DIR/portal-config.json"
+portal_configuration=$("$VENV/bin/python" -c \
+  'import json,sys; print(json.load(open(sys.argv[1]))["configurations"]["default"]["id"])' \
+  "$STATE_DIR/portal-config.json")
 
 cat > "$STATE_DIR/dev.env" <<ENV
 AWS_ENDPOINT_URL=http://$DEV_HOST:$MOTO_PORT
@@ -96,6 +105,8 @@ Portico is running (Ctrl-C stops it):
   billing-account                   $base/billing-account/billing/account
   portal-session                    $base/portal-session/portal/sessions
   portal-return                     $base/portal-return/portal/return?session=<ref>
+  portal-config (admin)             $base/portal-config/portal/configurations, .../portal/workflows
+  portal-analytics (admin)          $base/portal-analytics/portal/analytics?start_date=&end_date=
   stripe-webhook                    $base/stripe-webhook/  (the emulator delivers here, secret $WEBHOOK_SECRET)
 
 Try:

@@ -87,3 +87,42 @@ event("stripe-webhook/event", "POST", "/", token=False, body="${BODY}", host=FUN
 event("stripe-webhook/event-unsigned", "POST", "/", token=False,
       body='{"id":"evt_unsigned","object":"event","type":"customer.updated","created":1795255200,"livemode":false,"data":{"object":{"id":"cus_X","object":"customer"}}}',
       host=FUNCTION_URL_HOST)
+
+# Admin: portal configurations and the workflow mapping (tokens carry the admin claim).
+NEW_CONFIGURATION = {
+    "name": "Retention",
+    "business_profile": {"headline": "Before you go", "privacy_policy_url": "https://app.portico.test/privacy"},
+    "features": {
+        "invoice_history": {"enabled": True},
+        "payment_method_update": {"enabled": True},
+        "subscription_cancel": {
+            "enabled": True, "mode": "at_period_end",
+            "cancellation_reason": {"enabled": True, "options": ["too_expensive", "missing_features", "other"]},
+        },
+    },
+    "metadata": {"team": "growth"},
+}
+event("portal-config/list-configurations", "GET", "/portal/configurations")
+event("portal-config/create-configuration", "POST", "/portal/configurations", body=NEW_CONFIGURATION,
+      extra_headers={"idempotency-key": "${IDEMPOTENCY_KEY}"})
+event("portal-config/create-configuration-invalid", "POST", "/portal/configurations",
+      body={"features": {"subscription_cancel": {"enabled": True, "mode": "sometime"}}})
+event("portal-config/get-configuration", "GET", "/portal/configurations/${CONFIGURATION}")
+event("portal-config/update-configuration", "POST", "/portal/configurations/${CONFIGURATION}",
+      body={"business_profile": {"headline": "Manage your plan"}, "features": {"invoice_history": {"enabled": False}}})
+event("portal-config/deactivate-configuration", "POST", "/portal/configurations/${CONFIGURATION}",
+      body={"active": False})
+event("portal-config/list-workflows", "GET", "/portal/workflows")
+event("portal-config/put-workflow", "PUT", "/portal/workflows/cancellation_process",
+      body={"configuration_id": "${CONFIGURATION}", "return_path": "/goodbye", "after_completion": "hosted_confirmation",
+            "branding": {"company_name": "Portico", "logo_url": "https://app.portico.test/logo.svg",
+                         "primary_color": "#1e40af", "secondary_color": "#3b82f6",
+                         "support_url": "https://app.portico.test/support", "headline": "Sorry to see you go"}})
+event("portal-config/put-workflow-unknown", "PUT", "/portal/workflows/upgrade_everything", body={})
+event("portal-config/list-configurations-unauthenticated", "GET", "/portal/configurations", token=False)
+
+event("portal-analytics/analytics", "GET", "/portal/analytics", query="start_date=${START}&end_date=${END}")
+event("portal-analytics/analytics-end-before-start", "GET", "/portal/analytics",
+      query="start_date=2026-11-30&end_date=2026-11-01")
+event("portal-analytics/analytics-unauthenticated", "GET", "/portal/analytics", token=False,
+      query="start_date=2026-11-01&end_date=2026-11-30")

@@ -129,12 +129,7 @@ impl Config {
                 admin_claim_value: vars.string("ADMIN_CLAIM_VALUE")?,
             },
             max_body_bytes: vars.number("MAX_BODY_BYTES")?,
-            stripe: StripeConfig {
-                api_base: parse_stripe_base(&vars.string("STRIPE_API_BASE")?)?,
-                api_version: vars.string("STRIPE_API_VERSION")?,
-                max_retries: vars.number("STRIPE_MAX_RETRIES")?,
-                timeout: Duration::from_millis(vars.number("STRIPE_TIMEOUT_MS")?),
-            },
+            stripe: stripe_config(&vars)?,
             portal: portal_config(&vars)?,
             webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
             allowed_prices: vars
@@ -159,6 +154,22 @@ impl Config {
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
         })
     }
+}
+
+impl StripeConfig {
+    /// The Stripe settings alone (`STRIPE_*`), for tools that serve no users.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        stripe_config(&Vars { lookup: &lookup })
+    }
+}
+
+fn stripe_config(vars: &Vars<'_>) -> Result<StripeConfig, ConfigError> {
+    Ok(StripeConfig {
+        api_base: parse_stripe_base(&vars.string("STRIPE_API_BASE")?)?,
+        api_version: vars.string("STRIPE_API_VERSION")?,
+        max_retries: vars.number("STRIPE_MAX_RETRIES")?,
+        timeout: Duration::from_millis(vars.number("STRIPE_TIMEOUT_MS")?),
+    })
 }
 
 struct Vars<'a> {

@@ -13,9 +13,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::account::AccountError;
+use crate::analytics::AnalyticsError;
 use crate::auth::AuthError;
 use crate::customers::CustomerError;
 use crate::portal::PortalError;
+use crate::portal_admin::PortalAdminError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::stripe::StripeClientError;
@@ -258,6 +260,62 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<PortalAdminError> for ApiError {
+    fn from(e: PortalAdminError) -> Self {
+        let message = e.to_string();
+        match e {
+            PortalAdminError::InvalidField { field, .. } if field == "." => {
+                ApiError::bad_request("invalid_body", message)
+            }
+            PortalAdminError::InvalidField { field, .. } => {
+                ApiError::bad_request("invalid_field", message).with_field(field)
+            }
+            PortalAdminError::StripeRejected { param, .. } => {
+                let error = ApiError::bad_request("stripe_invalid_request", message);
+                match param {
+                    Some(param) => error.with_field(param),
+                    None => error,
+                }
+            }
+            PortalAdminError::ConfigurationNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "configuration_not_found", message)
+            }
+            PortalAdminError::ConfigurationInactive(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "configuration_inactive",
+                message,
+            )
+            .with_field("configuration_id"),
+            PortalAdminError::ConfigurationInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "configuration_in_use", message)
+            }
+            PortalAdminError::SharedConfiguration { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "configuration_shared", message)
+                    .with_field("branding")
+            }
+            PortalAdminError::Stripe(e) => e.into(),
+            PortalAdminError::Store(e) => e.into(),
+            PortalAdminError::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(e: AnalyticsError) -> Self {
+        let message = e.to_string();
+        match e {
+            AnalyticsError::InvalidDate { field, .. } => {
+                ApiError::bad_request("invalid_date", message).with_field(field)
+            }
+            AnalyticsError::EndBeforeStart { .. } => {
+                ApiError::bad_request("invalid_period", message).with_field("end_date")
+            }
+            AnalyticsError::TooLong(_) => ApiError::bad_request("period_too_long", message),
+            AnalyticsError::Store(e) => e.into(),
+        }
+    }
+}
+
 pub type HandlerResult = Result<Response<Body>, ApiError>;
 
 /// `{"success": true, ...fields}` with the given status.
@@ -348,6 +406,25 @@ pub fn request_id(request: &Request) -> String {
 /// The header's value when present and valid UTF-8.
 pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `Idempotency-Key` header, when sent: 1-200 printable ASCII characters, the same for
+/// every retry of one click.
+pub fn idempotency_key(request: &Request) -> Result<Option<&str>, ApiError> {
+    let Some(raw) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-200 printable characters",
+            )
+        })
 }
 
 /// Parses the JSON body into `T`. An empty body counts as `{}`, so requests whose fields are

@@ -83,6 +83,13 @@ string_id!(
     |s| stripe_id(s, "sub_")
 );
 
+string_id!(
+    /// A Stripe billing portal configuration id, `bpc_…`.
+    ConfigurationId,
+    "portal configuration id",
+    |s| stripe_id(s, "bpc_")
+);
+
 /// Stripe ids are a fixed prefix and an alphanumeric tail.
 fn stripe_id(s: &str, prefix: &str) -> Result<(), &'static str> {
     match s.strip_prefix(prefix) {

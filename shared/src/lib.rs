@@ -1,12 +1,14 @@
 //! Portico's shared library: everything the Lambda functions have in common, by domain.
 
 pub mod account;
+pub mod analytics;
 pub mod auth;
 pub mod config;
 pub mod customers;
 pub mod http;
 pub mod ids;
 pub mod portal;
+pub mod portal_admin;
 pub mod secrets;
 pub mod services;
 pub mod store;

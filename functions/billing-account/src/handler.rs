@@ -90,15 +90,12 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             Ok(http::json(StatusCode::OK, json!({ "result": result })))
         }
         Route::Checkout => {
-            let key = http::header(request, "idempotency-key")
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "idempotency_key_required",
-                        "send an Idempotency-Key header (1-200 printable characters), the same for retries of one click",
-                    )
-                })?;
+            let key = http::idempotency_key(request)?.ok_or_else(|| {
+                ApiError::bad_request(
+                    "idempotency_key_required",
+                    "send an Idempotency-Key header (1-200 printable characters), the same for retries of one click",
+                )
+            })?;
             let body: CheckoutRequest = http::parse_json(request, services.config.max_body_bytes)?;
             let session = account::checkout(
                 &services.table,

@@ -6,8 +6,6 @@
 //!                  [--stripe-key K --webhook-secret W]  table (index, TTL) and secret in moto
 //!   devstack token --dir .portico --sub SUB [--email E] [--admin] [--ttl SECONDS]
 //!                  [--issuer I --audience A]           a JWT the local stack accepts
-//!   devstack portal-default --stripe-base URL [--file portal-config.json]
-//!                                                      the default portal configuration
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +35,6 @@ async fn main() -> ExitCode {
         "keys" => dev_key(&flags).map(|_| ()),
         "init" => init(&flags).await,
         "token" => token(&flags),
-        "portal-default" => portal_default(&flags).await,
         other => Err(format!("unknown command {other}")),
     };
     match result {
@@ -157,54 +154,5 @@ fn token(flags: &HashMap<String, String>) -> Result<(), String> {
         claims[shared::testing::ADMIN_CLAIM] = serde_json::json!(["admin"]);
     }
     println!("{}", key.sign(&claims));
-    Ok(())
-}
-
-/// Creates the default portal configuration of `portal-config.json` in Stripe unless one tagged
-/// as Portico's default exists, and prints its id. (`make portal-config` applies the whole file.)
-async fn portal_default(flags: &HashMap<String, String>) -> Result<(), String> {
-    let base = flag(flags, "stripe-base")?;
-    let file = flags
-        .get("file")
-        .map_or("portal-config.json", String::as_str);
-    let text = std::fs::read_to_string(file).map_err(|e| format!("read {file}: {e}"))?;
-    let spec: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
-    let mut body = spec["configurations"]["default"].clone();
-    if !body.is_object() {
-        return Err(format!("{file} has no configurations.default"));
-    }
-    body["metadata"] = serde_json::json!({"portico_key": "default"});
-    let stripe = shared::stripe::StripeClient::new(
-        &shared::config::StripeConfig {
-            api_base: base.parse().map_err(|_| "--stripe-base: not a URL")?,
-            api_version: "2026-07-29.dahlia".into(),
-            max_retries: 2,
-            timeout: std::time::Duration::from_secs(10),
-        },
-        reqwest::Client::new(),
-        shared::stripe::ApiKey::Static(shared::secrets::Redacted::new(
-            shared::testing::STRIPE_TEST_KEY,
-        )),
-    );
-    let existing = stripe
-        .list_portal_configurations(&Default::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let id = match existing
-        .data
-        .iter()
-        .find(|c| c.metadata.get("portico_key").map(String::as_str) == Some("default"))
-    {
-        Some(found) => found.id.clone(),
-        None => {
-            stripe
-                .create_portal_configuration(&body, None)
-                .await
-                .map_err(|e| e.to_string())?
-                .id
-        }
-    };
-    println!("{id}");
     Ok(())
 }

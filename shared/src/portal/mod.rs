@@ -1,5 +1,6 @@
 //! Portal sessions with deep-link workflows, and the return that re-syncs and reports.
 
+pub mod fields;
 pub mod return_url;
 mod returning;
 mod session;
@@ -7,7 +8,7 @@ pub mod workflow;
 
 pub use returning::{handle_return, ReturnOutcome, ReturnRequest};
 pub use session::{create_session, CreateSessionRequest, CreatedSession};
-pub use workflow::{Locale, Workflow};
+pub use workflow::{AfterCompletion, Branding, Locale, Workflow, WorkflowSettings};
 
 use crate::customers::CustomerError;
 use crate::store::StoreError;

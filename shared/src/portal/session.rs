@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::return_url::{validate, with_session_ref};
-use super::{Locale, PortalError, Workflow, NOT_CONFIGURED};
+use super::{
+    AfterCompletion, Branding, Locale, PortalError, Workflow, WorkflowSettings, NOT_CONFIGURED,
+};
 use crate::auth::User;
 use crate::config::PortalConfig;
 use crate::customers::ensure_customer;
 use crate::http::now_rfc3339;
 use crate::ids::{CustomerId, SubscriptionId};
-use crate::store::{Branding, PortalSessionRecord, Table, WorkflowConfigRecord};
+use crate::store::{PortalSessionRecord, Table};
 use crate::stripe::{
     random_idempotency_key, FlowData, PortalSessionParams, StripeClient, SubscriptionListParams,
     SubscriptionStatus,
@@ -54,13 +56,12 @@ pub async fn create_session(
         .map(|raw| validate(raw, &portal.allowed_return_origins))
         .transpose()?;
 
-    let (stored_user, workflow_config) = table
-        .get_user_and_workflow(&user.id, workflow.as_str())
-        .await?;
-    let workflow_config = workflow_config.unwrap_or_default();
+    let (stored_user, workflow_config) = table.get_user_and_workflow(&user.id, workflow).await?;
+    let workflow_config = workflow_config.map(|r| r.settings).unwrap_or_default();
     let configuration = workflow_config
         .configuration_id
-        .clone()
+        .as_ref()
+        .map(|id| id.to_string())
         .or_else(|| portal.default_configuration.clone())
         .ok_or_else(|| PortalError::NotConfigured(NOT_CONFIGURED.into()))?;
     let customer = ensure_customer(table, stripe, user, stored_user.as_ref()).await?;
@@ -143,12 +144,12 @@ pub async fn create_session(
 fn default_return(
     portal: &PortalConfig,
     workflow: Workflow,
-    config: &WorkflowConfigRecord,
+    config: &WorkflowSettings,
 ) -> Result<Url, PortalError> {
     let path = config
         .return_path
-        .as_deref()
-        .unwrap_or(workflow.default_return_path());
+        .as_ref()
+        .map_or(workflow.default_return_path(), |p| p.as_str());
     let url = portal
         .frontend_url
         .join(path)
@@ -168,15 +169,15 @@ fn default_return(
 async fn flow_for(
     stripe: &StripeClient,
     workflow: Workflow,
-    config: &WorkflowConfigRecord,
+    config: &WorkflowSettings,
     customer: &CustomerId,
     chosen: Option<SubscriptionId>,
     return_url: &str,
 ) -> Result<Option<FlowData>, PortalError> {
-    let finish = |flow: FlowData| match config.after_completion.as_deref() {
-        Some("portal_homepage") => flow.then_homepage(),
-        Some("hosted_confirmation") => flow.then_confirm(None),
-        _ => flow.then_redirect(return_url),
+    let finish = |flow: FlowData| match config.after_completion.unwrap_or_default() {
+        AfterCompletion::PortalHomepage => flow.then_homepage(),
+        AfterCompletion::HostedConfirmation => flow.then_confirm(None),
+        AfterCompletion::Redirect => flow.then_redirect(return_url),
     };
     Ok(match workflow {
         Workflow::PaymentUpdate => Some(finish(FlowData::payment_method_update())),

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+use super::fields::{HexColor, ReturnPath, Text, WebUrl};
+use crate::ids::ConfigurationId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Workflow {
     PaymentUpdate,
@@ -45,6 +48,75 @@ impl Workflow {
             Workflow::ProfileUpdate => "/dashboard/profile",
         }
     }
+}
+
+/// What the portal does once a deep-link flow is done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterCompletion {
+    /// Back to the SPA's return URL (the default).
+    #[default]
+    Redirect,
+    /// Stripe's own confirmation page.
+    HostedConfirmation,
+    /// The portal's home page.
+    PortalHomepage,
+}
+
+/// A workflow's look. Stripe's API cannot set the portal's logo or colours (account settings in
+/// the Dashboard), so those go to the SPA with each session; `headline` and the policy URLs are
+/// applied to the workflow's portal configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<Text<100>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<WebUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_color: Option<HexColor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_color: Option<HexColor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_url: Option<WebUrl>,
+    /// Stripe's `business_profile.headline` (60 characters at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<Text<60>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_policy_url: Option<WebUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service_url: Option<WebUrl>,
+}
+
+impl Branding {
+    /// The part Stripe's API can apply: the configuration's `business_profile`.
+    pub fn business_profile(&self) -> Option<serde_json::Value> {
+        let mut profile = serde_json::Map::new();
+        if let Some(headline) = &self.headline {
+            profile.insert("headline".into(), headline.as_str().into());
+        }
+        if let Some(url) = &self.privacy_policy_url {
+            profile.insert("privacy_policy_url".into(), url.as_str().into());
+        }
+        if let Some(url) = &self.terms_of_service_url {
+            profile.insert("terms_of_service_url".into(), url.as_str().into());
+        }
+        (!profile.is_empty()).then_some(serde_json::Value::Object(profile))
+    }
+}
+
+/// What an admin maps a workflow to; every absent field falls back to Portico's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_id: Option<ConfigurationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_path: Option<ReturnPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_completion: Option<AfterCompletion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<Branding>,
 }
 
 /// Stripe's portal locales (`auto` lets Stripe pick from the customer or browser).

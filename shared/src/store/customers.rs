@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use super::transaction::{Condition, Transaction};
-use super::{from_item, key, to_item, Item, StoreError, Table};
+use super::{from_item, key, to_item, Item, StoreError, Table, GSI1};
 use crate::ids::{CustomerId, UserId};
 use crate::sync::{Change, CustomerSnapshot, PremiumStatus};
 
@@ -39,6 +39,8 @@ pub struct AuditEntry {
     pub at: String,
     pub change: Change,
 }
+
+const AUDIT_DAY: &str = "AUDITDAY#";
 
 fn state_key(id: &CustomerId) -> Item {
     key(format!("CUS#{id}"), "STATE")
@@ -123,7 +125,17 @@ impl Transaction {
         n: usize,
     ) -> Result<usize, StoreError> {
         let sk = format!("AUDIT#{}#{ticket:012}#{n:03}", entry.at);
-        let item = to_item(key(format!("CUS#{}", entry.customer_id), sk), entry)?;
+        let mut item = to_item(key(format!("CUS#{}", entry.customer_id), &sk), entry)?;
+        // Listed by day for analytics, like portal sessions.
+        let day = entry.at.get(..10).unwrap_or_default();
+        item.insert(
+            "gsi1pk".into(),
+            AttributeValue::S(format!("{AUDIT_DAY}{day}")),
+        );
+        item.insert(
+            "gsi1sk".into(),
+            AttributeValue::S(format!("{sk}#{}", entry.customer_id)),
+        );
         self.put(
             table,
             item,
@@ -147,30 +159,47 @@ impl Table {
         id: &CustomerId,
         since: &str,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut entries = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client()
-                .query()
-                .table_name(self.name())
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", AttributeValue::S(format!("CUS#{id}")))
-                .expression_attribute_values(":from", AttributeValue::S(format!("AUDIT#{since}")))
-                // '~' sorts after every character of a timestamp.
-                .expression_attribute_values(":to", AttributeValue::S("AUDIT#~".into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in output.items.unwrap_or_default() {
-                entries.push(from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(entries),
+        self.query_all(
+            None,
+            // '~' sorts after every character of a timestamp.
+            "pk = :pk AND sk BETWEEN :from AND :to",
+            vec![
+                (":pk", AttributeValue::S(format!("CUS#{id}"))),
+                (":from", AttributeValue::S(format!("AUDIT#{since}"))),
+                (":to", AttributeValue::S("AUDIT#~".into())),
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
+    }
+
+    /// Audit entries of every customer recorded on `day` (`YYYY-MM-DD`), through the index.
+    pub async fn audit_entries_on(&self, day: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        self.query_all(
+            Some(GSI1),
+            "gsi1pk = :day",
+            vec![(":day", AttributeValue::S(format!("{AUDIT_DAY}{day}")))],
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
+    }
+
+    /// The stored states of these customers (absent ones are left out), in batches of 100.
+    pub async fn customer_states(
+        &self,
+        ids: &[CustomerId],
+    ) -> Result<Vec<CustomerState>, StoreError> {
+        let keys: Vec<Item> = ids.iter().map(state_key).collect();
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in keys.chunks(100) {
+            for item in self.batch_get(chunk.to_vec()).await? {
+                states.push(from_item(item)?);
             }
         }
+        Ok(states)
     }
 }

@@ -13,12 +13,12 @@ mod users;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
 pub use customers::{AuditEntry, AuditSource, CustomerState, CustomerStore};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{Branding, PortalSessionRecord, WorkflowConfigRecord};
+pub use portal::{PortalSessionRecord, WorkflowConfigRecord};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};
@@ -114,6 +114,74 @@ impl Table {
             .await
             .map_err(StoreError::from_sdk)?;
         Ok(output.item)
+    }
+
+    /// Every item a query matches, all pages. Reads of the table are strongly consistent; an
+    /// index (`gsi1`) can only be read eventually consistently.
+    pub async fn query_all(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .set_index_name(index.map(str::to_string))
+                .consistent_read(index.is_none())
+                .key_condition_expression(key_condition)
+                .set_exclusive_start_key(start.take());
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let output = query.send().await.map_err(StoreError::from_sdk)?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Strongly consistent reads of up to 100 keys in one call; absent items are left out.
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        let mut pending = HashMap::from([(self.name.clone(), keys)]);
+        let mut found = Vec::new();
+        // BatchGetItem may leave keys unprocessed under load; ask again for those only.
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            if let Some(mut responses) = output.responses {
+                found.extend(responses.remove(&self.name).unwrap_or_default());
+            }
+            match output.unprocessed_keys {
+                Some(rest) if !rest.is_empty() => pending = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read left keys unprocessed".into(),
+        ))
     }
 
     /// Writes `item` only if no item with its key exists.

@@ -1,15 +1,14 @@
 //! Portal items: sessions (`PSESS#<ref>` / `META`, listed by day through `gsi1`) and the
 //! per-workflow configuration (`CONFIG` / `WORKFLOW#<name>`).
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::transaction::Transaction;
 use super::users::user_key;
-use super::{from_item, key, to_item, Item, StoreError, Table, UserRecord};
+use super::{from_item, key, to_item, Item, StoreError, Table, UserRecord, GSI1};
 use crate::ids::{CustomerId, UserId};
+use crate::portal::{Workflow, WorkflowSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortalSessionRecord {
@@ -28,33 +27,24 @@ pub struct PortalSessionRecord {
     pub action: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Branding {
-    pub company_name: Option<String>,
-    pub logo_url: Option<String>,
-    pub primary_color: Option<String>,
-    pub secondary_color: Option<String>,
-    pub support_url: Option<String>,
-}
-
-/// What an admin mapped a workflow to; every field falls back to Portico's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A workflow's settings as an admin stored them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowConfigRecord {
-    pub workflow: String,
-    pub configuration_id: Option<String>,
-    pub return_path: Option<String>,
-    /// `redirect` (default), `hosted_confirmation` or `portal_homepage`.
-    pub after_completion: Option<String>,
-    pub branding: Option<Branding>,
-    pub updated_at: Option<String>,
+    pub workflow: Workflow,
+    pub settings: WorkflowSettings,
+    pub updated_at: String,
 }
 
 pub(super) fn session_key(reference: &str) -> Item {
     key(format!("PSESS#{reference}"), "META")
 }
 
-fn workflow_key(workflow: &str) -> Item {
-    key("CONFIG", format!("WORKFLOW#{workflow}"))
+const CONFIG_PK: &str = "CONFIG";
+const WORKFLOW_PREFIX: &str = "WORKFLOW#";
+const SESSION_DAY: &str = "PSESSDAY#";
+
+fn workflow_key(workflow: Workflow) -> Item {
+    key(CONFIG_PK, format!("{WORKFLOW_PREFIX}{}", workflow.as_str()))
 }
 
 impl Table {
@@ -62,47 +52,69 @@ impl Table {
     pub async fn get_user_and_workflow(
         &self,
         user: &UserId,
-        workflow: &str,
+        workflow: Workflow,
     ) -> Result<(Option<UserRecord>, Option<WorkflowConfigRecord>), StoreError> {
-        let keys = KeysAndAttributes::builder()
-            .keys(user_key(user))
-            .keys(workflow_key(workflow))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Request(e.to_string()))?;
-        let mut pending = HashMap::from([(self.name().to_string(), keys)]);
-        let mut found: Vec<Item> = Vec::new();
-        // BatchGetItem may leave keys unprocessed under load; ask again for those only.
-        for _ in 0..5 {
-            let output = self
-                .client()
-                .batch_get_item()
-                .set_request_items(Some(pending))
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            if let Some(mut responses) = output.responses {
-                found.extend(responses.remove(self.name()).unwrap_or_default());
-            }
-            match output.unprocessed_keys {
-                Some(rest) if !rest.is_empty() => pending = rest,
-                _ => {
-                    let (mut user_record, mut workflow_record) = (None, None);
-                    for item in found {
-                        match item.get("pk") {
-                            Some(AttributeValue::S(pk)) if pk == "CONFIG" => {
-                                workflow_record = Some(from_item(item)?)
-                            }
-                            _ => user_record = Some(from_item(item)?),
-                        }
-                    }
-                    return Ok((user_record, workflow_record));
+        let (mut user_record, mut workflow_record) = (None, None);
+        for item in self
+            .batch_get(vec![user_key(user), workflow_key(workflow)])
+            .await?
+        {
+            match item.get("pk") {
+                Some(AttributeValue::S(pk)) if pk == CONFIG_PK => {
+                    workflow_record = Some(from_item(item)?)
                 }
+                _ => user_record = Some(from_item(item)?),
             }
         }
-        Err(StoreError::Unavailable(
-            "batch read left keys unprocessed".into(),
-        ))
+        Ok((user_record, workflow_record))
+    }
+
+    /// Every workflow an admin has configured.
+    pub async fn workflow_configs(&self) -> Result<Vec<WorkflowConfigRecord>, StoreError> {
+        self.query_all(
+            None,
+            "pk = :pk AND begins_with(sk, :prefix)",
+            vec![
+                (":pk", AttributeValue::S(CONFIG_PK.into())),
+                (":prefix", AttributeValue::S(WORKFLOW_PREFIX.into())),
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
+    }
+
+    /// Stores a workflow's settings; the last admin to save wins.
+    pub async fn put_workflow_config(
+        &self,
+        record: &WorkflowConfigRecord,
+    ) -> Result<(), StoreError> {
+        let item = to_item(workflow_key(record.workflow), record)?;
+        self.client()
+            .put_item()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Portal sessions created on `day` (`YYYY-MM-DD`), through the index.
+    pub async fn portal_sessions_created_on(
+        &self,
+        day: &str,
+    ) -> Result<Vec<PortalSessionRecord>, StoreError> {
+        self.query_all(
+            Some(GSI1),
+            "gsi1pk = :day",
+            vec![(":day", AttributeValue::S(format!("{SESSION_DAY}{day}")))],
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
     }
 
     /// Records a new portal session, indexed by its creation day for analytics.
@@ -114,7 +126,7 @@ impl Table {
         let day = record.created_at.get(..10).unwrap_or_default();
         item.insert(
             "gsi1pk".into(),
-            AttributeValue::S(format!("PSESSDAY#{day}")),
+            AttributeValue::S(format!("{SESSION_DAY}{day}")),
         );
         item.insert(
             "gsi1sk".into(),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::ids::{CustomerId, SubscriptionId};
@@ -330,7 +330,7 @@ pub struct PortalSession {
 
 /// `billing_portal.configuration`; `features` stays JSON because the admin API passes it
 /// through and validates it itself.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalConfiguration {
     pub id: String,
     #[serde(default, deserialize_with = "null_default")]
@@ -355,7 +355,7 @@ pub struct PortalConfiguration {
     pub updated: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginPage {
     #[serde(default, deserialize_with = "null_default")]
     pub enabled: bool,

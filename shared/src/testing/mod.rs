@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod keys;
 pub mod moto;
+pub mod operations;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,510 @@
+use lambda_http::http::StatusCode;
+use portico_testkit::{decode, fixtures, Harness};
+use serde_json::{json, Value};
+use shared::portal::{create_session, CreateSessionRequest, Workflow};
+
+use super::handle;
+
+const ADMIN: &str = "admin-1";
+
+async fn call(h: &Harness, event: &str, token: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut all = vec![("TOKEN", token)];
+    all.extend_from_slice(vars);
+    decode(handle(&h.services, fixtures::request_with(event, &all)).await)
+}
+
+async fn admin(h: &Harness, event: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
+    call(h, event, &h.stack.admin_token(ADMIN), vars).await
+}
+
+/// The event with another body, sent by an admin.
+async fn admin_with_body(
+    h: &Harness,
+    event: &str,
+    vars: &[(&str, &str)],
+    body: &Value,
+) -> (StatusCode, Value) {
+    let mut all = vec![("TOKEN", h.stack.admin_token(ADMIN))];
+    all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut event: Value =
+        serde_json::from_str(&fixtures::event_text(event, &pairs)).expect("event is JSON");
+    event["body"] = Value::String(body.to_string());
+    let request = lambda_http::request::from_str(&event.to_string()).expect("event");
+    decode(handle(&h.services, request).await)
+}
+
+fn stripe_writes(h: &Harness) -> Vec<String> {
+    h.stripe_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("POST"))
+        .collect()
+}
+
+async fn create_retention(h: &Harness, key: &str) -> String {
+    let (status, body) = admin(
+        h,
+        "portal-config/create-configuration",
+        &[("IDEMPOTENCY_KEY", key)],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["configuration"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn only_admins_reach_any_route() {
+    let h = Harness::new().await;
+    let user = h.stack.token("plain-user");
+    let vars = [
+        ("CONFIGURATION", h.configuration.as_str()),
+        ("IDEMPOTENCY_KEY", "k-1"),
+    ];
+    for event in [
+        "portal-config/list-configurations",
+        "portal-config/create-configuration",
+        "portal-config/get-configuration",
+        "portal-config/update-configuration",
+        "portal-config/deactivate-configuration",
+        "portal-config/list-workflows",
+        "portal-config/put-workflow",
+    ] {
+        let (status, body) = call(&h, event, &user, &vars).await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("admin_required")),
+            "{event}: {body}"
+        );
+    }
+    let (status, body) = call(
+        &h,
+        "portal-config/list-configurations-unauthenticated",
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_token"))
+    );
+    assert!(h.stripe_calls().is_empty(), "{:?}", h.stripe_calls());
+    assert!(h
+        .services
+        .table
+        .workflow_configs()
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn configurations_are_created_listed_read_updated_and_deactivated_in_stripe() {
+    let h = Harness::new().await;
+    let id = create_retention(&h, "create-1").await;
+    let stripe = h.emulator.object(&id).expect("created in Stripe");
+    assert_eq!(stripe["name"], "Retention");
+    assert_eq!(stripe["business_profile"]["headline"], "Before you go");
+    assert_eq!(
+        stripe["features"]["subscription_cancel"]["cancellation_reason"]["options"],
+        json!(["too_expensive", "missing_features", "other"])
+    );
+    assert_eq!(stripe["features"]["customer_update"]["enabled"], false);
+    assert_eq!(stripe["metadata"]["team"], "growth");
+
+    // A retried click with the same key is the same configuration.
+    assert_eq!(create_retention(&h, "create-1").await, id);
+    let (_, list) = admin(&h, "portal-config/list-configurations", &[]).await;
+    let configurations = list["configurations"].as_array().unwrap();
+    assert_eq!(configurations.len(), 2, "{list}");
+    let default = configurations
+        .iter()
+        .find(|c| c["id"] == h.configuration.as_str())
+        .unwrap();
+    assert_eq!(default["portico_default"], true);
+    assert_eq!(
+        default["workflows"].as_array().unwrap().len(),
+        5,
+        "every workflow inherits it"
+    );
+    let new = configurations
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        (new["portico_default"].clone(), new["workflows"].clone()),
+        (json!(false), json!([]))
+    );
+
+    let (status, got) = admin(
+        &h,
+        "portal-config/get-configuration",
+        &[("CONFIGURATION", &id)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["configuration"]["features"], stripe["features"]);
+
+    let (status, updated) = admin(
+        &h,
+        "portal-config/update-configuration",
+        &[("CONFIGURATION", &id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    let stripe = h.emulator.object(&id).unwrap();
+    assert_eq!(stripe["business_profile"]["headline"], "Manage your plan");
+    assert_eq!(stripe["features"]["invoice_history"]["enabled"], false);
+    // Partial: what the update did not name stays.
+    assert_eq!(stripe["features"]["payment_method_update"]["enabled"], true);
+    assert_eq!(stripe["name"], "Retention");
+
+    let (status, body) = admin(
+        &h,
+        "portal-config/deactivate-configuration",
+        &[("CONFIGURATION", &id)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["configuration"]["active"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    assert_eq!(h.emulator.object(&id).unwrap()["active"], false);
+
+    for missing in ["bpc_doesnotexist", "not-an-id"] {
+        let (status, body) = admin(
+            &h,
+            "portal-config/get-configuration",
+            &[("CONFIGURATION", missing)],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("configuration_not_found")),
+            "{missing}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_bodies_name_the_field_and_never_reach_stripe() {
+    let h = Harness::new().await;
+    let (status, body) = admin(&h, "portal-config/create-configuration-invalid", &[]).await;
+    assert_eq!(
+        (status, body["error_code"].as_str(), body["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("invalid_field"),
+            Some("features.subscription_cancel.mode")
+        ),
+        "{body}"
+    );
+    let cases = [
+        (
+            json!({"features": {}, "business_profile": {"headline": "h".repeat(61)}}),
+            "business_profile.headline",
+        ),
+        (
+            json!({"features": {}, "business_profile": {"terms_of_service_url": "http://example.com/terms"}}),
+            "business_profile.terms_of_service_url",
+        ),
+        (
+            json!({"features": {}, "default_return_url": "javascript:alert(1)"}),
+            "default_return_url",
+        ),
+        (
+            json!({"features": {"customer_update": {"enabled": true, "allowed_updates": ["shoe_size"]}}}),
+            "features.customer_update.allowed_updates[0]",
+        ),
+        (
+            json!({"features": {"invoice_history": {}}}),
+            "features.invoice_history.enabled",
+        ),
+        (
+            json!({"features": {"subscription_cancel": {"enabled": true, "proration_behavior": "create_prorations"}}}),
+            "features.subscription_cancel.proration_behavior",
+        ),
+        (
+            json!({"features": {"subscription_update": {"enabled": true, "default_allowed_updates": ["price"], "products": [{"product": "prod_a", "prices": []}]}}}),
+            "features.subscription_update.products[0].prices",
+        ),
+        (
+            json!({"features": {}, "metadata": {"k": "v".repeat(501)}}),
+            "metadata",
+        ),
+        (
+            json!({"features": {}, "login_page": {"enabled": "yes"}}),
+            "login_page.enabled",
+        ),
+        (json!({"name": "no features"}), "features"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = admin_with_body(
+            &h,
+            "portal-config/create-configuration",
+            &[("IDEMPOTENCY_KEY", "k")],
+            &body,
+        )
+        .await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, answer) = admin_with_body(
+        &h,
+        "portal-config/update-configuration",
+        &[("CONFIGURATION", &h.configuration)],
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+    );
+    assert!(h.stripe_calls().is_empty(), "{:?}", h.stripe_calls());
+
+    // What only Stripe can know (the product does not exist) comes back as 400 with its param.
+    let unknown_product = json!({"features": {"subscription_update": {"enabled": true,
+        "default_allowed_updates": ["price"], "products": [{"product": "prod_nope", "prices": ["price_nope"]}]}}});
+    let (status, answer) = admin_with_body(
+        &h,
+        "portal-config/create-configuration",
+        &[("IDEMPOTENCY_KEY", "k2")],
+        &unknown_product,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("stripe_invalid_request")),
+        "{answer}"
+    );
+    assert!(
+        answer["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("features[subscription_update][products]")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn workflows_map_to_configurations_return_paths_and_branding() {
+    let h = Harness::new().await;
+    let retention = create_retention(&h, "wf").await;
+    let (status, body) = admin(
+        &h,
+        "portal-config/put-workflow",
+        &[("CONFIGURATION", &retention)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["changed"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{body}"
+    );
+    // The headline is applied to the configuration; logo and colours are not Stripe's to set.
+    assert_eq!(
+        h.emulator.object(&retention).unwrap()["business_profile"]["headline"],
+        "Sorry to see you go"
+    );
+
+    let (_, list) = admin(&h, "portal-config/list-workflows", &[]).await;
+    let workflows = list["workflows"].as_array().unwrap();
+    assert_eq!(workflows.len(), 5);
+    let cancel = workflows
+        .iter()
+        .find(|w| w["workflow"] == "cancellation_process")
+        .unwrap();
+    assert_eq!(cancel["configuration_id"], retention.as_str());
+    assert_eq!(cancel["return_path"], "/goodbye");
+    assert_eq!(cancel["after_completion"], "hosted_confirmation");
+    let billing = workflows
+        .iter()
+        .find(|w| w["workflow"] == "billing_review")
+        .unwrap();
+    assert_eq!(
+        (
+            billing["configuration_id"].as_str(),
+            billing["uses_default_configuration"].clone(),
+            billing["return_path"].as_str()
+        ),
+        (
+            Some(h.configuration.as_str()),
+            json!(true),
+            Some("/dashboard/billing/history")
+        )
+    );
+
+    // Sessions for the workflow open with what was mapped, and carry the branding to the SPA.
+    let customer = h.subscribed_customer("mapped-user").await;
+    let user = h
+        .services
+        .auth
+        .authenticate(Some(&format!("Bearer {}", h.stack.token("mapped-user"))))
+        .await
+        .unwrap();
+    let session = create_session(
+        &h.services.table,
+        &h.services.stripe,
+        &h.services.config.portal,
+        &user,
+        CreateSessionRequest {
+            workflow: Some(Workflow::CancellationProcess),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(session
+        .return_url
+        .starts_with(&format!("{}/goodbye?session=", portico_testkit::FRONTEND)));
+    let branding = serde_json::to_value(&session.branding).unwrap();
+    assert_eq!(branding["primary_color"], "#1e40af");
+    assert_eq!(branding["logo_url"], "https://app.portico.test/logo.svg");
+    let record = h
+        .services
+        .table
+        .get_portal_session(&session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.configuration_id, retention);
+    assert_eq!(record.customer_id, customer);
+    let stripe_session = h.emulator.object(&record.stripe_session_id).unwrap();
+    assert_eq!(
+        stripe_session["flow"]["after_completion"]["type"],
+        "hosted_confirmation"
+    );
+
+    // Saving the same again writes nothing, in Stripe or the table.
+    let before = h.services.table.workflow_configs().await.unwrap();
+    h.emulator.clear_requests();
+    let (status, body) = admin(
+        &h,
+        "portal-config/put-workflow",
+        &[("CONFIGURATION", &retention)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["changed"].clone()),
+        (StatusCode::OK, json!(false)),
+        "{body}"
+    );
+    assert!(stripe_writes(&h).is_empty(), "{:?}", h.stripe_calls());
+    assert_eq!(h.services.table.workflow_configs().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn workflow_mappings_that_would_break_sessions_are_refused() {
+    let h = Harness::new().await;
+    let retention = create_retention(&h, "refuse").await;
+    let put = |workflow: &'static str, body: Value| {
+        let h = &h;
+        async move {
+            let mut event: Value = serde_json::from_str(&fixtures::event_text(
+                "portal-config/put-workflow",
+                &[
+                    ("TOKEN", &h.stack.admin_token(ADMIN)),
+                    ("CONFIGURATION", "unused"),
+                ],
+            ))
+            .unwrap();
+            let path = format!("/portal/workflows/{workflow}");
+            event["rawPath"] = json!(path);
+            event["requestContext"]["http"]["path"] = json!(path);
+            event["body"] = json!(body.to_string());
+            decode(
+                handle(
+                    &h.services,
+                    lambda_http::request::from_str(&event.to_string()).unwrap(),
+                )
+                .await,
+            )
+        }
+    };
+
+    let (status, body) = admin(&h, "portal-config/put-workflow-unknown", &[]).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_workflow"))
+    );
+    let (status, body) = put("payment_update", json!({"configuration_id": "bpc_missing"})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("configuration_id")),
+        "{body}"
+    );
+    let (status, body) = put("payment_update", json!({"return_path": "//evil.example/x"})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("return_path")),
+        "{body}"
+    );
+    let (status, body) = put(
+        "payment_update",
+        json!({"branding": {"primary_color": "blue"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("branding.primary_color")),
+        "{body}"
+    );
+
+    // A mapped configuration cannot be deactivated, nor can the default.
+    let (status, _) = put(
+        "payment_update",
+        json!({"configuration_id": retention, "branding": {"headline": "Update your card"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for id in [retention.as_str(), h.configuration.as_str()] {
+        let (status, body) = admin(
+            &h,
+            "portal-config/deactivate-configuration",
+            &[("CONFIGURATION", id)],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (StatusCode::CONFLICT, Some("configuration_in_use")),
+            "{body}"
+        );
+        assert_eq!(h.emulator.object(id).unwrap()["active"], true);
+    }
+    // Two workflows on one configuration cannot brand its headline differently.
+    let (status, body) = put(
+        "billing_review",
+        json!({"configuration_id": retention, "branding": {"headline": "Your invoices"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::CONFLICT, Some("configuration_shared")),
+        "{body}"
+    );
+    assert_eq!(
+        h.emulator.object(&retention).unwrap()["business_profile"]["headline"],
+        "Update your card"
+    );
+
+    // Moved elsewhere, it can be retired; and a retired one cannot be mapped.
+    let (status, _) = put("payment_update", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = admin(
+        &h,
+        "portal-config/deactivate-configuration",
+        &[("CONFIGURATION", &retention)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = put("payment_update", json!({"configuration_id": retention})).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("configuration_inactive")
+        ),
+        "{body}"
+    );
+}

@@ -1,0 +1,353 @@
+//! Portal analytics over a period of days, read through the by-day index (`gsi1`): the portal
+//! sessions created each day, the audit entries recorded each day, and the stored state of the
+//! customers who opened the portal. Never a table scan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, Duration, OffsetDateTime};
+use tokio::task::JoinSet;
+
+use crate::ids::CustomerId;
+use crate::portal::Workflow;
+use crate::store::{AuditEntry, AuditSource, StoreError, Table};
+use crate::sync::ChangeKind;
+
+/// The longest period one request may cover.
+pub const MAX_DAYS: i64 = 366;
+/// Days queried at once: enough to hide round trips, few enough not to throttle the index.
+const DAY_QUERY_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AnalyticsError {
+    #[error("`{field}` must be a date like 2026-01-31, got `{value}`")]
+    InvalidDate { field: &'static str, value: String },
+    #[error("end_date {end} is before start_date {start}")]
+    EndBeforeStart { start: Date, end: Date },
+    #[error("the period covers {0} days; at most {MAX_DAYS} are allowed")]
+    TooLong(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Inclusive days, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub start: Date,
+    pub end: Date,
+}
+
+impl Period {
+    /// From the query's `start_date` / `end_date`; without them, the 30 days ending `today`.
+    pub fn parse(
+        start: Option<&str>,
+        end: Option<&str>,
+        today: Date,
+    ) -> Result<Self, AnalyticsError> {
+        let date = |field: &'static str, value: &str| {
+            Date::parse(value, format_description!("[year]-[month]-[day]")).map_err(|_| {
+                AnalyticsError::InvalidDate {
+                    field,
+                    value: value.chars().take(40).collect(),
+                }
+            })
+        };
+        let end = end
+            .map(|v| date("end_date", v))
+            .transpose()?
+            .unwrap_or(today);
+        let start = start
+            .map(|v| date("start_date", v))
+            .transpose()?
+            .unwrap_or(end - Duration::days(29));
+        if end < start {
+            return Err(AnalyticsError::EndBeforeStart { start, end });
+        }
+        let days = (end - start).whole_days() + 1;
+        if days > MAX_DAYS {
+            return Err(AnalyticsError::TooLong(days));
+        }
+        Ok(Period { start, end })
+    }
+
+    /// [`Period::parse`] with today's date in UTC.
+    pub fn parse_until_today(
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<Self, AnalyticsError> {
+        Self::parse(start, end, OffsetDateTime::now_utc().date())
+    }
+
+    pub fn days(&self) -> Vec<String> {
+        let mut days = Vec::new();
+        let mut day = self.start;
+        while day <= self.end {
+            days.push(day.to_string());
+            match day.next_day() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        days
+    }
+
+    fn contains_unix(&self, at: i64) -> bool {
+        OffsetDateTime::from_unix_timestamp(at)
+            .is_ok_and(|t| t.date() >= self.start && t.date() <= self.end)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationStats {
+    /// Returned sessions the figures are computed from.
+    pub samples: usize,
+    pub average_duration_minutes: Option<f64>,
+    pub median_duration_minutes: Option<f64>,
+    pub p90_duration_minutes: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodView {
+    pub start_date: String,
+    pub end_date: String,
+    pub days: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortalAnalytics {
+    pub total_sessions: usize,
+    pub unique_customers: usize,
+    pub sessions_by_workflow: BTreeMap<String, usize>,
+    /// `[feature, uses]`, most used first.
+    pub most_used_features: Vec<(String, usize)>,
+    pub returned_sessions: usize,
+    /// Returned sessions / sessions (0 without sessions).
+    pub return_rate: f64,
+    /// Created → first return.
+    pub session_duration_stats: DurationStats,
+    /// `[reason, cancellations]`, most frequent first.
+    pub cancellation_reasons: Vec<(String, usize)>,
+    pub period: PeriodView,
+}
+
+/// Runs `fetch` for every day, a few days at a time, and gathers the results.
+async fn per_day<T, F, Fut>(table: &Table, days: &[String], fetch: F) -> Result<Vec<T>, StoreError>
+where
+    T: Send + 'static,
+    F: Fn(Table, String) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
+{
+    let mut all = Vec::new();
+    for chunk in days.chunks(DAY_QUERY_CONCURRENCY) {
+        let mut set = JoinSet::new();
+        for day in chunk {
+            set.spawn(fetch(table.clone(), day.clone()));
+        }
+        while let Some(joined) = set.join_next().await {
+            all.extend(joined.map_err(|e| StoreError::Unavailable(e.to_string()))??);
+        }
+    }
+    Ok(all)
+}
+
+pub async fn portal_analytics(
+    table: &Table,
+    period: Period,
+) -> Result<PortalAnalytics, AnalyticsError> {
+    let days = period.days();
+    let (sessions, audit) = tokio::join!(
+        per_day(table, &days, |t, day| async move {
+            t.portal_sessions_created_on(&day).await
+        }),
+        per_day(table, &days, |t, day| async move {
+            t.audit_entries_on(&day).await
+        }),
+    );
+    let (sessions, audit) = (sessions?, audit?);
+
+    let customers: HashSet<&CustomerId> = sessions.iter().map(|s| &s.customer_id).collect();
+    let mut sessions_by_workflow: BTreeMap<String, usize> = Workflow::ALL
+        .iter()
+        .map(|w| (w.as_str().to_string(), 0))
+        .collect();
+    for session in &sessions {
+        *sessions_by_workflow
+            .entry(session.workflow.clone())
+            .or_default() += 1;
+    }
+    let durations: Vec<f64> = sessions
+        .iter()
+        .filter_map(|s| {
+            let created = OffsetDateTime::parse(&s.created_at, &Rfc3339).ok()?;
+            let returned = OffsetDateTime::parse(s.returned_at.as_deref()?, &Rfc3339).ok()?;
+            Some((returned - created).as_seconds_f64().max(0.0) / 60.0)
+        })
+        .collect();
+    let returned_sessions = sessions.iter().filter(|s| s.returned_at.is_some()).count();
+
+    let ids: Vec<CustomerId> = customers.iter().map(|c| (*c).clone()).collect();
+    let states = table.customer_states(&ids).await?;
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    for subscription in states.iter().flat_map(|s| &s.snapshot.subscriptions) {
+        if subscription
+            .canceled_at
+            .is_some_and(|at| period.contains_unix(at))
+        {
+            let reason = subscription
+                .cancellation_feedback
+                .clone()
+                .or_else(|| {
+                    subscription
+                        .cancellation_reason
+                        .clone()
+                        .filter(|r| r != "cancellation_requested")
+                })
+                .unwrap_or_else(|| "unspecified".into());
+            *reasons.entry(reason).or_default() += 1;
+        }
+    }
+
+    let total = sessions.len();
+    Ok(PortalAnalytics {
+        total_sessions: total,
+        unique_customers: customers.len(),
+        sessions_by_workflow,
+        most_used_features: ranked(feature_uses(&audit, &customers)),
+        returned_sessions,
+        return_rate: if total == 0 {
+            0.0
+        } else {
+            round(returned_sessions as f64 / total as f64, 4)
+        },
+        session_duration_stats: duration_stats(durations),
+        cancellation_reasons: ranked(reasons),
+        period: PeriodView {
+            start_date: period.start.to_string(),
+            end_date: period.end.to_string(),
+            days: days.len(),
+        },
+    })
+}
+
+/// What portal users did, from the changes synced for them (Portico's own account endpoints
+/// excluded). A sync that changed several fields of one feature is one use; a cancellation is
+/// one use per subscription, though it shows first as scheduled and later as ended.
+fn feature_uses(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> HashMap<String, usize> {
+    let mut seen: HashSet<(String, &'static str)> = HashSet::new();
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    for entry in audit {
+        if entry.source == AuditSource::Account || !customers.contains(&entry.customer_id) {
+            continue;
+        }
+        let change = &entry.change;
+        let sync = format!(
+            "{}#{}",
+            entry.customer_id,
+            entry.reference.as_deref().unwrap_or(&entry.at)
+        );
+        let (feature, once_per) = match change.kind {
+            ChangeKind::PaymentMethod => ("payment_method_update", sync),
+            ChangeKind::Customer => ("customer_update", sync),
+            ChangeKind::Subscription if change.field.ends_with(".price") => {
+                ("subscription_update", sync)
+            }
+            ChangeKind::Subscription
+                if (change.field.ends_with(".cancel_at") && !change.to.is_null())
+                    || (change.field.ends_with(".status") && change.to == "canceled") =>
+            {
+                let subscription = change.field.split('.').nth(1).unwrap_or_default();
+                ("subscription_cancel", subscription.to_string())
+            }
+            ChangeKind::Subscription => continue,
+        };
+        if seen.insert((once_per, feature)) {
+            *uses.entry(feature.to_string()).or_default() += 1;
+        }
+    }
+    uses
+}
+
+fn ranked(counts: HashMap<String, usize>) -> Vec<(String, usize)> {
+    let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let factor = 10f64.powi(places);
+    (value * factor).round() / factor
+}
+
+/// Average, median (mean of the middle two for an even count) and p90 (nearest rank), in
+/// minutes rounded to hundredths.
+fn duration_stats(mut minutes: Vec<f64>) -> DurationStats {
+    minutes.sort_by(f64::total_cmp);
+    let n = minutes.len();
+    if n == 0 {
+        return DurationStats {
+            samples: 0,
+            average_duration_minutes: None,
+            median_duration_minutes: None,
+            p90_duration_minutes: None,
+        };
+    }
+    let median = if n % 2 == 1 {
+        minutes[n / 2]
+    } else {
+        (minutes[n / 2 - 1] + minutes[n / 2]) / 2.0
+    };
+    let rank = ((0.9 * n as f64).ceil() as usize).clamp(1, n);
+    DurationStats {
+        samples: n,
+        average_duration_minutes: Some(round(minutes.iter().sum::<f64>() / n as f64, 2)),
+        median_duration_minutes: Some(round(median, 2)),
+        p90_duration_minutes: Some(round(minutes[rank - 1], 2)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn periods_parse_strictly_and_are_bounded() {
+        let today = date!(2026 - 11 - 29);
+        let p = Period::parse(Some("2026-01-01"), Some("2026-01-31"), today).unwrap();
+        assert_eq!(p.days().len(), 31);
+        let default = Period::parse(None, None, today).unwrap();
+        assert_eq!((default.start, default.end), (date!(2026 - 10 - 31), today));
+        assert!(matches!(
+            Period::parse(Some("2026-1-1"), None, today),
+            Err(AnalyticsError::InvalidDate {
+                field: "start_date",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Period::parse(Some("2026-02-30"), Some("2026-03-01"), today),
+            Err(AnalyticsError::InvalidDate { .. })
+        ));
+        assert!(matches!(
+            Period::parse(Some("2026-03-02"), Some("2026-03-01"), today),
+            Err(AnalyticsError::EndBeforeStart { .. })
+        ));
+        assert!(Period::parse(Some("2024-01-01"), Some("2024-12-31"), today).is_ok());
+        assert_eq!(
+            Period::parse(Some("2025-01-01"), Some("2026-01-02"), today),
+            Err(AnalyticsError::TooLong(367))
+        );
+    }
+
+    #[test]
+    fn duration_stats_use_the_middle_and_the_nearest_rank() {
+        let stats = duration_stats(vec![10.0, 1.0, 4.0, 3.0]);
+        assert_eq!(stats.median_duration_minutes, Some(3.5));
+        assert_eq!(stats.average_duration_minutes, Some(4.5));
+        assert_eq!(stats.p90_duration_minutes, Some(10.0));
+        assert_eq!(duration_stats(vec![]).median_duration_minutes, None);
+    }
+}
