@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use serde::Serialize;
+use serde_json::Value;
 use shared::ids::{CustomerId, UserId};
 use shared::store::{CustomerStore, UserStore};
 use shared::sync::{diff, CustomerSnapshot};
@@ -42,6 +43,8 @@ pub struct BurstResult {
     pub answers: BTreeMap<String, usize>,
     pub retries: usize,
     pub cpu_ms_per_delivery: f64,
+    /// Time the instances spent waiting for moto, summed: moto serves one request at a time.
+    pub moto_wait_s: f64,
     pub peak_rss_kib: u64,
     pub checks: Vec<Check>,
 }
@@ -75,6 +78,7 @@ fn kind(answer: &Answer) -> Kind {
 
 struct Delivery {
     event_id: String,
+    customer: String,
     body: String,
 }
 
@@ -120,6 +124,7 @@ pub async fn run(
         .map(|d| Ok((d.event_id.clone(), webhook_payload(template, &d.body)?)))
         .collect::<Result<_, String>>()?;
     let queue = Arc::new(Mutex::new(queue));
+    world.proxy.take_waited_ns();
     let started = Instant::now();
     let apis: Vec<&RuntimeApi> = processes.iter().map(|p| &p.api).collect();
     let results = deliver_all(&apis, queue).await?;
@@ -160,6 +165,7 @@ pub async fn run(
         again = next;
     }
     let wall = started.elapsed().as_secs_f64();
+    let moto_wait_s = world.proxy.take_waited_ns() as f64 / 1e9;
 
     let mut cpu_ns = 0;
     for (pid, before) in pids.iter().zip(cpu_before) {
@@ -174,25 +180,35 @@ pub async fn run(
         .unwrap_or(0);
     drop(processes);
 
-    let checks = verify(world, &customers, &unique, &outcomes, again.len()).await;
+    // Only customers with an event in the burst; the others were left out by the event count.
+    let delivered: Vec<(UserId, CustomerId)> = customers
+        .iter()
+        .filter(|(_, c)| unique.iter().any(|d| d.customer == c.as_str()))
+        .cloned()
+        .collect();
+    let checks = verify(world, &delivered, &unique, &outcomes, again.len()).await;
     Ok(BurstResult {
         deliveries: plan.len(),
         unique_events: unique.len(),
         duplicate_deliveries: plan.len() - unique.len(),
-        customers: customers.len(),
+        customers: delivered.len(),
         instances: instances.max(1),
         wall_s: wall,
         events_per_s: plan.len() as f64 / wall,
         answers,
         retries,
         cpu_ms_per_delivery: cpu_ns as f64 / 1e6 / plan.len().max(1) as f64,
+        moto_wait_s,
         peak_rss_kib,
         checks,
     })
 }
 
 /// Subscribed customers, each linked to a user, until their handled events reach `target`.
-async fn arrange(world: &World, target: usize) -> Result<(Vec<CustomerId>, Vec<Delivery>), String> {
+async fn arrange(
+    world: &World,
+    target: usize,
+) -> Result<(Vec<(UserId, CustomerId)>, Vec<Delivery>), String> {
     let h = &world.h;
     let start = h.emulator.events().len();
     let mut customers = Vec::new();
@@ -225,9 +241,9 @@ async fn arrange(world: &World, target: usize) -> Result<(Vec<CustomerId>, Vec<D
                 .link_customer(&user, None, &id, &shared::http::now_rfc3339())
                 .await
                 .map_err(|e| format!("link burst customer: {e}"))?;
-            customers.push(id);
+            customers.push((user, id));
         }
-        let ours: Vec<&str> = customers.iter().map(CustomerId::as_str).collect();
+        let ours: Vec<&str> = customers.iter().map(|(_, c)| c.as_str()).collect();
         unique = h
             .emulator
             .events()
@@ -235,15 +251,18 @@ async fn arrange(world: &World, target: usize) -> Result<(Vec<CustomerId>, Vec<D
             .skip(start)
             .map(|e| e.event)
             .filter(|e| shared::webhook::is_handled(e["type"].as_str().unwrap_or_default()))
-            .filter(|e| {
+            .filter_map(|e| {
                 let object = &e["data"]["object"];
-                [&object["customer"], &object["id"]]
-                    .iter()
-                    .any(|v| v.as_str().is_some_and(|c| ours.contains(&c)))
-            })
-            .map(|e| Delivery {
-                event_id: e["id"].as_str().unwrap_or_default().to_string(),
-                body: e.to_string(),
+                let customer = [&object["customer"], &object["id"]]
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .find(|c| ours.contains(c))?
+                    .to_string();
+                Some(Delivery {
+                    event_id: e["id"].as_str().unwrap_or_default().to_string(),
+                    customer,
+                    body: e.to_string(),
+                })
             })
             .collect();
     }
@@ -327,7 +346,7 @@ async fn join_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> Vec<F:
 
 async fn verify(
     world: &World,
-    customers: &[CustomerId],
+    customers: &[(UserId, CustomerId)],
     unique: &[Delivery],
     outcomes: &HashMap<String, Vec<Kind>>,
     still_failing: usize,
@@ -373,7 +392,7 @@ async fn verify(
     });
 
     let (mut audited_once, mut premium) = (0, 0);
-    for customer in customers {
+    for (_, customer) in customers {
         let Ok(Some(state)) = table.get_customer_state(customer).await else {
             continue;
         };
@@ -394,17 +413,12 @@ async fn verify(
         detail: format!("{premium} of {} customers premium", customers.len()),
     });
 
-    let users_linked = {
-        let mut linked = 0;
-        for n in 0..customers.len() {
-            if let Ok(user) = UserId::parse(format!("burst-{n}")) {
-                if let Ok(Some(u)) = table.get_user(&user).await {
-                    linked += usize::from(u.customer_id.as_ref() == customers.get(n));
-                }
-            }
+    let mut users_linked = 0;
+    for (user, customer) in customers {
+        if let Ok(Some(u)) = table.get_user(user).await {
+            users_linked += usize::from(u.customer_id.as_ref() == Some(customer));
         }
-        linked
-    };
+    }
     checks.push(Check {
         name: "each user still linked to its one customer".into(),
         passed: users_linked == customers.len(),
@@ -422,6 +436,7 @@ mod tests {
         let unique: Vec<Delivery> = (0..8)
             .map(|n| Delivery {
                 event_id: format!("evt_{n}"),
+                customer: "cus_1".into(),
                 body: String::new(),
             })
             .collect();

@@ -148,14 +148,13 @@ async fn run(args: &Args) -> Result<Report, String> {
         let _ = std::fs::remove_file(log(name));
     }
 
-    eprintln!("bench: arranging moto, the Stripe emulator and the bench user");
-    // Enough fresh webhook events for any one function's warm run and cold starts.
-    let world = World::arrange(args.warm + args.cold_runs + 100).await?;
-
+    // Each function gets a world of its own (table, emulator, user): moto copies a whole table
+    // for every transaction, so one table growing through the run would slow the later ones.
+    eprintln!("bench: {FLOOR}");
+    let world = World::arrange(0).await?;
     let mut floor = Subject::new(FLOOR);
     let floor_binary = args.release_dir.join(FLOOR);
     let floor_env = world.env(FLOOR);
-    eprintln!("bench: {FLOOR}");
     let hello = || Ok(Bytes::from_static(br#"{"hello":"bench"}"#));
     match measure::cold_starts(
         None,
@@ -175,6 +174,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         Ok(warm) => floor.warm = Some(warm),
         Err(e) => floor.errors.push(format!("warm: {e}")),
     }
+    drop(world);
     floor.primary_case = Some("hello".into());
     floor.peak_rss_kib = floor
         .warm
@@ -200,7 +200,30 @@ async fn run(args: &Args) -> Result<Report, String> {
         } else if cases.is_empty() {
             subject.errors.push(format!("no events/{name}/*.json"));
         } else {
-            measure_function(&world, args, &mut subject, &binary, &cases, &log(name)).await;
+            let signed = cases
+                .iter()
+                .filter(|c| c.template.contains("${BODY}"))
+                .count();
+            let per_case = args.warm.div_ceil(cases.len()).max(MIN_PER_CASE);
+            // Every invocation of a webhook case takes a fresh event.
+            let events = signed * (per_case + measure::WARMUP) + args.cold_runs + 10;
+            eprintln!("bench: {name}: arranging");
+            match World::arrange(if signed > 0 { events } else { 0 }).await {
+                Ok(world) => {
+                    eprintln!("bench: {name}: measuring {} cases", cases.len());
+                    measure_function(
+                        &world,
+                        args,
+                        &mut subject,
+                        &binary,
+                        &cases,
+                        &log(name),
+                        per_case,
+                    )
+                    .await
+                }
+                Err(e) => subject.errors.push(format!("arrange: {e}")),
+            }
         }
         subject.init_ratio_to_floor = match (&subject.cold, floor_init) {
             (Some(c), Some(f)) if f > 0.0 => Some(c.init_ms.p50 / f),
@@ -218,6 +241,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         match webhook_case {
             Some(case) if webhook_binary.is_file() => {
                 eprintln!("bench: webhook burst of {}", args.burst);
+                let world = World::arrange(0).await?;
                 match burst::run(
                     &world,
                     &webhook_binary,
@@ -279,9 +303,9 @@ async fn measure_function(
     binary: &Path,
     cases: &[world::Case],
     log: &Path,
+    per_case: usize,
 ) {
     let env = world.env(&subject.name);
-    let per_case = args.warm.div_ceil(cases.len()).max(MIN_PER_CASE);
     match measure::warm(world, binary, &env, log, cases, per_case).await {
         Ok(warm) => subject.warm = Some(warm),
         Err(e) => subject.errors.push(format!("warm: {e}")),

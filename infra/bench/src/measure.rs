@@ -20,7 +20,7 @@ use crate::world::{Case, World};
 pub const INVOKE_LIMIT: Duration = Duration::from_secs(15);
 const INIT_LIMIT: Duration = Duration::from_secs(15);
 /// Invocations of each case before measuring it: its first connections and caches are warm.
-const WARMUP: usize = 3;
+pub const WARMUP: usize = 3;
 
 /// A function process under this bench's runtime API; killed when dropped.
 pub struct FunctionProcess {
@@ -139,11 +139,13 @@ pub struct Calls {
     pub dynamodb: Vec<u64>,
     pub secretsmanager: Vec<u64>,
     pub operations: BTreeMap<String, u64>,
+    pub moto_wait_ns: u64,
 }
 
 impl Calls {
     fn record(&mut self, world: &World) {
         let aws = world.proxy.take();
+        self.moto_wait_ns += world.proxy.take_waited_ns();
         let stripe = world.take_stripe_calls();
         let (mut ddb, mut sm) = (0, 0);
         for (target, n) in aws {
@@ -168,6 +170,7 @@ impl Calls {
 
     fn reset(world: &World) {
         world.proxy.take();
+        world.proxy.take_waited_ns();
         world.take_stripe_calls();
     }
 }
@@ -198,6 +201,8 @@ pub struct CallSummary {
     pub secretsmanager: CallFigures,
     /// Total calls by `service operation` over all the invocations.
     pub operations: BTreeMap<String, u64>,
+    /// Mean time per invocation spent waiting for moto: part of the latency, not Portico's.
+    pub moto_wait_ms: f64,
 }
 
 impl From<&Calls> for CallSummary {
@@ -207,6 +212,7 @@ impl From<&Calls> for CallSummary {
             dynamodb: figures(&c.dynamodb),
             secretsmanager: figures(&c.secretsmanager),
             operations: c.operations.clone(),
+            moto_wait_ms: c.moto_wait_ns as f64 / 1e6 / c.stripe.len().max(1) as f64,
         }
     }
 }

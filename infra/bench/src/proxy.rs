@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +17,8 @@ type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 pub struct CountingProxy {
     addr: SocketAddr,
     counts: Counts,
+    /// Nanoseconds callers waited for moto (request sent to first answer byte).
+    waited: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,18 +27,25 @@ impl CountingProxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let counts = Counts::default();
-        let shared = counts.clone();
+        let waited = Arc::new(AtomicU64::new(0));
+        let (shared, shared_wait) = (counts.clone(), waited.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let counts = shared.clone();
+                let waited = shared_wait.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = relay(client, upstream, counts).await {
+                    if let Err(e) = relay(client, upstream, counts, waited).await {
                         eprintln!("counting proxy: {e}");
                     }
                 });
             }
         });
-        Ok(CountingProxy { addr, counts, task })
+        Ok(CountingProxy {
+            addr,
+            counts,
+            waited,
+            task,
+        })
     }
 
     pub fn endpoint(&self) -> String {
@@ -45,6 +56,11 @@ impl CountingProxy {
     pub fn take(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// Time spent waiting for moto since the last call, in nanoseconds; starts afresh.
+    pub fn take_waited_ns(&self) -> u64 {
+        self.waited.swap(0, Ordering::Relaxed)
+    }
 }
 
 impl Drop for CountingProxy {
@@ -53,17 +69,40 @@ impl Drop for CountingProxy {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, counts: Counts) -> std::io::Result<()> {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    counts: Counts,
+    waited: Arc<AtomicU64>,
+) -> std::io::Result<()> {
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
+    // HTTP/1.1 without pipelining: the first bytes after a request are its answer.
+    let sent: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let sent_answers = sent.clone();
     let answers = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+        let mut chunk = [0u8; 16384];
+        while let Ok(n) = from_server.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            if let Some(at) = sent_answers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                waited.fetch_add(at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+            if to_client.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+        }
         let _ = to_client.shutdown().await;
     });
-    let result = forward_requests(&mut from_client, &mut to_server, &counts).await;
+    let result = forward_requests(&mut from_client, &mut to_server, &counts, &sent).await;
     let _ = to_server.shutdown().await;
     let _ = answers.await;
     result
@@ -75,6 +114,7 @@ async fn forward_requests(
     reader: &mut (impl AsyncRead + Unpin),
     writer: &mut (impl AsyncWrite + Unpin),
     counts: &Counts,
+    sent: &Mutex<Option<Instant>>,
 ) -> std::io::Result<()> {
     let mut buffer = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
@@ -116,6 +156,7 @@ async fn forward_requests(
             buffer.extend_from_slice(&chunk[..n]);
         }
         writer.write_all(&buffer[..total]).await?;
+        *sent.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         buffer.drain(..total);
     }
 }
@@ -193,6 +234,7 @@ mod tests {
         assert_eq!(counts["DynamoDB_20120810.GetItem"], 2);
         assert_eq!(counts["DynamoDB_20120810.PutItem"], 1);
         assert!(proxy.take().is_empty());
+        assert!(proxy.take_waited_ns() > 0);
     }
 
     #[test]

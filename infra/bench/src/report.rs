@@ -396,15 +396,15 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| function | case | answer | n | p50 ms | p99 ms | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations |\n\
-         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        "| function | case | answer | n | p50 ms | p99 ms | of which moto, mean ms | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations per invocation |\n\
+         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for subject in std::iter::once(&r.floor).chain(&r.functions) {
         let Some(w) = &subject.warm else {
             if !subject.errors.is_empty() {
                 let _ = writeln!(
                     s,
-                    "| {} | not measured: {} | | | | | | | | |",
+                    "| {} | not measured: {} | | | | | | | | | |",
                     subject.name,
                     subject.errors.join("; ")
                 );
@@ -415,13 +415,14 @@ pub fn markdown(r: &Report) -> String {
             if let Some(reason) = &c.skipped {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | skipped: {reason} | | | | | | | |",
+                    "| {} | {} | skipped: {reason} | | | | | | | | |",
                     subject.name, c.case
                 );
                 continue;
             }
-            let (stripe, ddb, ops) = match &c.calls {
+            let (moto, stripe, ddb, ops) = match &c.calls {
                 Some(calls) => (
+                    format!("{:.1}", calls.moto_wait_ms),
                     format!("{:.2}", calls.stripe.mean),
                     format!("{:.2}", calls.dynamodb.mean),
                     calls
@@ -437,12 +438,12 @@ pub fn markdown(r: &Report) -> String {
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
-                None => ("—".into(), "—".into(), String::new()),
+                None => ("—".into(), "—".into(), "—".into(), String::new()),
             };
             let primary = subject.primary_case.as_deref() == Some(c.case.as_str());
             let _ = writeln!(
                 s,
-                "| {} | {}{} | {} | {} | {} | {} | {:.0} | {stripe} | {ddb} | {ops} |",
+                "| {} | {}{} | {} | {} | {} | {} | {moto} | {:.0} | {stripe} | {ddb} | {ops} |",
                 subject.name,
                 c.case,
                 if primary { " (primary)" } else { "" },
@@ -456,7 +457,7 @@ pub fn markdown(r: &Report) -> String {
         if w.cases.len() > 1 {
             let _ = writeln!(
                 s,
-                "| {} | **all cases** | | {} | {} | {} | {:.0} (stat: {:.0}) | | | |",
+                "| {} | **all cases** | | {} | {} | {} | | {:.0} (stat: {:.0}) | | | |",
                 subject.name,
                 w.invocations,
                 ms(w.latency_ms.p50),
@@ -503,9 +504,10 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "{} signed deliveries ({} distinct events of {} customers, {} duplicate deliveries, \
-                 shuffled) through {} stripe-webhook processes: **{:.0} events/s** ({:.1} s), \
-                 {:.2} ms CPU per delivery, peak RSS {:.1} MiB. Answers: {}. Re-delivered after a \
-                 5xx, as Stripe does: {}. Exactly once: **{}**.\n",
+                 shuffled) through {} stripe-webhook processes: **{:.0} events/s** ({:.1} s; the \
+                 processes waited {:.1} s for moto in all), {:.2} ms CPU per delivery (the \
+                 function's own ceiling: {:.0} deliveries/s per core), peak RSS {:.1} MiB. \
+                 Answers: {}. Re-delivered after a 5xx, as Stripe does: {}. Exactly once: **{}**.\n",
                 b.deliveries,
                 b.unique_events,
                 b.customers,
@@ -513,7 +515,9 @@ pub fn markdown(r: &Report) -> String {
                 b.instances,
                 b.events_per_s,
                 b.wall_s,
+                b.moto_wait_s,
                 b.cpu_ms_per_delivery,
+                1_000.0 / b.cpu_ms_per_delivery.max(0.001),
                 b.peak_rss_kib as f64 / 1024.0,
                 answers(&b.answers),
                 b.retries,
@@ -543,12 +547,15 @@ pub fn markdown(r: &Report) -> String {
         "\n## How\n\n\
          - Binaries: {} (built in this run with the workspace's release profile; the host's \
          architecture, since arm64 cannot run here). Sizes: {}.\n\
+         - Each function gets fresh state (table, emulator, bench user), as does the burst: moto \
+         copies a table for every transaction, so a table grown by earlier phases would slow \
+         later ones. Cases run in file order, each after 3 warm-up invocations.\n\
          - Each process runs as on Lambda: `env` cleared, the template's variables, \
          `AWS_LAMBDA_RUNTIME_API` pointing at the bench's runtime API on 127.0.0.1, JSON logs at \
          INFO to a file. AWS is moto (one request at a time, in Python) behind the counting \
          proxy; Stripe is the in-process emulator. Latencies therefore include moto's and the \
-         emulator's own time and are far above what DynamoDB and Stripe would give; CPU, calls, \
-         memory and sizes are the functions' own.\n\
+         emulator's own time and are far above what DynamoDB and Stripe would give (the \
+         moto column says how much); CPU, calls, memory and sizes are the functions' own.\n\
          - Percentiles are nearest-rank over the measured invocations.\n",
         r.settings.host_binaries, r.settings.zips
     );
