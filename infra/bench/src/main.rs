@@ -28,6 +28,8 @@ const PRIMARY_CASES: &[(&str, &str)] = &[
     ("portal-session", "create-default"),
     ("portal-return", "return"),
     ("stripe-webhook", "event"),
+    ("portal-config", "list-configurations"),
+    ("portal-analytics", "analytics"),
 ];
 const FLOOR: &str = "bench-floor";
 const WEBHOOK: &str = "stripe-webhook";
@@ -137,6 +139,7 @@ fn zip_size(lambda_dir: &Path, name: &str) -> Option<u64> {
 }
 
 async fn run(args: &Args) -> Result<Report, String> {
+    let machine = report::machine();
     let mut functions = discover_functions(&args.root);
     if !args.only.is_empty() {
         functions.retain(|f| args.only.contains(f));
@@ -272,7 +275,7 @@ async fn run(args: &Args) -> Result<Report, String> {
     let report = Report {
         date: report::now_utc(),
         commit: report::commit(&args.root),
-        machine: report::machine(),
+        machine,
         settings: Settings {
             cold_starts_per_function: args.cold_runs,
             warm_invocations_per_function: args.warm,

@@ -22,6 +22,8 @@ pub struct Machine {
     pub kernel: String,
     pub os: String,
     pub rustc: String,
+    /// `/proc/loadavg` when the run began: other work on the machine skews the figures.
+    pub load_at_start: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +212,12 @@ pub fn machine() -> Machine {
             .to_string(),
         os,
         rustc: output("rustc", &["-V"]).unwrap_or_else(|| "rustc (unknown)".into()),
+        load_at_start: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -302,9 +310,9 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "{BEGIN}\n");
     let _ = writeln!(
         s,
-        "Measured by `make bench` on {} ({} cores, {:.1} GiB, {}, Linux {}, {}), {}, commit {}. \
-         Raw figures: `infra/bench/results.json`.\n",
-        m.cpu, m.cores, m.memory_gib, m.os, m.kernel, m.rustc, r.date, r.commit
+        "Measured by `make bench` on {} ({} cores, {:.1} GiB, {}, Linux {}, {}; load average \
+         {} at the start), {}, commit {}. Raw figures: `infra/bench/results.json`.\n",
+        m.cpu, m.cores, m.memory_gib, m.os, m.kernel, m.rustc, m.load_at_start, r.date, r.commit
     );
 
     let _ = writeln!(s, "## Targets\n");

@@ -41,6 +41,10 @@ pub struct World {
     token: String,
     subscription: String,
     session: String,
+    /// A portal configuration of its own, for the admin cases that change or deactivate one.
+    configuration: String,
+    /// The analytics period: the 30 days ending today, the default an admin sees first.
+    period: (String, String),
     webhook_events: Mutex<VecDeque<String>>,
     keys: AtomicU64,
 }
@@ -105,6 +109,16 @@ impl World {
         .map_err(|e| format!("portal session: {e:?}"))?
         .id;
 
+        let configuration = h
+            .stripe
+            .create_portal_configuration(&portico_testkit::default_configuration(), None)
+            .await
+            .map_err(|e| format!("portal configuration: {e}"))?
+            .id;
+        let today = time::OffsetDateTime::now_utc().date();
+        let day = |d: time::Date| d.to_string();
+        let period = (day(today - time::Duration::days(29)), day(today));
+
         let webhook_events = fresh_customer_events(&h, &customer, webhook_events).await;
         let token = h.stack.admin_token(USER);
         let env = function_env(&h, &proxy.endpoint());
@@ -115,6 +129,8 @@ impl World {
             token,
             subscription,
             session,
+            configuration,
+            period,
             webhook_events: Mutex::new(webhook_events),
             keys: AtomicU64::new(0),
         })
@@ -135,6 +151,9 @@ impl World {
             ("TOKEN", self.token.clone()),
             ("SESSION", self.session.clone()),
             ("SUBSCRIPTION", self.subscription.clone()),
+            ("CONFIGURATION", self.configuration.clone()),
+            ("START", self.period.0.clone()),
+            ("END", self.period.1.clone()),
         ];
         if case.template.contains("${IDEMPOTENCY_KEY}") {
             let n = self.keys.fetch_add(1, Ordering::Relaxed);
@@ -348,8 +367,8 @@ mod tests {
 
     #[test]
     fn an_unknown_placeholder_is_named() {
-        let err = fill(r#"{"rawPath": "/x/${CONFIGURATION}"}"#, &[]).unwrap_err();
-        assert_eq!(err, "unknown placeholder ${CONFIGURATION}");
+        let err = fill(r#"{"rawPath": "/x/${SOMETHING_NEW}"}"#, &[]).unwrap_err();
+        assert_eq!(err, "unknown placeholder ${SOMETHING_NEW}");
     }
 
     #[test]
