@@ -84,7 +84,10 @@ portal-config: ## apply portal-config.json (FILE=...) to Stripe and the table: t
 
 FN ?= billing-account
 EVENT ?= billing-account/get-account
-invoke: $(VENV)/.installed ## send events/EVENT.json to FN under a running make dev
+SET ?=
+CUSTOMER ?=
+invoke: $(VENV)/.installed ## send events/EVENT.json to FN under make dev (ADMIN=1, SET='SESSION=..,CONFIGURATION=..', CUSTOMER=cus_.. signs a webhook)
 	@cargo build --quiet -p devstack
-	@sed "s|\$${TOKEN}|$$(target/debug/devstack token --dir $(STATE_DIR) --sub '$(SUB)')|" events/$(EVENT).json > $(STATE_DIR)/invoke-event.json
+	@target/debug/devstack event --dir $(STATE_DIR) --event events/$(EVENT).json --sub '$(SUB)' $(if $(ADMIN),--admin) \
+	  $(if $(SET),--set '$(SET)') $(if $(CUSTOMER),--customer '$(CUSTOMER)') > $(STATE_DIR)/invoke-event.json
 	PATH="$(LAMBDA_PATH)" cargo lambda invoke $(FN) --invoke-address 127.0.0.1 --invoke-port $${LAMBDA_PORT:-9000} --data-file $(STATE_DIR)/invoke-event.json

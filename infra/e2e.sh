@@ -70,6 +70,25 @@ deliveries=$(curl -sf "$stripe/_emulator/deliveries" | python3 -c "import json,s
 [ "$deliveries" -gt 0 ] || { echo "e2e FAILED: no successful webhook deliveries" >&2; exit 1; }
 echo "e2e ok: $deliveries webhook deliveries answered 2xx"
 
+# An administrator sees the configuration-as-code mapping make dev applied, and the day's portal
+# analytics: three sessions of two customers, one email change, one cancellation and its reason.
+admin=(-H "Authorization: Bearer $(target/debug/devstack token --dir "$STATE_DIR" --sub e2e-admin --admin)")
+cancellation=$(json "['configurations']['cancellation']['id']" <"$STATE_DIR/portal-config.json")
+workflows=$(curl -sf "${admin[@]}" "$base/portal-config/portal/workflows")
+expect "cancellation_process is mapped to the file's cancellation configuration" \
+  "$(echo "$workflows" | json " and [w['configuration_id'] for w in d['workflows'] if w['workflow'] == 'cancellation_process'][0]")" \
+  "$cancellation"
+expect "non-admins are refused the admin API" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/portal-config/portal/configurations")" "403"
+analytics=$(curl -sf "${admin[@]}" "$base/portal-analytics/portal/analytics")
+expect "analytics counts today's sessions" \
+  "$(echo "$analytics" | json " and [d['analytics'][k] for k in ('total_sessions', 'unique_customers')]")" "[3, 2]"
+expect "analytics counts the portal's uses" \
+  "$(echo "$analytics" | json " and sorted(f for f in d['analytics']['most_used_features'] if f[0] in ('customer_update', 'subscription_cancel'))")" \
+  "[['customer_update', 1], ['subscription_cancel', 1]]"
+expect "analytics reports the cancellation reason" \
+  "$(echo "$analytics" | json "['analytics']['cancellation_reasons']")" "[['too_expensive', 1]]"
+
 # The emulator's clock passes the period end: the subscription ends, the deletion is delivered,
 # and premium turns false.
 curl -sf -X POST -H 'content-type: application/json' -d '{"seconds": 3000000}' "$stripe/_emulator/clock/advance" >/dev/null

@@ -6,6 +6,10 @@
 //!                  [--stripe-key K --webhook-secret W]  table (index, TTL) and secret in moto
 //!   devstack token --dir .portico --sub SUB [--email E] [--admin] [--ttl SECONDS]
 //!                  [--issuer I --audience A]           a JWT the local stack accepts
+//!   devstack event --dir .portico --event events/F.json --sub SUB [--admin]
+//!                  [--set K=V,K2=V2] [--customer cus_...]  the sample event, ready to invoke:
+//!                  a fresh token, `${K}` filled in, and for webhook events a `customer.updated`
+//!                  body for the customer, signed with the local test secret
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +38,8 @@ async fn main() -> ExitCode {
     let result = match command.as_str() {
         "keys" => dev_key(&flags).map(|_| ()),
         "init" => init(&flags).await,
-        "token" => token(&flags),
+        "token" => token(&flags).map(|t| println!("{t}")),
+        "event" => event(&flags),
         other => Err(format!("unknown command {other}")),
     };
     match result {
@@ -133,7 +138,7 @@ async fn init(flags: &HashMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
-fn token(flags: &HashMap<String, String>) -> Result<(), String> {
+fn token(flags: &HashMap<String, String>) -> Result<String, String> {
     let key = dev_key(flags)?;
     let sub = flag(flags, "sub")?;
     let issuer = flags.get("issuer").map_or(DEV_ISSUER, String::as_str);
@@ -153,6 +158,51 @@ fn token(flags: &HashMap<String, String>) -> Result<(), String> {
     {
         claims[shared::testing::ADMIN_CLAIM] = serde_json::json!(["admin"]);
     }
-    println!("{}", key.sign(&claims));
+    Ok(key.sign(&claims))
+}
+
+fn event(flags: &HashMap<String, String>) -> Result<(), String> {
+    let path = flag(flags, "event")?;
+    let mut text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;
+    let mut vars = vec![("TOKEN".to_string(), token(flags)?)];
+    for pair in flags
+        .get("set")
+        .map(String::as_str)
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Some((name, value)) = pair.split_once('=') {
+            vars.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    for (name, value) in &vars {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    let mut event: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    if event["body"] == "${BODY}" {
+        // Stripe signs the exact bytes it sends; the signature is valid for 300 s.
+        let customer = flag(flags, "customer")
+            .map_err(|_| "webhook events need --customer cus_... (CUSTOMER=... for make invoke)")?;
+        let now = keys::now();
+        let body = serde_json::json!({
+            "id": format!("evt_invoke_{now}"),
+            "object": "event",
+            "type": "customer.updated",
+            "api_version": "2026-07-29.dahlia",
+            "created": now,
+            "livemode": false,
+            "data": {"object": {"id": customer, "object": "customer"}},
+        })
+        .to_string();
+        let signature = shared::stripe::webhook::sign(
+            body.as_bytes(),
+            shared::testing::WEBHOOK_TEST_SECRET,
+            now,
+        );
+        event["headers"]["stripe-signature"] = signature.into();
+        event["body"] = body.into();
+    }
+    println!("{event}");
     Ok(())
 }
