@@ -24,11 +24,26 @@ async fn admin_with_body(
     vars: &[(&str, &str)],
     body: &Value,
 ) -> (StatusCode, Value) {
-    let mut all = vec![("TOKEN", h.stack.admin_token(ADMIN))];
-    all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
-    let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    admin_at(h, event, None, vars, body).await
+}
+
+/// The event with another body and, when given, another path, sent by an admin.
+async fn admin_at(
+    h: &Harness,
+    event: &str,
+    path: Option<&str>,
+    vars: &[(&str, &str)],
+    body: &Value,
+) -> (StatusCode, Value) {
+    let token = h.stack.admin_token(ADMIN);
+    let mut all = vec![("TOKEN", token.as_str())];
+    all.extend_from_slice(vars);
     let mut event: Value =
-        serde_json::from_str(&fixtures::event_text(event, &pairs)).expect("event is JSON");
+        serde_json::from_str(&fixtures::event_text(event, &all)).expect("event is JSON");
+    if let Some(path) = path {
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+    }
     event["body"] = Value::String(body.to_string());
     let request = lambda_http::request::from_str(&event.to_string()).expect("event");
     decode(handle(&h.services, request).await)
@@ -401,25 +416,8 @@ async fn workflow_mappings_that_would_break_sessions_are_refused() {
     let put = |workflow: &'static str, body: Value| {
         let h = &h;
         async move {
-            let mut event: Value = serde_json::from_str(&fixtures::event_text(
-                "portal-config/put-workflow",
-                &[
-                    ("TOKEN", &h.stack.admin_token(ADMIN)),
-                    ("CONFIGURATION", "unused"),
-                ],
-            ))
-            .unwrap();
             let path = format!("/portal/workflows/{workflow}");
-            event["rawPath"] = json!(path);
-            event["requestContext"]["http"]["path"] = json!(path);
-            event["body"] = json!(body.to_string());
-            decode(
-                handle(
-                    &h.services,
-                    lambda_http::request::from_str(&event.to_string()).unwrap(),
-                )
-                .await,
-            )
+            admin_at(h, "portal-config/put-workflow", Some(&path), &[], &body).await
         }
     };
 

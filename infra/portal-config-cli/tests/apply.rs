@@ -2,14 +2,16 @@
 //! a deploy run it: the first apply creates, the second changes nothing.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use portico_testkit::Harness;
 use serde_json::{json, Value};
 use shared::portal::Workflow;
 
-fn apply(h: &Harness, file: &Path) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_portal-config-cli"))
+/// The CLI as `make portal-config` runs it, against this harness's moto slice and emulator.
+fn command(h: &Harness, file: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portal-config-cli"));
+    command
         .args(["apply", "--file"])
         .arg(file)
         .env_clear()
@@ -20,9 +22,12 @@ fn apply(h: &Harness, file: &Path) -> Value {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("TABLE_NAME", &h.stack.table_name)
         .env("SECRET_ID", &h.stack.secret_id)
-        .env("STRIPE_API_BASE", h.emulator.base_url())
-        .output()
-        .expect("run portal-config-cli");
+        .env("STRIPE_API_BASE", h.emulator.base_url());
+    command
+}
+
+fn apply(h: &Harness, file: &Path) -> Value {
+    let output = command(h, file).output().expect("run portal-config-cli");
     assert!(
         output.status.success(),
         "apply failed: {}",
@@ -123,6 +128,56 @@ async fn applying_the_file_twice_changes_nothing_the_second_time() {
     assert_eq!(
         h.emulator.object(cancellation).unwrap()["features"]["invoice_history"]["enabled"],
         false
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_at_once_create_each_configuration_once() {
+    let h = Harness::new().await;
+    let file = shared::testing::workspace_root().join("portal-config.json");
+    // Both find nothing and both create: the content-derived idempotency key makes Stripe answer
+    // the second with the first one's configuration.
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            command(&h, &file)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let reports: Vec<Value> = runs
+        .into_iter()
+        .map(|run| {
+            let output = run.wait_with_output().expect("wait");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice(&output.stdout).expect("a JSON report")
+        })
+        .collect();
+    let ids = |report: &Value| {
+        ["default", "cancellation"].map(|key| report["configurations"][key]["id"].clone())
+    };
+    assert_eq!(ids(&reports[0]), ids(&reports[1]));
+    let all = h
+        .stripe
+        .list_portal_configurations(&Default::default())
+        .await
+        .unwrap()
+        .data;
+    for key in ["default", "cancellation"] {
+        let tagged = all
+            .iter()
+            .filter(|c| c.metadata.get("portico_key").map(String::as_str) == Some(key))
+            .count();
+        assert_eq!(tagged, 1, "configurations tagged {key}");
+    }
+    assert_eq!(
+        h.services.table.workflow_configs().await.unwrap().len(),
+        Workflow::ALL.len()
     );
 }
 
