@@ -14,6 +14,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("TABLE_NAME", "DynamoDB table holding every Portico item", Some("portico")),
     ("SECRET_ID", "Secrets Manager secret (name or ARN) with the Stripe keys", Some("portico/stripe")),
     ("SECRETS_TTL_SECONDS", "how long a container trusts its cached copy of the secret", Some("300")),
+    ("SECRETS_REFRESH_MIN_SECONDS", "least time between two forced re-reads of the secret (bad webhook signature, Stripe 401)", Some("10")),
     ("JWT_ISSUER", "required `iss` of user tokens", None),
     ("JWT_AUDIENCE", "required `aud` of user tokens", None),
     ("JWKS_URL", "https URL of the identity provider's JWKS (one of JWKS_URL / JWKS_FILE)", None),
@@ -83,6 +84,7 @@ pub struct Config {
     pub table_name: String,
     pub secret_id: String,
     pub secrets_ttl: Duration,
+    pub secrets_refresh_min_interval: Duration,
     pub auth: AuthConfig,
     pub max_body_bytes: usize,
     pub stripe: StripeConfig,
@@ -117,6 +119,9 @@ impl Config {
             table_name: vars.string("TABLE_NAME")?,
             secret_id: vars.string("SECRET_ID")?,
             secrets_ttl: Duration::from_secs(vars.number("SECRETS_TTL_SECONDS")?),
+            secrets_refresh_min_interval: Duration::from_secs(
+                vars.number("SECRETS_REFRESH_MIN_SECONDS")?,
+            ),
             auth: AuthConfig {
                 issuer: vars.string("JWT_ISSUER")?,
                 audience: vars.string("JWT_AUDIENCE")?,

@@ -134,11 +134,14 @@ struct Cached {
     fetched_at: Instant,
 }
 
-/// Reads the secret at most once per TTL per container; `refresh` forces a read (rotation).
+/// Reads the secret at most once per TTL per container; `refresh` forces a read (rotation), at
+/// most once per `refresh_min_interval`, so forged webhook signatures cannot turn into a flood of
+/// Secrets Manager reads.
 pub struct SecretsProvider {
     client: Client,
     secret_id: String,
     ttl: Duration,
+    refresh_min_interval: Duration,
     // A mutex, not a RwLock: concurrent callers on an empty or stale cache wait for one fetch.
     cache: Mutex<Option<Cached>>,
 }
@@ -149,8 +152,14 @@ impl SecretsProvider {
             client,
             secret_id: secret_id.into(),
             ttl,
+            refresh_min_interval: Duration::ZERO,
             cache: Mutex::new(None),
         }
+    }
+
+    pub fn with_refresh_min_interval(mut self, interval: Duration) -> Self {
+        self.refresh_min_interval = interval;
+        self
     }
 
     /// The cached secrets, fetched first when absent or older than the TTL.
@@ -164,9 +173,14 @@ impl SecretsProvider {
         self.fetch_into(&mut cache).await
     }
 
-    /// Fetches now, whatever the cache holds.
+    /// Fetches now, unless the cached copy was fetched less than `refresh_min_interval` ago.
     pub async fn refresh(&self) -> Result<Arc<StripeSecrets>, SecretsError> {
         let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.as_ref() {
+            if cached.fetched_at.elapsed() < self.refresh_min_interval {
+                return Ok(cached.secrets.clone());
+            }
+        }
         self.fetch_into(&mut cache).await
     }
 

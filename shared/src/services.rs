@@ -42,11 +42,14 @@ impl Services {
             .connect_timeout(std::time::Duration::from_secs(3))
             .build()
             .map_err(|e| StartupError::HttpClient(e.to_string()))?;
-        let secrets = Arc::new(SecretsProvider::new(
-            aws_sdk_secretsmanager::Client::new(aws),
-            &config.secret_id,
-            config.secrets_ttl,
-        ));
+        let secrets = Arc::new(
+            SecretsProvider::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                &config.secret_id,
+                config.secrets_ttl,
+            )
+            .with_refresh_min_interval(config.secrets_refresh_min_interval),
+        );
         Ok(Services {
             table: Table::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
             stripe: StripeClient::new(

@@ -69,6 +69,40 @@ async fn within_the_ttl_the_cached_copy_is_used_and_refresh_forces_a_read() {
 }
 
 #[tokio::test]
+async fn forced_refreshes_are_rate_limited() {
+    let stack = TestStack::new().await;
+    let provider = provider_with_interval(&stack, Duration::from_secs(3600));
+    provider.get().await.unwrap();
+    put_value(
+        &stack,
+        &secret_json("sk_test_FAKE_rotated", &[WEBHOOK_TEST_SECRET]),
+    )
+    .await;
+    // A flood of bad signatures right after a read costs no further read.
+    for _ in 0..3 {
+        assert_eq!(
+            provider.refresh().await.unwrap().stripe_secret_key.expose(),
+            STRIPE_TEST_KEY
+        );
+    }
+    let unlimited = provider_with_interval(&stack, Duration::ZERO);
+    unlimited.get().await.unwrap();
+    assert_eq!(
+        unlimited
+            .refresh()
+            .await
+            .unwrap()
+            .stripe_secret_key
+            .expose(),
+        "sk_test_FAKE_rotated"
+    );
+}
+
+fn provider_with_interval(stack: &TestStack, interval: Duration) -> SecretsProvider {
+    provider(stack, Duration::from_secs(3600)).with_refresh_min_interval(interval)
+}
+
+#[tokio::test]
 async fn an_expired_copy_is_refetched() {
     let stack = TestStack::new().await;
     let provider = provider(&stack, Duration::ZERO);

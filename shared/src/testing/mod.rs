@@ -111,6 +111,7 @@ impl TestStack {
             ("JWT_AUDIENCE", AUDIENCE),
             ("JWKS_FILE", self.jwks_path.to_str().unwrap_or_default()),
             ("JWKS_REFRESH_MIN_SECONDS", "0"),
+            ("SECRETS_REFRESH_MIN_SECONDS", "0"),
             ("ADMIN_CLAIM", ADMIN_CLAIM),
         ]
         .into_iter()
