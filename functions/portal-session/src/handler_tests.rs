@@ -221,6 +221,39 @@ async fn fifty_concurrent_first_requests_create_one_customer() {
 }
 
 #[tokio::test]
+async fn a_customer_whose_link_was_lost_is_adopted_not_duplicated() {
+    let h = Harness::new().await;
+    // Created for this user by a request that died before storing the link, longer ago than
+    // Stripe keeps idempotency keys: only the user id in its metadata still ties it to the user.
+    let mut orphan = portico_testkit::stripe_emulator::NewCustomer::new("lost@example.test");
+    orphan.metadata.push((
+        shared::customers::USER_ID_METADATA.into(),
+        "lost-link".into(),
+    ));
+    let orphan = h.emulator.create_customer(orphan).unwrap()["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.emulator.clear_requests();
+
+    let (status, body) = create(&h, "portal-session/create-billing-review", "lost-link").await;
+    assert_eq!(status, 201, "{body}");
+    let stored = h
+        .services
+        .table
+        .get_user(&UserId::parse("lost-link").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.customer_id.map(|c| c.to_string()), Some(orphan));
+    assert!(
+        !h.stripe_calls().contains(&"POST /v1/customers".to_string()),
+        "{:?}",
+        h.stripe_calls()
+    );
+}
+
+#[tokio::test]
 async fn cancellation_without_a_subscription_is_422() {
     let h = Harness::new().await;
     let (status, body) = create(&h, "portal-session/create-cancellation-process", "no-sub").await;

@@ -119,6 +119,8 @@ pub struct Customer {
     pub metadata: Metadata,
     #[serde(default, deserialize_with = "null_default")]
     pub invoice_settings: InvoiceSettings,
+    #[serde(default)]
+    pub created: Option<i64>,
     /// Set on what Stripe returns for a deleted customer (`{id, object, deleted: true}`).
     #[serde(default, deserialize_with = "null_default")]
     pub deleted: bool,
