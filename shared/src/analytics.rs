@@ -1,6 +1,5 @@
 //! Portal analytics over a period of days, read through the by-day index (`gsi1`): the portal
-//! sessions created each day, the audit entries recorded each day, and the stored state of the
-//! customers who opened the portal. Never a table scan.
+//! sessions created each day and the audit entries recorded each day. Never a table scan.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -13,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::ids::CustomerId;
 use crate::portal::Workflow;
-use crate::store::{AuditEntry, AuditSource, StoreError, Table};
+use crate::store::{AuditEntry, AuditSource, CancellationDetails, StoreError, Table};
 use crate::sync::ChangeKind;
 
 /// The longest period one request may cover.
@@ -92,11 +91,6 @@ impl Period {
             }
         }
         days
-    }
-
-    fn contains_unix(&self, at: i64) -> bool {
-        OffsetDateTime::from_unix_timestamp(at)
-            .is_ok_and(|t| t.date() >= self.start && t.date() <= self.end)
     }
 }
 
@@ -188,34 +182,13 @@ pub async fn portal_analytics(
         .collect();
     let returned_sessions = sessions.iter().filter(|s| s.returned_at.is_some()).count();
 
-    let ids: Vec<CustomerId> = customers.iter().map(|c| (*c).clone()).collect();
-    let states = table.customer_states(&ids).await?;
-    let mut reasons: HashMap<String, usize> = HashMap::new();
-    for subscription in states.iter().flat_map(|s| &s.snapshot.subscriptions) {
-        if subscription
-            .canceled_at
-            .is_some_and(|at| period.contains_unix(at))
-        {
-            let reason = subscription
-                .cancellation_feedback
-                .clone()
-                .or_else(|| {
-                    subscription
-                        .cancellation_reason
-                        .clone()
-                        .filter(|r| r != "cancellation_requested")
-                })
-                .unwrap_or_else(|| "unspecified".into());
-            *reasons.entry(reason).or_default() += 1;
-        }
-    }
-
+    let portal_use = portal_use(&audit, &customers);
     let total = sessions.len();
     Ok(PortalAnalytics {
         total_sessions: total,
         unique_customers: customers.len(),
         sessions_by_workflow,
-        most_used_features: ranked(feature_uses(&audit, &customers)),
+        most_used_features: ranked(portal_use.features),
         returned_sessions,
         return_rate: if total == 0 {
             0.0
@@ -223,7 +196,7 @@ pub async fn portal_analytics(
             round(returned_sessions as f64 / total as f64, 4)
         },
         session_duration_stats: duration_stats(durations),
-        cancellation_reasons: ranked(reasons),
+        cancellation_reasons: ranked(portal_use.cancellation_reasons),
         period: PeriodView {
             start_date: period.start.to_string(),
             end_date: period.end.to_string(),
@@ -232,12 +205,20 @@ pub async fn portal_analytics(
     })
 }
 
-/// What portal users did, from the changes synced for them (Portico's own account endpoints
-/// excluded). A sync that changed several fields of one feature is one use; a cancellation is
-/// one use per subscription, though it shows first as scheduled and later as ended.
-fn feature_uses(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> HashMap<String, usize> {
+/// What portal users did, from the audit trail.
+struct PortalUse {
+    features: HashMap<String, usize>,
+    cancellation_reasons: HashMap<String, usize>,
+}
+
+/// Counts the changes synced for the customers who opened the portal (Portico's own account
+/// endpoints excluded). A sync that changed several fields of one feature is one use; a
+/// cancellation is one use per subscription, though it shows first as scheduled and later as
+/// ended, and its reason is the customer's feedback if any entry recorded one.
+fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalUse {
     let mut seen: HashSet<(String, &'static str)> = HashSet::new();
-    let mut uses: HashMap<String, usize> = HashMap::new();
+    let mut features: HashMap<String, usize> = HashMap::new();
+    let mut cancellations: HashMap<String, Option<&CancellationDetails>> = HashMap::new();
     for entry in audit {
         if entry.source == AuditSource::Account || !customers.contains(&entry.customer_id) {
             continue;
@@ -248,26 +229,41 @@ fn feature_uses(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> HashM
             entry.customer_id,
             entry.reference.as_deref().unwrap_or(&entry.at)
         );
-        let (feature, once_per) = match change.kind {
-            ChangeKind::PaymentMethod => ("payment_method_update", sync),
-            ChangeKind::Customer => ("customer_update", sync),
-            ChangeKind::Subscription if change.field.ends_with(".price") => {
-                ("subscription_update", sync)
+        let (feature, once_per) = if let Some(subscription) = change.cancelled_subscription() {
+            let details = cancellations.entry(subscription.to_string()).or_default();
+            if details.is_none_or(|d| d.feedback.is_none()) && entry.cancellation.is_some() {
+                *details = entry.cancellation.as_ref();
             }
-            ChangeKind::Subscription
-                if (change.field.ends_with(".cancel_at") && !change.to.is_null())
-                    || (change.field.ends_with(".status") && change.to == "canceled") =>
-            {
-                let subscription = change.field.split('.').nth(1).unwrap_or_default();
-                ("subscription_cancel", subscription.to_string())
+            ("subscription_cancel", subscription.to_string())
+        } else {
+            match change.kind {
+                ChangeKind::PaymentMethod => ("payment_method_update", sync),
+                ChangeKind::Customer => ("customer_update", sync),
+                ChangeKind::Subscription if change.field.ends_with(".price") => {
+                    ("subscription_update", sync)
+                }
+                ChangeKind::Subscription => continue,
             }
-            ChangeKind::Subscription => continue,
         };
         if seen.insert((once_per, feature)) {
-            *uses.entry(feature.to_string()).or_default() += 1;
+            *features.entry(feature.to_string()).or_default() += 1;
         }
     }
-    uses
+    let mut cancellation_reasons: HashMap<String, usize> = HashMap::new();
+    for details in cancellations.into_values() {
+        let reason = details
+            .and_then(|d| {
+                d.feedback
+                    .clone()
+                    .or_else(|| d.reason.clone().filter(|r| r != "cancellation_requested"))
+            })
+            .unwrap_or_else(|| "unspecified".into());
+        *cancellation_reasons.entry(reason).or_default() += 1;
+    }
+    PortalUse {
+        features,
+        cancellation_reasons,
+    }
 }
 
 fn ranked(counts: HashMap<String, usize>) -> Vec<(String, usize)> {

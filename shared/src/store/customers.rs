@@ -38,6 +38,17 @@ pub struct AuditEntry {
     pub reference: Option<String>,
     pub at: String,
     pub change: Change,
+    /// For a change that cancels a subscription: why, as Stripe recorded it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<CancellationDetails>,
+}
+
+/// Stripe's `cancellation_details` without the free-text comment: `reason` is Stripe's
+/// (`cancellation_requested`, `payment_failed`, ...), `feedback` the customer's choice in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationDetails {
+    pub reason: Option<String>,
+    pub feedback: Option<String>,
 }
 
 const AUDIT_DAY: &str = "AUDITDAY#";
@@ -186,20 +197,5 @@ impl Table {
         .into_iter()
         .map(from_item)
         .collect()
-    }
-
-    /// The stored states of these customers (absent ones are left out), in batches of 100.
-    pub async fn customer_states(
-        &self,
-        ids: &[CustomerId],
-    ) -> Result<Vec<CustomerState>, StoreError> {
-        let keys: Vec<Item> = ids.iter().map(state_key).collect();
-        let mut states = Vec::with_capacity(ids.len());
-        for chunk in keys.chunks(100) {
-            for item in self.batch_get(chunk.to_vec()).await? {
-                states.push(from_item(item)?);
-            }
-        }
-        Ok(states)
     }
 }

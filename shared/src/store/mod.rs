@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-pub use customers::{AuditEntry, AuditSource, CustomerState, CustomerStore};
+pub use customers::{AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};

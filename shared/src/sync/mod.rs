@@ -20,7 +20,8 @@ pub use snapshot::{diff, premium, Change, ChangeKind, CustomerSnapshot, PremiumS
 use crate::http::now_rfc3339;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
-    AuditEntry, AuditSource, CustomerState, CustomerStore, StoreError, Table, Transaction,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, StoreError, Table,
+    Transaction,
 };
 use crate::stripe::{StripeClient, StripeClientError};
 
@@ -140,6 +141,7 @@ pub async fn sync_customer(
                     reference: trigger.reference.clone(),
                     at: state.synced_at.clone(),
                     change: change.clone(),
+                    cancellation: cancellation_details(change, &state.snapshot),
                 };
                 tx.put_audit_entry(ctx.table, &entry, ticket, n)?;
             }
@@ -212,5 +214,19 @@ async fn adopt(
         changes: Vec::new(),
         premium: newer.premium,
         user_id: newer.user_id,
+    })
+}
+
+/// Why a subscription was cancelled, read from the snapshot the cancellation was seen in, so
+/// analytics can count reasons from the audit trail alone.
+fn cancellation_details(
+    change: &Change,
+    snapshot: &CustomerSnapshot,
+) -> Option<CancellationDetails> {
+    let id = change.cancelled_subscription()?;
+    let subscription = snapshot.subscriptions.iter().find(|s| s.id == id)?;
+    Some(CancellationDetails {
+        reason: subscription.cancellation_reason.clone(),
+        feedback: subscription.cancellation_feedback.clone(),
     })
 }

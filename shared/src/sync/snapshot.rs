@@ -136,6 +136,23 @@ pub struct Change {
     pub message: String,
 }
 
+impl Change {
+    /// The subscription this change cancels, scheduled (a cancellation date appears) or at once
+    /// (the status becomes `canceled`).
+    pub fn cancelled_subscription(&self) -> Option<&str> {
+        if self.kind != ChangeKind::Subscription {
+            return None;
+        }
+        let (id, what) = self.field.strip_prefix("subscriptions.")?.split_once('.')?;
+        let cancels = match what {
+            "cancel_at" => !self.to.is_null(),
+            "status" => self.to == "canceled",
+            _ => false,
+        };
+        cancels.then_some(id)
+    }
+}
+
 fn change(
     kind: ChangeKind,
     field: impl Into<String>,
@@ -420,6 +437,43 @@ mod tests {
         s.payment_methods = vec![card("pm_1", "visa", "4242")];
         s.subscriptions = vec![sub("sub_1", "active")];
         s
+    }
+
+    #[test]
+    fn cancellations_are_scheduled_dates_or_the_canceled_status() {
+        let sub = |field: &str, from: Value, to: Value| Change {
+            kind: ChangeKind::Subscription,
+            field: field.into(),
+            from,
+            to,
+            message: String::new(),
+        };
+        let scheduled = sub(
+            "subscriptions.sub_1.cancel_at",
+            Value::Null,
+            json!(1_800_000_000),
+        );
+        assert_eq!(scheduled.cancelled_subscription(), Some("sub_1"));
+        let ended = sub(
+            "subscriptions.sub_2.status",
+            json!("active"),
+            json!("canceled"),
+        );
+        assert_eq!(ended.cancelled_subscription(), Some("sub_2"));
+        let resumed = sub(
+            "subscriptions.sub_1.cancel_at",
+            json!(1_800_000_000),
+            Value::Null,
+        );
+        assert_eq!(resumed.cancelled_subscription(), None);
+        let past_due = sub(
+            "subscriptions.sub_1.status",
+            json!("active"),
+            json!("past_due"),
+        );
+        assert_eq!(past_due.cancelled_subscription(), None);
+        let started = sub("subscriptions.sub_3", Value::Null, json!("canceled"));
+        assert_eq!(started.cancelled_subscription(), None);
     }
 
     #[test]
