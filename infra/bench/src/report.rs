@@ -404,7 +404,7 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| function | case | answer | n | p50 ms | p99 ms | of which moto, mean ms | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations per invocation |\n\
+        "| function | case | answer | n | p50 ms | p99 ms | moto ms/inv (summed over calls) | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations per invocation |\n\
          | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for subject in std::iter::once(&r.floor).chain(&r.functions) {
