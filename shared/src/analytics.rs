@@ -47,21 +47,32 @@ impl Period {
         today: Date,
     ) -> Result<Self, AnalyticsError> {
         let date = |field: &'static str, value: &str| {
-            Date::parse(value, format_description!("[year]-[month]-[day]")).map_err(|_| {
-                AnalyticsError::InvalidDate {
-                    field,
-                    value: value.chars().take(40).collect(),
-                }
-            })
+            let invalid = || AnalyticsError::InvalidDate {
+                field,
+                value: value.chars().take(40).collect(),
+            };
+            // Exactly YYYY-MM-DD: `[year]` alone would also take signs and longer years.
+            let shaped = value.len() == 10
+                && value.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            if !shaped {
+                return Err(invalid());
+            }
+            Date::parse(value, format_description!("[year]-[month]-[day]")).map_err(|_| invalid())
         };
         let end = end
             .map(|v| date("end_date", v))
             .transpose()?
             .unwrap_or(today);
-        let start = start
-            .map(|v| date("start_date", v))
-            .transpose()?
-            .unwrap_or(end - Duration::days(29));
+        let start = match start {
+            Some(v) => date("start_date", v)?,
+            None => end.checked_sub(Duration::days(29)).unwrap_or(Date::MIN),
+        };
         if end < start {
             return Err(AnalyticsError::EndBeforeStart { start, end });
         }
@@ -127,7 +138,8 @@ pub struct PortalAnalytics {
     pub period: PeriodView,
 }
 
-/// Runs `fetch` for every day, a few days at a time, and gathers the results.
+/// Runs `fetch` for every day, at most a few days at once (a new one starts as soon as one
+/// finishes), and gathers the results.
 async fn per_day<T, F, Fut>(table: &Table, days: &[String], fetch: F) -> Result<Vec<T>, StoreError>
 where
     T: Send + 'static,
@@ -135,16 +147,24 @@ where
     Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
 {
     let mut all = Vec::new();
-    for chunk in days.chunks(DAY_QUERY_CONCURRENCY) {
-        let mut set = JoinSet::new();
-        for day in chunk {
-            set.spawn(fetch(table.clone(), day.clone()));
+    let mut pending = days.iter();
+    let mut running = JoinSet::new();
+    loop {
+        while running.len() < DAY_QUERY_CONCURRENCY {
+            match pending.next() {
+                Some(day) => {
+                    running.spawn(fetch(table.clone(), day.clone()));
+                }
+                None => break,
+            }
         }
-        while let Some(joined) = set.join_next().await {
-            all.extend(joined.map_err(|e| StoreError::Unavailable(e.to_string()))??);
+        match running.join_next().await {
+            Some(joined) => {
+                all.extend(joined.map_err(|e| StoreError::Unavailable(e.to_string()))??)
+            }
+            None => return Ok(all),
         }
     }
-    Ok(all)
 }
 
 pub async fn portal_analytics(
@@ -214,7 +234,8 @@ struct PortalUse {
 /// Counts the changes synced for the customers who opened the portal (Portico's own account
 /// endpoints excluded). A sync that changed several fields of one feature is one use; a
 /// cancellation is one use per subscription, though it shows first as scheduled and later as
-/// ended, and its reason is the customer's feedback if any entry recorded one.
+/// ended, unless Stripe ended it for non-payment; its reason is the customer's feedback if any
+/// entry recorded one.
 fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalUse {
     let mut seen: HashSet<(String, &'static str)> = HashSet::new();
     let mut features: HashMap<String, usize> = HashMap::new();
@@ -224,33 +245,38 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
             continue;
         }
         let change = &entry.change;
+        if let Some(subscription) = change.cancelled_subscription() {
+            // Counted below, once it is known whether the customer chose it.
+            let details = cancellations.entry(subscription.to_string()).or_default();
+            if details.is_none_or(|d| d.feedback.is_none()) && entry.cancellation.is_some() {
+                *details = entry.cancellation.as_ref();
+            }
+            continue;
+        }
+        let feature = match change.kind {
+            ChangeKind::PaymentMethod => "payment_method_update",
+            ChangeKind::Customer => "customer_update",
+            ChangeKind::Subscription if change.field.ends_with(".price") => "subscription_update",
+            ChangeKind::Subscription => continue,
+        };
         let sync = format!(
             "{}#{}",
             entry.customer_id,
             entry.reference.as_deref().unwrap_or(&entry.at)
         );
-        let (feature, once_per) = if let Some(subscription) = change.cancelled_subscription() {
-            let details = cancellations.entry(subscription.to_string()).or_default();
-            if details.is_none_or(|d| d.feedback.is_none()) && entry.cancellation.is_some() {
-                *details = entry.cancellation.as_ref();
-            }
-            ("subscription_cancel", subscription.to_string())
-        } else {
-            match change.kind {
-                ChangeKind::PaymentMethod => ("payment_method_update", sync),
-                ChangeKind::Customer => ("customer_update", sync),
-                ChangeKind::Subscription if change.field.ends_with(".price") => {
-                    ("subscription_update", sync)
-                }
-                ChangeKind::Subscription => continue,
-            }
-        };
-        if seen.insert((once_per, feature)) {
+        if seen.insert((sync, feature)) {
             *features.entry(feature.to_string()).or_default() += 1;
         }
     }
     let mut cancellation_reasons: HashMap<String, usize> = HashMap::new();
     for details in cancellations.into_values() {
+        // Stripe ending a subscription for non-payment is no use of the portal.
+        let involuntary = details
+            .and_then(|d| d.reason.as_deref())
+            .is_some_and(|r| r.starts_with("payment_"));
+        if !involuntary {
+            *features.entry("subscription_cancel".into()).or_default() += 1;
+        }
         let reason = details
             .and_then(|d| {
                 d.feedback

@@ -8,6 +8,7 @@ use shared::portal::Workflow;
 use shared::services::Services;
 use shared::store::{
     AuditEntry, AuditSource, CancellationDetails, PortalSessionRecord, Table, Transaction,
+    AUDIT_DAY_SHARDS,
 };
 use shared::sync::{Change, ChangeKind};
 use shared::testing::operations::OperationLog;
@@ -439,7 +440,7 @@ async fn a_seeded_month_matches_figures_computed_here_and_reads_only_by_day() {
     assert_eq!(
         a["most_used_features"],
         json!([
-            ["subscription_cancel", 4],
+            ["subscription_cancel", 3],
             ["payment_method_update", 2],
             ["customer_update", 1],
             ["subscription_update", 1]
@@ -458,10 +459,11 @@ async fn a_seeded_month_matches_figures_computed_here_and_reads_only_by_day() {
         json!({"start_date": "2026-10-01", "end_date": "2026-10-31", "days": 31})
     );
 
-    // Two index queries a day and nothing else; never a Scan.
+    // Index queries by day (sessions, and each audit shard) and nothing else; never a Scan.
     let ops = log.operations();
     assert!(!ops.iter().any(|op| op == "Scan"), "{ops:?}");
-    assert_eq!(ops, vec!["Query".to_string(); 2 * 31]);
+    let per_day = 1 + usize::from(AUDIT_DAY_SHARDS);
+    assert_eq!(ops, vec!["Query".to_string(); per_day * 31]);
 
     // A day on its own: only what happened that day.
     let (_, body) = analytics(
@@ -493,6 +495,18 @@ async fn bad_periods_and_callers_are_refused_before_any_read() {
             "2026-03-01",
             "invalid_date",
             Some("start_date"),
+        ),
+        (
+            "+2026-10-01",
+            "2026-10-31",
+            "invalid_date",
+            Some("start_date"),
+        ),
+        (
+            "2026-10-01",
+            "-9999-01-01",
+            "invalid_date",
+            Some("end_date"),
         ),
         ("2025-01-01", "2026-01-02", "period_too_long", None),
     ];

@@ -16,9 +16,11 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-pub use customers::{AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore};
+pub use customers::{
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, AUDIT_DAY_SHARDS,
+};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{PortalSessionRecord, WorkflowConfigRecord};
+pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};
