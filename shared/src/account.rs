@@ -1,7 +1,6 @@
 //! The signed-in user's billing account: status from the synced state, cancel and resume,
 //! and checkout for a new subscription.
 
-use aws_lc_rs::digest::{digest, SHA256};
 use serde::Serialize;
 
 use crate::auth::User;
@@ -406,10 +405,7 @@ pub async fn checkout(
     params.cancel_url = Some(cancel);
     params.client_reference_id = Some(user.id.to_string());
     // Namespaced by user, so two users' keys can never collide at Stripe.
-    let user_hash: String = digest(&SHA256, user.id.as_str().as_bytes()).as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let user_hash = user.id.short_digest();
     let session = stripe
         .create_checkout_session(
             &params,

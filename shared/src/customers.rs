@@ -42,7 +42,7 @@ pub async fn ensure_customer(
     if let Some(id) = stored.and_then(|u| u.customer_id.clone()) {
         return Ok(id);
     }
-    let customer = match created_earlier(stripe, user).await? {
+    let customer = match created_earlier(stripe, user).await {
         Some(orphan) => {
             tracing::warn!(user = %user.id, customer = %orphan.id, "linking the customer an earlier, unfinished request created");
             orphan
@@ -81,23 +81,28 @@ pub async fn ensure_customer(
 /// A customer Portico created for this user whose link was never stored (the request failed
 /// between Stripe and DynamoDB). Within 24 hours the idempotency key would return it anyway;
 /// after that only this search (by the user id in its metadata) keeps it one customer per user.
-/// Search lags writes by up to a minute or so, which the idempotency key covers.
-async fn created_earlier(
-    stripe: &StripeClient,
-    user: &User,
-) -> Result<Option<Customer>, StripeClientError> {
+/// Search lags writes by up to a minute or so, which the idempotency key covers. A failed
+/// search (search has its own, lower rate limit) must not fail the user's request: the
+/// idempotent create still holds within 24 hours.
+async fn created_earlier(stripe: &StripeClient, user: &User) -> Option<Customer> {
     let id = user.id.as_str();
     if id.contains(['\\', '\'']) {
         // Not expressible safely in Stripe's query language; the idempotency key still holds.
-        return Ok(None);
+        return None;
     }
     let query = format!("metadata['{USER_ID_METADATA}']:'{id}'");
-    let found = stripe.search_customers(&query, None).await?;
-    Ok(found
+    let found = match stripe.search_customers(&query, None).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(user = %user.id, error = %e, "customer search failed; creating idempotently");
+            return None;
+        }
+    };
+    found
         .data
         .into_iter()
         .filter(|c| !c.deleted && c.metadata.get(USER_ID_METADATA).map(String::as_str) == Some(id))
-        .min_by_key(|c| c.created.unwrap_or(i64::MAX)))
+        .min_by_key(|c| c.created.unwrap_or(i64::MAX))
 }
 
 /// What the new customer is before the user touches the portal, stored as the sync baseline

@@ -270,6 +270,9 @@ impl From<PortalAdminError> for ApiError {
             PortalAdminError::InvalidField { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
             }
+            PortalAdminError::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", message)
+            }
             PortalAdminError::StripeRejected { param, .. } => {
                 let error = ApiError::bad_request("stripe_invalid_request", message);
                 match param {

@@ -69,6 +69,17 @@ string_id!(
     }
 );
 
+impl UserId {
+    /// A short, stable digest of the id, for namespacing keys without exposing the id.
+    pub fn short_digest(&self) -> String {
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.0.as_bytes());
+        hash.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 string_id!(
     /// A Stripe customer id, `cus_…`.
     CustomerId,

@@ -104,7 +104,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         Route::CreateConfiguration => {
             let key = http::idempotency_key(request)?;
             let spec: ConfigurationSpec = http::parse_json(request, max_body)?;
-            let configuration = admin::create_configuration(ctx, &spec, key).await?;
+            let configuration = admin::create_configuration(ctx, &spec, &user.id, key).await?;
             tracing::info!(admin = %user.id, configuration = %configuration.configuration.id, "portal configuration created");
             Ok(http::json(
                 StatusCode::CREATED,

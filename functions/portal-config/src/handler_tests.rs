@@ -103,13 +103,10 @@ async fn only_admins_reach_any_route() {
         (StatusCode::UNAUTHORIZED, Some("missing_token"))
     );
     assert!(h.stripe_calls().is_empty(), "{:?}", h.stripe_calls());
-    assert!(h
-        .services
-        .table
-        .workflow_configs()
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(
+        h.services.table.workflow_mapping().await.unwrap(),
+        Default::default()
+    );
 }
 
 #[tokio::test]
@@ -215,15 +212,15 @@ async fn invalid_bodies_name_the_field_and_never_reach_stripe() {
     );
     let cases = [
         (
-            json!({"features": {}, "business_profile": {"headline": "h".repeat(61)}}),
+            json!({"features": {"invoice_history": {"enabled": true}}, "business_profile": {"headline": "h".repeat(61)}}),
             "business_profile.headline",
         ),
         (
-            json!({"features": {}, "business_profile": {"terms_of_service_url": "http://example.com/terms"}}),
+            json!({"features": {"invoice_history": {"enabled": true}}, "business_profile": {"terms_of_service_url": "http://example.com/terms"}}),
             "business_profile.terms_of_service_url",
         ),
         (
-            json!({"features": {}, "default_return_url": "javascript:alert(1)"}),
+            json!({"features": {"invoice_history": {"enabled": true}}, "default_return_url": "javascript:alert(1)"}),
             "default_return_url",
         ),
         (
@@ -243,14 +240,18 @@ async fn invalid_bodies_name_the_field_and_never_reach_stripe() {
             "features.subscription_update.products[0].prices",
         ),
         (
-            json!({"features": {}, "metadata": {"k": "v".repeat(501)}}),
+            json!({"features": {"invoice_history": {"enabled": true}}, "metadata": {"k": "v".repeat(501)}}),
             "metadata",
         ),
         (
-            json!({"features": {}, "login_page": {"enabled": "yes"}}),
+            json!({"features": {"invoice_history": {"enabled": true}}, "login_page": {"enabled": "yes"}}),
             "login_page.enabled",
         ),
         (json!({"name": "no features"}), "features"),
+        (
+            json!({"name": "empty features", "features": {}}),
+            "features",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = admin_with_body(
@@ -392,7 +393,7 @@ async fn workflows_map_to_configurations_return_paths_and_branding() {
     );
 
     // Saving the same again writes nothing, in Stripe or the table.
-    let before = h.services.table.workflow_configs().await.unwrap();
+    let before = h.services.table.workflow_mapping().await.unwrap().records;
     h.emulator.clear_requests();
     let (status, body) = admin(
         &h,
@@ -406,7 +407,10 @@ async fn workflows_map_to_configurations_return_paths_and_branding() {
         "{body}"
     );
     assert!(stripe_writes(&h).is_empty(), "{:?}", h.stripe_calls());
-    assert_eq!(h.services.table.workflow_configs().await.unwrap(), before);
+    assert_eq!(
+        h.services.table.workflow_mapping().await.unwrap().records,
+        before
+    );
 }
 
 #[tokio::test]
@@ -505,4 +509,54 @@ async fn workflow_mappings_that_would_break_sessions_are_refused() {
         ),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mappings_cannot_both_brand_one_configuration() {
+    let h = std::sync::Arc::new(Harness::new().await);
+    let retention = create_retention(&h, "race").await;
+    // Both requests read the mapping, then wait in Stripe's configuration lookup until both
+    // are there: each decided on a mapping without the other's headline.
+    let lookups = h.emulator.hold(
+        "GET",
+        &format!("/v1/billing_portal/configurations/{retention}"),
+    );
+    let tasks: Vec<_> = [
+        ("payment_update", "Update your card"),
+        ("billing_review", "Your invoices"),
+    ]
+    .into_iter()
+    .map(|(workflow, headline)| {
+        let (h, retention) = (h.clone(), retention.clone());
+        tokio::spawn(async move {
+            let body = json!({"configuration_id": retention, "branding": {"headline": headline}});
+            let path = format!("/portal/workflows/{workflow}");
+            let answer = admin_at(&h, "portal-config/put-workflow", Some(&path), &[], &body).await;
+            (headline, answer)
+        })
+    })
+    .collect();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        lookups.wait_for_arrivals(2),
+    )
+    .await
+    .expect("both requests look the configuration up");
+    lookups.release();
+    let mut won = Vec::new();
+    for task in tasks {
+        let (headline, (status, body)) = task.await.unwrap();
+        match status {
+            StatusCode::OK => won.push(headline),
+            StatusCode::CONFLICT => {}
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one mapping is saved");
+    // Stripe and the table agree on the winner.
+    let stripe = h.emulator.object(&retention).unwrap();
+    assert_eq!(stripe["business_profile"]["headline"], won[0]);
+    let mapping = h.services.table.workflow_mapping().await.unwrap();
+    assert_eq!(mapping.records.len(), 1);
+    assert_eq!(mapping.version, 1);
 }

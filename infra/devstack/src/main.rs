@@ -176,7 +176,10 @@ fn event(flags: &HashMap<String, String>) -> Result<(), String> {
         }
     }
     for (name, value) in &vars {
-        text = text.replace(&format!("${{{name}}}"), value);
+        // Placeholders sit inside JSON strings: fill them with the value's JSON escaping.
+        let escaped = serde_json::to_string(value).map_err(|e| e.to_string())?;
+        let escaped = &escaped[1..escaped.len() - 1];
+        text = text.replace(&format!("${{{name}}}"), escaped);
     }
     let mut event: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;

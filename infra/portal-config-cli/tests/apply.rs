@@ -74,7 +74,7 @@ async fn applying_the_file_twice_changes_nothing_the_second_time() {
         spec["configurations"]["cancellation"]["business_profile"]["headline"]
     );
     assert_eq!(stripe["features"]["subscription_update"]["enabled"], false);
-    let mapped = h.services.table.workflow_configs().await.unwrap();
+    let mapped = h.services.table.workflow_mapping().await.unwrap().records;
     assert_eq!(mapped.len(), Workflow::ALL.len());
     let cancel = mapped
         .iter()
@@ -111,7 +111,10 @@ async fn applying_the_file_twice_changes_nothing_the_second_time() {
         writes.is_empty(),
         "second apply wrote to Stripe: {writes:?}"
     );
-    assert_eq!(h.services.table.workflow_configs().await.unwrap(), mapped);
+    assert_eq!(
+        h.services.table.workflow_mapping().await.unwrap().records,
+        mapped
+    );
 
     // A changed file updates just what changed.
     let mut changed = spec.clone();
@@ -135,8 +138,10 @@ async fn applying_the_file_twice_changes_nothing_the_second_time() {
 async fn two_applies_at_once_create_each_configuration_once() {
     let h = Harness::new().await;
     let file = shared::testing::workspace_root().join("portal-config.json");
-    // Both find nothing and both create: the content-derived idempotency key makes Stripe answer
-    // the second with the first one's configuration.
+    // Both list the configurations before either creates one (the emulator parks both lists
+    // until both have arrived), so both find nothing and both create: the content-derived
+    // idempotency key makes Stripe answer the second with the first one's configuration.
+    let lists = h.emulator.hold("GET", "/v1/billing_portal/configurations");
     let runs: Vec<_> = (0..2)
         .map(|_| {
             command(&h, &file)
@@ -146,6 +151,13 @@ async fn two_applies_at_once_create_each_configuration_once() {
                 .expect("spawn")
         })
         .collect();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        lists.wait_for_arrivals(2),
+    )
+    .await
+    .expect("both applies list the configurations");
+    lists.release();
     let reports: Vec<Value> = runs
         .into_iter()
         .map(|run| {
@@ -176,7 +188,13 @@ async fn two_applies_at_once_create_each_configuration_once() {
         assert_eq!(tagged, 1, "configurations tagged {key}");
     }
     assert_eq!(
-        h.services.table.workflow_configs().await.unwrap().len(),
+        h.services
+            .table
+            .workflow_mapping()
+            .await
+            .unwrap()
+            .records
+            .len(),
         Workflow::ALL.len()
     );
 }

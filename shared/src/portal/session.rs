@@ -59,10 +59,8 @@ pub async fn create_session(
     let (stored_user, workflow_config) = table.get_user_and_workflow(&user.id, workflow).await?;
     let workflow_config = workflow_config.map(|r| r.settings).unwrap_or_default();
     let configuration = workflow_config
-        .configuration_id
-        .as_ref()
-        .map(|id| id.to_string())
-        .or_else(|| portal.default_configuration.clone())
+        .effective_configuration(portal.default_configuration.as_deref())
+        .map(str::to_string)
         .ok_or_else(|| PortalError::NotConfigured(NOT_CONFIGURED.into()))?;
     let customer = ensure_customer(table, stripe, user, stored_user.as_ref()).await?;
 

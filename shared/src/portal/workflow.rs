@@ -119,6 +119,16 @@ pub struct WorkflowSettings {
     pub branding: Option<Branding>,
 }
 
+impl WorkflowSettings {
+    /// The configuration sessions open with: the workflow's own, else `default`.
+    pub fn effective_configuration<'a>(&'a self, default: Option<&'a str>) -> Option<&'a str> {
+        self.configuration_id
+            .as_ref()
+            .map(ConfigurationId::as_str)
+            .or(default)
+    }
+}
+
 /// Stripe's portal locales (`auto` lets Stripe pick from the customer or browser).
 pub const LOCALES: &[&str] = &[
     "auto", "bg", "cs", "da", "de", "el", "en", "en-AU", "en-CA", "en-GB", "en-IE", "en-IN",

@@ -13,6 +13,7 @@ use super::{put_workflow, AdminContext, ConfigurationSpec, PortalAdminError};
 use crate::ids::ConfigurationId;
 use crate::portal::fields::ReturnPath;
 use crate::portal::{AfterCompletion, Branding, Workflow, WorkflowSettings};
+use crate::store::StoreError;
 
 /// The metadata key that ties a Stripe configuration to its entry in the file.
 pub const KEY_METADATA: &str = "portico_key";
@@ -70,7 +71,8 @@ impl ApplyReport {
 }
 
 impl PortalConfigFile {
-    /// Parses and checks the whole file before anything is applied; errors name the path.
+    /// Parses and checks the whole file before anything is applied; errors name the path. The
+    /// configurations come back with their workflows' branding headline and URLs folded in.
     pub fn parse(text: &str) -> Result<Self, PortalAdminError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: PortalConfigFile =
@@ -105,7 +107,59 @@ impl PortalConfigFile {
                 });
             }
         }
-        Ok(file)
+        // Every business-profile value a workflow's branding brings must agree with its
+        // configuration's and with the other workflows on it, or applying would flip-flop.
+        let mut merged = file.configurations.clone();
+        for (workflow, settings) in &file.workflows {
+            let Some(branding) = &settings.branding else {
+                continue;
+            };
+            let spec = merged
+                .get_mut(&settings.configuration)
+                .ok_or_else(|| PortalAdminError::Internal("checked above".into()))?;
+            let profile = spec.business_profile.get_or_insert_with(Default::default);
+            let contradiction = |field: &str| PortalAdminError::InvalidField {
+                field: format!("workflows.{}.branding.{field}", workflow.as_str()),
+                message: format!(
+                    "configuration `{}` already gets another {field} from the file; one \
+                     configuration has one business profile",
+                    settings.configuration
+                ),
+            };
+            merge(&mut profile.headline, &branding.headline, || {
+                contradiction("headline")
+            })?;
+            merge(
+                &mut profile.privacy_policy_url,
+                &branding.privacy_policy_url,
+                || contradiction("privacy_policy_url"),
+            )?;
+            merge(
+                &mut profile.terms_of_service_url,
+                &branding.terms_of_service_url,
+                || contradiction("terms_of_service_url"),
+            )?;
+        }
+        Ok(PortalConfigFile {
+            configurations: merged,
+            workflows: file.workflows,
+        })
+    }
+}
+
+/// Sets `slot` to `value` unless it holds another value already.
+fn merge<T: Clone + PartialEq>(
+    slot: &mut Option<T>,
+    value: &Option<T>,
+    contradiction: impl FnOnce() -> PortalAdminError,
+) -> Result<(), PortalAdminError> {
+    match (slot.as_ref(), value) {
+        (_, None) => Ok(()),
+        (Some(held), Some(new)) if held != new => Err(contradiction()),
+        _ => {
+            slot.clone_from(value);
+            Ok(())
+        }
     }
 }
 
@@ -176,17 +230,24 @@ pub async fn apply(
             .unwrap_or_default();
         let configuration_id = ConfigurationId::parse(id)
             .map_err(|e| PortalAdminError::Internal(format!("Stripe returned a bad id: {e}")))?;
-        let put = put_workflow(
-            ctx,
-            *workflow,
-            WorkflowSettings {
-                configuration_id: Some(configuration_id),
-                return_path: settings.return_path.clone(),
-                after_completion: settings.after_completion,
-                branding: settings.branding.clone(),
-            },
-        )
-        .await?;
+        let desired = WorkflowSettings {
+            configuration_id: Some(configuration_id),
+            return_path: settings.return_path.clone(),
+            after_completion: settings.after_completion,
+            branding: settings.branding.clone(),
+        };
+        // Another apply or admin changed the mapping meanwhile: decide again on the new one.
+        let mut attempts = 0;
+        let put = loop {
+            match put_workflow(ctx, *workflow, desired.clone()).await {
+                Err(PortalAdminError::Store(StoreError::TransactionConditionsFailed(_)))
+                    if attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => break other?,
+            }
+        };
         let outcome = if put.changed {
             Outcome::Updated
         } else {
@@ -224,6 +285,41 @@ mod tests {
                 "{workflow:?} unmapped"
             );
         }
+    }
+
+    #[test]
+    fn workflow_branding_folds_into_its_configuration_or_is_refused() {
+        let file = PortalConfigFile::parse(
+            r#"{"configurations": {"a": {"features": {"invoice_history": {"enabled": true}}}},
+                "workflows": {
+                  "payment_update": {"configuration": "a", "branding": {"headline": "Hi"}},
+                  "billing_review": {"configuration": "a", "branding": {"headline": "Hi", "company_name": "X"}}}}"#,
+        )
+        .unwrap();
+        let profile = file.configurations["a"].business_profile.clone().unwrap();
+        assert_eq!(profile.headline.map(String::from).as_deref(), Some("Hi"));
+
+        let field = |text: &str| match PortalConfigFile::parse(text) {
+            Err(PortalAdminError::InvalidField { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(
+                r#"{"configurations": {"a": {"features": {"invoice_history": {"enabled": true}}}},
+                    "workflows": {
+                      "payment_update": {"configuration": "a", "branding": {"headline": "Hi"}},
+                      "billing_review": {"configuration": "a", "branding": {"headline": "Ho"}}}}"#
+            ),
+            "workflows.billing_review.branding.headline"
+        );
+        assert_eq!(
+            field(
+                r#"{"configurations": {"a": {"business_profile": {"headline": "Own"},
+                      "features": {"invoice_history": {"enabled": true}}}},
+                    "workflows": {"profile_update": {"configuration": "a", "branding": {"headline": "Hi"}}}}"#
+            ),
+            "workflows.profile_update.branding.headline"
+        );
     }
 
     #[test]

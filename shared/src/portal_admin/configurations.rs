@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use super::{AdminContext, ConfigurationSpec, PortalAdminError};
-use crate::ids::ConfigurationId;
+use crate::ids::{ConfigurationId, UserId};
 use crate::portal::Workflow;
+use crate::store::WorkflowMapping;
 use crate::stripe::{list_all, Page, PortalConfiguration, PortalConfigurationListParams};
 
 /// A configuration as Stripe holds it, plus how Portico uses it.
@@ -20,22 +21,17 @@ pub struct ConfigurationView {
 }
 
 impl ConfigurationView {
-    fn new(configuration: PortalConfiguration, uses: &[(Workflow, Option<String>, bool)]) -> Self {
-        let workflows = uses
-            .iter()
-            .filter(|(_, id, _)| id.as_deref() == Some(configuration.id.as_str()))
-            .map(|(workflow, _, _)| *workflow)
-            .collect();
+    fn new(
+        configuration: PortalConfiguration,
+        mapping: &WorkflowMapping,
+        ctx: &AdminContext<'_>,
+    ) -> Self {
+        let id = configuration.id.as_str();
         ConfigurationView {
-            portico_default: false,
-            workflows,
+            workflows: mapping.users_of(id, ctx.default_configuration),
+            portico_default: ctx.default_configuration == Some(id),
             configuration,
         }
-    }
-
-    fn marking_default(mut self, ctx: &AdminContext<'_>) -> Self {
-        self.portico_default = ctx.default_configuration == Some(self.configuration.id.as_str());
-        self
     }
 }
 
@@ -43,12 +39,12 @@ impl ConfigurationView {
 pub async fn list_configurations(
     ctx: AdminContext<'_>,
 ) -> Result<Vec<ConfigurationView>, PortalAdminError> {
-    let (configurations, uses) =
-        tokio::join!(all_configurations(&ctx), ctx.effective_configurations());
-    let uses = uses?;
+    let (configurations, mapping) =
+        tokio::join!(all_configurations(&ctx), ctx.table.workflow_mapping());
+    let mapping = mapping?;
     Ok(configurations?
         .into_iter()
-        .map(|c| ConfigurationView::new(c, &uses).marking_default(&ctx))
+        .map(|c| ConfigurationView::new(c, &mapping, &ctx))
         .collect())
 }
 
@@ -70,8 +66,8 @@ pub async fn get_configuration(
     ctx: AdminContext<'_>,
     id: &ConfigurationId,
 ) -> Result<ConfigurationView, PortalAdminError> {
-    let (configuration, uses) = tokio::join!(retrieve(&ctx, id), ctx.effective_configurations());
-    Ok(ConfigurationView::new(configuration?, &uses?).marking_default(&ctx))
+    let (configuration, mapping) = tokio::join!(retrieve(&ctx, id), ctx.table.workflow_mapping());
+    Ok(ConfigurationView::new(configuration?, &mapping?, &ctx))
 }
 
 pub(super) async fn retrieve(
@@ -84,19 +80,28 @@ pub(super) async fn retrieve(
         .map_err(|e| PortalAdminError::from_stripe(e, Some(id.as_str())))
 }
 
-/// Creates a configuration; the same `idempotency_key` (a retried click) creates it once.
+/// Creates a configuration; the same admin's same `idempotency_key` (a retried click) creates
+/// it once.
 pub async fn create_configuration(
     ctx: AdminContext<'_>,
     spec: &ConfigurationSpec,
+    admin: &UserId,
     idempotency_key: Option<&str>,
 ) -> Result<ConfigurationView, PortalAdminError> {
     spec.check_create()?;
+    // Stripe's keys are account-wide: namespaced, one admin's key never meets another's.
+    let key =
+        idempotency_key.map(|key| format!("portico-admin-config-{}-{key}", admin.short_digest()));
     let created = ctx
         .stripe
-        .create_portal_configuration(&spec.to_stripe_params()?, idempotency_key)
+        .create_portal_configuration(&spec.to_stripe_params()?, key.as_deref())
         .await
         .map_err(|e| PortalAdminError::from_stripe(e, None))?;
-    Ok(ConfigurationView::new(created, &[]).marking_default(&ctx))
+    Ok(ConfigurationView::new(
+        created,
+        &WorkflowMapping::default(),
+        &ctx,
+    ))
 }
 
 /// Applies the fields given and leaves the rest. Deactivating a configuration that a workflow
@@ -106,22 +111,16 @@ pub async fn update_configuration(
     id: &ConfigurationId,
     spec: &ConfigurationSpec,
 ) -> Result<ConfigurationView, PortalAdminError> {
-    spec.check()?;
-    if spec == &ConfigurationSpec::default() {
-        return Err(PortalAdminError::InvalidField {
-            field: ".".into(),
-            message: "the body names nothing to change".into(),
-        });
-    }
-    let uses = ctx.effective_configurations().await?;
+    spec.check_update()?;
+    let mapping = ctx.table.workflow_mapping().await?;
     if spec.active == Some(false) {
-        let mut users: Vec<String> = uses
-            .iter()
-            .filter(|(_, used, _)| used.as_deref() == Some(id.as_str()))
-            .map(|(workflow, _, _)| workflow.as_str().to_string())
+        let mut users: Vec<&str> = mapping
+            .users_of(id.as_str(), ctx.default_configuration)
+            .into_iter()
+            .map(Workflow::as_str)
             .collect();
         if ctx.default_configuration == Some(id.as_str()) {
-            users.push("DEFAULT_PORTAL_CONFIGURATION".into());
+            users.push("DEFAULT_PORTAL_CONFIGURATION");
         }
         if !users.is_empty() {
             return Err(PortalAdminError::ConfigurationInUse {
@@ -135,5 +134,5 @@ pub async fn update_configuration(
         .update_portal_configuration(id.as_str(), &spec.to_stripe_params()?)
         .await
         .map_err(|e| PortalAdminError::from_stripe(e, Some(id.as_str())))?;
-    Ok(ConfigurationView::new(updated, &uses).marking_default(&ctx))
+    Ok(ConfigurationView::new(updated, &mapping, &ctx))
 }

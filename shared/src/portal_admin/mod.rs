@@ -13,8 +13,6 @@ pub use configurations::{
 pub use spec::ConfigurationSpec;
 pub use workflows::{list_workflows, put_workflow, WorkflowPut, WorkflowView};
 
-use crate::ids::ConfigurationId;
-use crate::portal::Workflow;
 use crate::store::{StoreError, Table};
 use crate::stripe::{StripeClient, StripeClientError};
 
@@ -34,6 +32,8 @@ pub enum PortalAdminError {
         workflows: String,
         field: &'static str,
     },
+    #[error("this Idempotency-Key was already used for a different request; use a new key")]
+    IdempotencyKeyReused,
     #[error("Stripe refused the configuration: {message}")]
     StripeRejected {
         param: Option<String>,
@@ -48,18 +48,21 @@ pub enum PortalAdminError {
 }
 
 impl PortalAdminError {
-    /// Stripe's answer to a configuration write: its validation errors are the admin's to fix.
+    /// Stripe's answer to a configuration request: its validation errors are the admin's to fix.
+    /// `id` names the configuration the request addressed, if any.
     fn from_stripe(error: StripeClientError, id: Option<&str>) -> Self {
-        match (error.api_error(), id) {
-            // The configuration itself is missing (Stripe names no other param).
-            (Some(api), Some(id))
-                if api.is_not_found()
-                    && matches!(api.param.as_deref(), None | Some("configuration")) =>
-            {
+        let Some(api) = error.api_error() else {
+            return PortalAdminError::Stripe(error);
+        };
+        // Stripe names the missing object of a path `id` (the emulator: `configuration`).
+        let the_configuration = matches!(api.param.as_deref(), None | Some("id" | "configuration"));
+        match id {
+            Some(id) if api.is_not_found() && the_configuration => {
                 PortalAdminError::ConfigurationNotFound(id.to_string())
             }
+            _ if api.error_type == "idempotency_error" => PortalAdminError::IdempotencyKeyReused,
             // Invalid values, and objects the body names that do not exist (a product, a price).
-            (Some(api), _) if api.status == 400 || (api.is_not_found() && api.param.is_some()) => {
+            _ if api.status == 400 || (api.is_not_found() && api.param.is_some()) => {
                 PortalAdminError::StripeRejected {
                     param: api.param.clone(),
                     message: api.message.clone(),
@@ -77,26 +80,4 @@ pub struct AdminContext<'a> {
     pub stripe: &'a StripeClient,
     /// `DEFAULT_PORTAL_CONFIGURATION`: what workflows without their own configuration use.
     pub default_configuration: Option<&'a str>,
-}
-
-impl AdminContext<'_> {
-    /// The configuration each workflow's sessions use now: its own, else the default.
-    async fn effective_configurations(
-        &self,
-    ) -> Result<Vec<(Workflow, Option<String>, bool)>, PortalAdminError> {
-        let stored = self.table.workflow_configs().await?;
-        Ok(Workflow::ALL
-            .into_iter()
-            .map(|workflow| {
-                let own = stored
-                    .iter()
-                    .find(|r| r.workflow == workflow)
-                    .and_then(|r| r.settings.configuration_id.as_ref())
-                    .map(ConfigurationId::to_string);
-                let inherited = own.is_none();
-                let effective = own.or_else(|| self.default_configuration.map(str::to_string));
-                (workflow, effective, inherited)
-            })
-            .collect())
-    }
 }

@@ -319,7 +319,13 @@ impl ConfigurationSpec {
         let features = self
             .features
             .as_ref()
-            .ok_or_else(|| invalid("features", "features is required"))?;
+            .filter(|f| **f != Features::default())
+            .ok_or_else(|| {
+                invalid(
+                    "features",
+                    "features is required: name at least one portal feature",
+                )
+            })?;
         let enabled = |given: Option<bool>, name: &str| {
             given
                 .map(|_| ())
@@ -354,18 +360,30 @@ impl ConfigurationSpec {
                 }
             }
         }
-        self.check()
+        self.check_rules(true)
     }
 
-    /// Rules that hold for create and update alike.
-    pub fn check(&self) -> Result<(), PortalAdminError> {
+    /// What makes no sense in an update.
+    pub fn check_update(&self) -> Result<(), PortalAdminError> {
+        // Empty objects encode to nothing: `{"features": {}}` asks Stripe for no change either.
+        if crate::stripe::Params::from_json(&self.to_stripe_params()?).is_empty() {
+            return Err(invalid(".", "the body names nothing to change"));
+        }
+        self.check_rules(false)
+    }
+
+    /// Rules that hold for create and update alike (`creating`: Stripe's defaults apply to
+    /// what the body leaves out).
+    fn check_rules(&self, creating: bool) -> Result<(), PortalAdminError> {
         let Some(features) = &self.features else {
             return Ok(());
         };
         if let Some(cancel) = &features.subscription_cancel {
-            // Stripe prorates a cancellation only when it takes effect at once.
+            // Stripe prorates a cancellation only when it takes effect at once. An update that
+            // leaves `mode` out keeps the stored one, which only Stripe knows.
+            let mode = cancel.mode.or(creating.then_some(CancelMode::AtPeriodEnd));
             if cancel.proration_behavior == Some(ProrationBehavior::CreateProrations)
-                && cancel.mode != Some(CancelMode::Immediately)
+                && mode == Some(CancelMode::AtPeriodEnd)
             {
                 return Err(invalid(
                     "features.subscription_cancel.proration_behavior",
@@ -475,6 +493,7 @@ mod tests {
             "features.subscription_update.products"
         );
         assert_eq!(check(json!({"active": false, "features": {}})), "active");
+        assert_eq!(check(json!({"features": {}})), "features");
     }
 
     #[test]

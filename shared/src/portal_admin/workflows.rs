@@ -9,7 +9,7 @@ use super::{AdminContext, PortalAdminError};
 use crate::http::now_rfc3339;
 use crate::ids::ConfigurationId;
 use crate::portal::{AfterCompletion, Branding, Workflow, WorkflowSettings};
-use crate::store::WorkflowConfigRecord;
+use crate::store::{WorkflowConfigRecord, WorkflowMapping};
 
 /// A workflow as its sessions will open: the admin's settings with Portico's defaults filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,20 +27,15 @@ pub struct WorkflowView {
 }
 
 impl WorkflowView {
-    fn new(
-        workflow: Workflow,
-        record: Option<&WorkflowConfigRecord>,
-        default: Option<&str>,
-    ) -> Self {
-        let settings = record.map(|r| r.settings.clone()).unwrap_or_default();
-        let own = settings
-            .configuration_id
-            .as_ref()
-            .map(ConfigurationId::to_string);
+    fn new(workflow: Workflow, mapping: &WorkflowMapping, default: Option<&str>) -> Self {
+        let record = mapping.record(workflow);
+        let settings = mapping.settings(workflow);
         WorkflowView {
             workflow,
-            uses_default_configuration: own.is_none(),
-            configuration_id: own.or_else(|| default.map(str::to_string)),
+            uses_default_configuration: settings.configuration_id.is_none(),
+            configuration_id: settings
+                .effective_configuration(default)
+                .map(str::to_string),
             return_path: settings
                 .return_path
                 .as_ref()
@@ -62,25 +57,26 @@ pub struct WorkflowPut {
 }
 
 pub async fn list_workflows(ctx: AdminContext<'_>) -> Result<Vec<WorkflowView>, PortalAdminError> {
-    let stored = ctx.table.workflow_configs().await?;
+    let mapping = ctx.table.workflow_mapping().await?;
     Ok(Workflow::ALL
         .into_iter()
-        .map(|w| {
-            let record = stored.iter().find(|r| r.workflow == w);
-            WorkflowView::new(w, record, ctx.default_configuration)
-        })
+        .map(|w| WorkflowView::new(w, &mapping, ctx.default_configuration))
         .collect())
 }
 
 /// Replaces a workflow's settings. The configuration must exist and be active; the branding's
 /// headline and policy URLs are applied to it, which is refused when another workflow sharing it
 /// wants other values. Saving what is already saved writes nothing.
+///
+/// The settings are stored first, conditionally on the mapping not having changed since it was
+/// read (so concurrent edits cannot both pass the cross-workflow check), then applied to Stripe;
+/// a failure there is repaired by saving again, which re-applies whatever Stripe lacks.
 pub async fn put_workflow(
     ctx: AdminContext<'_>,
     workflow: Workflow,
     settings: WorkflowSettings,
 ) -> Result<WorkflowPut, PortalAdminError> {
-    let stored = ctx.table.workflow_configs().await?;
+    let mut mapping = ctx.table.workflow_mapping().await?;
     let mut configuration = None;
     if let Some(id) = &settings.configuration_id {
         let found = match retrieve(&ctx, id).await {
@@ -97,33 +93,44 @@ pub async fn put_workflow(
         }
         configuration = Some(found);
     }
-
-    let mut changed = false;
-    if let Some(profile) = settings
+    let profile = settings
         .branding
         .as_ref()
-        .and_then(Branding::business_profile)
-    {
-        let target = settings
-            .configuration_id
-            .as_ref()
-            .map(ConfigurationId::to_string)
-            .or_else(|| ctx.default_configuration.map(str::to_string))
+        .and_then(Branding::business_profile);
+    let target = settings
+        .effective_configuration(ctx.default_configuration)
+        .map(str::to_string);
+    if let Some(profile) = &profile {
+        let target = target
+            .as_deref()
             .ok_or_else(|| PortalAdminError::InvalidField {
                 field: "branding".into(),
                 message: "headline and policy URLs are applied to the workflow's portal \
-                          configuration: set configuration_id or DEFAULT_PORTAL_CONFIGURATION"
+                      configuration: set configuration_id or DEFAULT_PORTAL_CONFIGURATION"
                     .into(),
             })?;
-        check_not_contradicted(&ctx, workflow, &target, &profile, &stored)?;
+        check_not_contradicted(&ctx, workflow, target, profile, &mapping)?;
+    }
+
+    let mut changed = false;
+    if mapping.settings(workflow) != settings {
+        let record = WorkflowConfigRecord {
+            workflow,
+            settings: settings.clone(),
+            updated_at: now_rfc3339(),
+        };
+        ctx.table
+            .save_workflow_config(&record, mapping.version)
+            .await?;
+        mapping.records.retain(|r| r.workflow != workflow);
+        mapping.records.push(record);
+        changed = true;
+    }
+
+    if let (Some(profile), Some(target)) = (profile, target) {
         let current = match configuration {
             Some(c) => c,
-            None => {
-                let id = ConfigurationId::parse(target.clone()).map_err(|e| {
-                    PortalAdminError::Internal(format!("DEFAULT_PORTAL_CONFIGURATION: {e}"))
-                })?;
-                retrieve(&ctx, &id).await?
-            }
+            None => retrieve_default(&ctx, &target).await?,
         };
         if !is_subset(
             &profile,
@@ -139,25 +146,28 @@ pub async fn put_workflow(
             changed = true;
         }
     }
-
-    let existing = stored.iter().find(|r| r.workflow == workflow);
-    let record = match existing {
-        Some(record) if record.settings == settings => record.clone(),
-        _ => {
-            let record = WorkflowConfigRecord {
-                workflow,
-                settings,
-                updated_at: now_rfc3339(),
-            };
-            ctx.table.put_workflow_config(&record).await?;
-            changed = true;
-            record
-        }
-    };
     Ok(WorkflowPut {
-        workflow: WorkflowView::new(workflow, Some(&record), ctx.default_configuration),
+        workflow: WorkflowView::new(workflow, &mapping, ctx.default_configuration),
         changed,
     })
+}
+
+/// `DEFAULT_PORTAL_CONFIGURATION`, which must exist: if it does not, the deployment is broken,
+/// not the admin's request.
+async fn retrieve_default(
+    ctx: &AdminContext<'_>,
+    id: &str,
+) -> Result<crate::stripe::PortalConfiguration, PortalAdminError> {
+    let broken = |why: String| {
+        PortalAdminError::Internal(format!("DEFAULT_PORTAL_CONFIGURATION {id}: {why}"))
+    };
+    let id = ConfigurationId::parse(id).map_err(|e| broken(e.to_string()))?;
+    match retrieve(ctx, &id).await {
+        Err(PortalAdminError::ConfigurationNotFound(_)) => {
+            Err(broken("not in this Stripe account".into()))
+        }
+        other => other,
+    }
 }
 
 /// One Stripe configuration has one business profile: two workflows sharing it cannot brand it
@@ -167,23 +177,20 @@ fn check_not_contradicted(
     workflow: Workflow,
     target: &str,
     profile: &Value,
-    stored: &[WorkflowConfigRecord],
+    mapping: &WorkflowMapping,
 ) -> Result<(), PortalAdminError> {
     for field in ["headline", "privacy_policy_url", "terms_of_service_url"] {
         let Some(wanted) = profile.get(field) else {
             continue;
         };
-        let others: Vec<&str> = stored
+        let others: Vec<&str> = mapping
+            .records
             .iter()
             .filter(|r| r.workflow != workflow)
             .filter(|r| {
-                let theirs = r
-                    .settings
-                    .configuration_id
-                    .as_ref()
-                    .map(ConfigurationId::as_str)
-                    .or(ctx.default_configuration);
-                theirs == Some(target)
+                r.settings
+                    .effective_configuration(ctx.default_configuration)
+                    == Some(target)
             })
             .filter(|r| {
                 r.settings

@@ -35,12 +35,46 @@ pub struct WorkflowConfigRecord {
     pub updated_at: String,
 }
 
+/// The workflow mapping as read at one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowMapping {
+    pub records: Vec<WorkflowConfigRecord>,
+    pub version: u64,
+}
+
+impl WorkflowMapping {
+    pub fn record(&self, workflow: Workflow) -> Option<&WorkflowConfigRecord> {
+        self.records.iter().find(|r| r.workflow == workflow)
+    }
+
+    /// What an admin saved for the workflow (nothing: every default).
+    pub fn settings(&self, workflow: Workflow) -> WorkflowSettings {
+        self.record(workflow)
+            .map(|r| r.settings.clone())
+            .unwrap_or_default()
+    }
+
+    /// The workflows whose sessions open with `configuration`, given the default.
+    pub fn users_of(&self, configuration: &str, default: Option<&str>) -> Vec<Workflow> {
+        Workflow::ALL
+            .into_iter()
+            .filter(|w| {
+                self.record(*w)
+                    .map_or(default, |r| r.settings.effective_configuration(default))
+                    == Some(configuration)
+            })
+            .collect()
+    }
+}
+
 pub(super) fn session_key(reference: &str) -> Item {
     key(format!("PSESS#{reference}"), "META")
 }
 
 const CONFIG_PK: &str = "CONFIG";
 const WORKFLOW_PREFIX: &str = "WORKFLOW#";
+/// The item whose version every change of the mapping bumps.
+const MAPPING_SK: &str = "MAPPING";
 const SESSION_DAY: &str = "PSESSDAY#";
 
 fn workflow_key(workflow: Workflow) -> Item {
@@ -69,36 +103,55 @@ impl Table {
         Ok((user_record, workflow_record))
     }
 
-    /// Every workflow an admin has configured.
-    pub async fn workflow_configs(&self) -> Result<Vec<WorkflowConfigRecord>, StoreError> {
-        self.query_all(
-            None,
-            "pk = :pk AND begins_with(sk, :prefix)",
-            vec![
-                (":pk", AttributeValue::S(CONFIG_PK.into())),
-                (":prefix", AttributeValue::S(WORKFLOW_PREFIX.into())),
-            ],
-        )
-        .await?
-        .into_iter()
-        .map(from_item)
-        .collect()
+    /// Every workflow an admin has configured, and the mapping's version, in one query.
+    pub async fn workflow_mapping(&self) -> Result<WorkflowMapping, StoreError> {
+        let mut mapping = WorkflowMapping::default();
+        for item in self
+            .query_all(
+                None,
+                "pk = :pk",
+                vec![(":pk", AttributeValue::S(CONFIG_PK.into()))],
+            )
+            .await?
+        {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == MAPPING_SK => {
+                    mapping.version = item
+                        .get("version")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_default();
+                }
+                Some(AttributeValue::S(sk)) if sk.starts_with(WORKFLOW_PREFIX) => {
+                    mapping.records.push(from_item(item)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(mapping)
     }
 
-    /// Stores a workflow's settings; the last admin to save wins.
-    pub async fn put_workflow_config(
+    /// Stores a workflow's settings if the mapping is still at the version they were decided
+    /// on: two admins editing workflows at once cannot both pass checks that look across
+    /// workflows. The loser gets a failed condition and decides again.
+    pub async fn save_workflow_config(
         &self,
         record: &WorkflowConfigRecord,
+        read_version: u64,
     ) -> Result<(), StoreError> {
-        let item = to_item(workflow_key(record.workflow), record)?;
-        self.client()
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
+        let mut tx = Transaction::new();
+        tx.put(self, to_item(workflow_key(record.workflow), record)?, None)?;
+        tx.update(
+            self,
+            key(CONFIG_PK, MAPPING_SK),
+            "SET version = :next",
+            vec![
+                (":next", AttributeValue::N((read_version + 1).to_string())),
+                (":read", AttributeValue::N(read_version.to_string())),
+            ],
+            Some("attribute_not_exists(pk) OR version = :read"),
+        )?;
+        self.commit(tx).await
     }
 
     /// Portal sessions created on `day` (`YYYY-MM-DD`), through the index.
