@@ -144,6 +144,9 @@ async fn run(args: &Args) -> Result<Report, String> {
     if !args.only.is_empty() {
         functions.retain(|f| args.only.contains(f));
     }
+    // Taken before measuring: sources may change (and commits land) while the run goes on.
+    let binaries: Vec<PathBuf> = functions.iter().map(|f| args.release_dir.join(f)).collect();
+    let commit = report::commit(&args.root, &binaries);
     let logs = args.root.join("target/bench");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let log = |name: &str| logs.join(format!("{name}.log"));
@@ -274,7 +277,7 @@ async fn run(args: &Args) -> Result<Report, String> {
 
     let report = Report {
         date: report::now_utc(),
-        commit: report::commit(&args.root),
+        commit,
         machine,
         settings: Settings {
             cold_starts_per_function: args.cold_runs,

@@ -221,8 +221,43 @@ pub fn machine() -> Machine {
     }
 }
 
-/// `abc1234`, with a note when the measured sources differ from that commit.
-pub fn commit(root: &Path) -> String {
+/// `abc1234`, with a note when the measured sources differ from that commit or are newer than
+/// the binaries (a run of the tool without `make bench`'s builds).
+pub fn commit(root: &Path, binaries: &[std::path::PathBuf]) -> String {
+    let built = binaries
+        .iter()
+        .filter_map(|b| std::fs::metadata(b).and_then(|m| m.modified()).ok())
+        .min();
+    let stale = built.is_some_and(|built| {
+        newer_source(&root.join("shared"), built) || newer_source(&root.join("functions"), built)
+    });
+    let note = if stale {
+        " (binaries older than their sources)"
+    } else {
+        ""
+    };
+    format!("{}{note}", commit_of(root))
+}
+
+fn newer_source(dir: &Path, than: std::time::SystemTime) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                newer_source(&path, than)
+            } else {
+                path.extension().is_some_and(|x| x == "rs")
+                    && e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|m| m > than)
+            }
+        })
+}
+
+fn commit_of(root: &Path) -> String {
     let root = root.to_string_lossy();
     let head = output("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"])
         .unwrap_or_else(|| "unknown".into());
