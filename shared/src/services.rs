@@ -28,6 +28,21 @@ pub struct Services {
     pub products: ProductNames,
 }
 
+/// The TLS configuration of every HTTPS call reqwest makes (Stripe, the JWKS): Mozilla's root
+/// certificates compiled in, so a cold start reads and parses no certificate files, which
+/// reqwest's default verifier does for the whole system store.
+fn tls_config() -> Result<rustls::ClientConfig, StartupError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartupError::HttpClient(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Services {
     /// Reads the environment and builds every client; AWS endpoints and credentials come from
     /// the standard AWS variables (`AWS_ENDPOINT_URL` points them at moto locally).
@@ -40,6 +55,7 @@ impl Services {
     pub fn new(config: Config, aws: &SdkConfig) -> Result<Self, StartupError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
+            .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| StartupError::HttpClient(e.to_string()))?;
         let secrets = Arc::new(
