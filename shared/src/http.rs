@@ -122,6 +122,12 @@ impl From<StripeClientError> for ApiError {
             | StripeClientError::Transport(_)
             | StripeClientError::Timeout => ApiError::unavailable("stripe_unavailable", &e),
             _ if e.is_retryable() => ApiError::unavailable("stripe_unavailable", &e),
+            // The caller's Idempotency-Key was used before with another body: theirs to change.
+            StripeClientError::Api(api) if api.error_type == "idempotency_error" => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+            ),
             StripeClientError::Deleted { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "customer_deleted",
@@ -269,9 +275,6 @@ impl From<PortalAdminError> for ApiError {
             }
             PortalAdminError::InvalidField { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
-            }
-            PortalAdminError::IdempotencyKeyReused => {
-                ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", message)
             }
             PortalAdminError::StripeRejected { param, .. } => {
                 let error = ApiError::bad_request("stripe_invalid_request", message);

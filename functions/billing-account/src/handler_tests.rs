@@ -1,5 +1,5 @@
 use portico_testkit::{decode, fixtures, Harness};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::handle;
 
@@ -174,6 +174,21 @@ async fn a_double_click_checkout_makes_one_session() {
     assert_eq!(status, 201, "{second}");
     let id = first["checkout_session"]["id"].as_str().unwrap();
     assert_eq!(second["checkout_session"]["id"], id);
+    // The same key for another purchase is the caller's mistake, not Stripe's outage.
+    let mut request = fixtures::request_with_body(
+        "billing-account/checkout",
+        &h.stack.token("shopper"),
+        &json!({"price": "price_pro_yearly", "success_path": "/welcome", "cancel_path": "/pricing"}),
+    );
+    request
+        .headers_mut()
+        .insert("idempotency-key", "click-1".parse().unwrap());
+    let (status, body) = decode(handle(&h.services, request).await);
+    assert_eq!(
+        (status.as_u16(), body["error_code"].as_str()),
+        (409, Some("idempotency_key_reused")),
+        "{body}"
+    );
     let session = h.emulator.object(id).unwrap();
     assert_eq!(session["client_reference_id"], "shopper");
     assert_eq!(session["mode"], "subscription");
@@ -182,7 +197,7 @@ async fn a_double_click_checkout_makes_one_session() {
         .emulator
         .requests()
         .iter()
-        .filter(|r| r.path == "/v1/checkout/sessions" && !r.idempotent_replayed)
+        .filter(|r| r.path == "/v1/checkout/sessions" && r.status == 200 && !r.idempotent_replayed)
         .count();
     assert_eq!(created, 1);
 }

@@ -123,11 +123,34 @@ async fn configurations_are_created_listed_read_updated_and_deactivated_in_strip
     assert_eq!(stripe["features"]["customer_update"]["enabled"], false);
     assert_eq!(stripe["metadata"]["team"], "growth");
 
-    // A retried click with the same key is the same configuration.
+    // A retried click with the same key is the same configuration; the key with another body
+    // is refused; another admin's same key is theirs alone.
     assert_eq!(create_retention(&h, "create-1").await, id);
+    let (status, body) = admin_with_body(
+        &h,
+        "portal-config/create-configuration",
+        &[("IDEMPOTENCY_KEY", "create-1")],
+        &json!({"name": "Other", "features": {"invoice_history": {"enabled": true}}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &h,
+        "portal-config/create-configuration",
+        &h.stack.admin_token("admin-2"),
+        &[("IDEMPOTENCY_KEY", "create-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other_admins = body["configuration"]["id"].as_str().unwrap().to_string();
+    assert_ne!(other_admins, id);
     let (_, list) = admin(&h, "portal-config/list-configurations", &[]).await;
     let configurations = list["configurations"].as_array().unwrap();
-    assert_eq!(configurations.len(), 2, "{list}");
+    assert_eq!(configurations.len(), 3, "{list}");
     let default = configurations
         .iter()
         .find(|c| c["id"] == h.configuration.as_str())

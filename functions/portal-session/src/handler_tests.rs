@@ -254,6 +254,23 @@ async fn a_customer_whose_link_was_lost_is_adopted_not_duplicated() {
 }
 
 #[tokio::test]
+async fn a_failing_customer_search_does_not_fail_the_first_session() {
+    let h = Harness::new().await;
+    h.emulator
+        .inject_fault(portico_testkit::stripe_emulator::Fault {
+            path: "/v1/customers/search".into(),
+            method: Some("GET".into()),
+            times: 10,
+            status: Some(500),
+            latency_ms: None,
+        })
+        .unwrap();
+    let (status, body) = create(&h, "portal-session/create-billing-review", "unsearchable").await;
+    assert_eq!(status, 201, "{body}");
+    assert!(h.stripe_calls().contains(&"POST /v1/customers".to_string()));
+}
+
+#[tokio::test]
 async fn cancellation_without_a_subscription_is_422() {
     let h = Harness::new().await;
     let (status, body) = create(&h, "portal-session/create-cancellation-process", "no-sub").await;

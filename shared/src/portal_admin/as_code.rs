@@ -60,16 +60,6 @@ pub struct ApplyReport {
     pub workflows: BTreeMap<Workflow, Outcome>,
 }
 
-impl ApplyReport {
-    /// Whether applying wrote anything.
-    pub fn changed(&self) -> bool {
-        self.configurations
-            .values()
-            .any(|c| c.outcome != Outcome::Unchanged)
-            || self.workflows.values().any(|o| *o != Outcome::Unchanged)
-    }
-}
-
 impl PortalConfigFile {
     /// Parses and checks the whole file before anything is applied; errors name the path. The
     /// configurations come back with their workflows' branding headline and URLs folded in.

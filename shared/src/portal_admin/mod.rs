@@ -32,8 +32,6 @@ pub enum PortalAdminError {
         workflows: String,
         field: &'static str,
     },
-    #[error("this Idempotency-Key was already used for a different request; use a new key")]
-    IdempotencyKeyReused,
     #[error("Stripe refused the configuration: {message}")]
     StripeRejected {
         param: Option<String>,
@@ -60,7 +58,8 @@ impl PortalAdminError {
             Some(id) if api.is_not_found() && the_configuration => {
                 PortalAdminError::ConfigurationNotFound(id.to_string())
             }
-            _ if api.error_type == "idempotency_error" => PortalAdminError::IdempotencyKeyReused,
+            // A reused Idempotency-Key: the shared Stripe mapping answers it.
+            _ if api.error_type == "idempotency_error" => PortalAdminError::Stripe(error),
             // Invalid values, and objects the body names that do not exist (a product, a price).
             _ if api.status == 400 || (api.is_not_found() && api.param.is_some()) => {
                 PortalAdminError::StripeRejected {

@@ -269,10 +269,6 @@ impl From<Metadata> for BTreeMap<String, String> {
 }
 
 impl Metadata {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
     pub fn insert(&mut self, key: &str, value: &str) {
         self.0.insert(key.into(), value.into());
     }
@@ -494,6 +490,14 @@ mod tests {
         );
         assert_eq!(check(json!({"active": false, "features": {}})), "active");
         assert_eq!(check(json!({"features": {}})), "features");
+        let update = |body: Value| parse(body).unwrap().check_update();
+        assert!(matches!(
+            update(json!({"features": {}})),
+            Err(PortalAdminError::InvalidField { field, .. }) if field == "."
+        ));
+        // Without `mode`, the stored one decides: Stripe's to judge, not refused here.
+        assert!(update(json!({"features": {"subscription_cancel": {"proration_behavior": "create_prorations"}}})).is_ok());
+        assert!(update(json!({"features": {"subscription_cancel": {"mode": "at_period_end", "proration_behavior": "create_prorations"}}})).is_err());
     }
 
     #[test]

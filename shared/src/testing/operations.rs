@@ -24,12 +24,6 @@ impl OperationLog {
     pub fn operations(&self) -> Vec<String> {
         self.0.lock().map(|ops| ops.clone()).unwrap_or_default()
     }
-
-    pub fn clear(&self) {
-        if let Ok(mut ops) = self.0.lock() {
-            ops.clear();
-        }
-    }
 }
 
 impl Intercept for OperationLog {
