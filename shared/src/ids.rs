@@ -1,9 +1,5 @@
 //! Typed identifiers: parsed once at the edge, so the rest of the code never re-checks a string.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{kind} {reason}")]
 pub struct InvalidId {
@@ -11,18 +7,23 @@ pub struct InvalidId {
     pub reason: &'static str,
 }
 
+/// A string newtype that can only hold what `$check` accepts: parsed once at the edge (serde
+/// included), so the rest of the code never re-checks it. Used for ids here and for the
+/// validated values of `portal::fields`.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidId> {
+            pub fn parse(raw: impl Into<String>) -> Result<Self, $crate::ids::InvalidId> {
                 let raw = raw.into();
                 let check: fn(&str) -> Result<(), &'static str> = $check;
-                check(&raw).map_err(|reason| InvalidId { kind: $kind, reason })?;
+                check(&raw).map_err(|reason| $crate::ids::InvalidId { kind: $kind, reason })?;
                 Ok(Self(raw))
             }
 
@@ -32,8 +33,8 @@ macro_rules! string_id {
         }
 
         impl TryFrom<String> for $name {
-            type Error = InvalidId;
-            fn try_from(raw: String) -> Result<Self, InvalidId> {
+            type Error = $crate::ids::InvalidId;
+            fn try_from(raw: String) -> Result<Self, $crate::ids::InvalidId> {
                 Self::parse(raw)
             }
         }
@@ -44,13 +45,14 @@ macro_rules! string_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
 }
+pub(crate) use string_id;
 
 string_id!(
     /// The identity provider's `sub`: opaque, but bounded and printable.
