@@ -92,6 +92,19 @@ string_id!(
     }
 );
 
+/// A portal configuration's `business_profile`, as admins, the configuration file and workflow
+/// branding set it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessProfile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<Text<60>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_policy_url: Option<WebUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_service_url: Option<WebUrl>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

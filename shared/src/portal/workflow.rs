@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fields::{HexColor, ReturnPath, Text, WebUrl};
+use super::fields::{BusinessProfile, HexColor, ReturnPath, Text, WebUrl};
 use crate::ids::ConfigurationId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,17 +91,15 @@ pub struct Branding {
 impl Branding {
     /// The part Stripe's API can apply: the configuration's `business_profile`.
     pub fn business_profile(&self) -> Option<serde_json::Value> {
-        let mut profile = serde_json::Map::new();
-        if let Some(headline) = &self.headline {
-            profile.insert("headline".into(), headline.as_str().into());
+        let profile = BusinessProfile {
+            headline: self.headline.clone(),
+            privacy_policy_url: self.privacy_policy_url.clone(),
+            terms_of_service_url: self.terms_of_service_url.clone(),
+        };
+        if profile == BusinessProfile::default() {
+            return None;
         }
-        if let Some(url) = &self.privacy_policy_url {
-            profile.insert("privacy_policy_url".into(), url.as_str().into());
-        }
-        if let Some(url) = &self.terms_of_service_url {
-            profile.insert("terms_of_service_url".into(), url.as_str().into());
-        }
-        (!profile.is_empty()).then_some(serde_json::Value::Object(profile))
+        serde_json::to_value(profile).ok()
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::PortalAdminError;
-use crate::portal::fields::{Text, WebUrl};
+use crate::portal::fields::{BusinessProfile, Text, WebUrl};
 
 /// The body of `POST /portal/configurations` (create) and `POST /portal/configurations/{id}`
 /// (partial update; only there may `active` appear).
@@ -31,17 +31,6 @@ pub struct ConfigurationSpec {
     pub login_page: Option<Enabled>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusinessProfile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headline: Option<Text<60>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub privacy_policy_url: Option<WebUrl>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terms_of_service_url: Option<WebUrl>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
