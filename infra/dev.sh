@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make dev`: moto (DynamoDB + Secrets Manager) and every function under `cargo lambda watch`,
-# all on loopback. Ctrl-C stops exactly the processes this script started.
+# `make dev`: Amazon's DynamoDB Local, moto (Secrets Manager), the Stripe emulator and every
+# function under `cargo lambda watch`, all on loopback. Ctrl-C stops exactly the processes this
+# script started. DynamoDB Local keeps its data in memory: a restart begins with an empty table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEV_HOST=${DEV_HOST:-127.0.0.1}
 MOTO_PORT=${MOTO_PORT:-5055}
+DYNAMODB_PORT=${DYNAMODB_PORT:-8777}
 LAMBDA_PORT=${LAMBDA_PORT:-9000}
 STRIPE_EMULATOR_PORT=${STRIPE_EMULATOR_PORT:-12111}
 STATE_DIR=${STATE_DIR:-.portico}
@@ -34,7 +36,7 @@ wait_for_port() { # host port name
   return 1
 }
 
-for spec in "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULATOR_PORT:$STRIPE_EMULATOR_PORT" "LAMBDA_PORT:$LAMBDA_PORT"; do
+for spec in "DYNAMODB_PORT:$DYNAMODB_PORT" "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULATOR_PORT:$STRIPE_EMULATOR_PORT" "LAMBDA_PORT:$LAMBDA_PORT"; do
   if (exec 3<>"/dev/tcp/$DEV_HOST/${spec#*:}") 2>/dev/null; then
     echo "port ${spec#*:} is taken; set ${spec%%:*} to another port" >&2
     exit 1
@@ -47,9 +49,13 @@ devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
 STATE_DIR=$(cd "$STATE_DIR" && pwd)
+infra/dynamodb-local.sh "$DYNAMODB_PORT" >"$STATE_DIR/dynamodb-local.log" 2>&1 &
+pids+=($!)
 "$VENV/bin/python" infra/moto/serve.py --host "$DEV_HOST" --port "$MOTO_PORT" >"$STATE_DIR/moto.log" 2>&1 &
 pids+=($!)
 wait_for_port "$DEV_HOST" "$MOTO_PORT" moto
+# The JVM takes about ten seconds to answer.
+wait_for_port "$DEV_HOST" "$DYNAMODB_PORT" "DynamoDB Local"
 
 # The emulator keeps its state in $STATE_DIR across restarts of make dev.
 # It delivers every event, signed with the local test secret, to the webhook function.
@@ -62,11 +68,12 @@ wait_for_port "$DEV_HOST" "$STRIPE_EMULATOR_PORT" "the Stripe emulator"
 STRIPE_API_BASE="http://$DEV_HOST:$STRIPE_EMULATOR_PORT"
 
 "$devstack" keys --dir "$STATE_DIR"
-"$devstack" init --endpoint "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
+"$devstack" init --dynamodb "http://$DEV_HOST:$DYNAMODB_PORT" --secrets "http://$DEV_HOST:$MOTO_PORT" --table "$TABLE_NAME" --secret-id "$SECRET_ID"
 
 # Configuration as code: the checked-in portal configurations and workflow mapping, applied to
 # the emulator and the table (a no-op when they are already there).
-AWS_ENDPOINT_URL="http://$DEV_HOST:$MOTO_PORT" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
+AWS_ENDPOINT_URL_DYNAMODB="http://$DEV_HOST:$DYNAMODB_PORT" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://$DEV_HOST:$MOTO_PORT" \
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
   AWS_SECRET_ACCESS_KEY=test TABLE_NAME="$TABLE_NAME" SECRET_ID="$SECRET_ID" \
   STRIPE_API_BASE="$STRIPE_API_BASE" target/debug/portal-config-cli apply --file portal-config.json \
   >"$STATE_DIR/portal-config.json"
@@ -75,7 +82,8 @@ portal_configuration=$("$VENV/bin/python" -c \
   "$STATE_DIR/portal-config.json")
 
 cat > "$STATE_DIR/dev.env" <<ENV
-AWS_ENDPOINT_URL=http://$DEV_HOST:$MOTO_PORT
+AWS_ENDPOINT_URL_DYNAMODB=http://$DEV_HOST:$DYNAMODB_PORT
+AWS_ENDPOINT_URL_SECRETS_MANAGER=http://$DEV_HOST:$MOTO_PORT
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=test
 AWS_SECRET_ACCESS_KEY=test
@@ -100,7 +108,8 @@ base="http://$DEV_HOST:$LAMBDA_PORT/lambda-url"
 cat <<MSG
 
 Portico is running (Ctrl-C stops it):
-  moto (DynamoDB, Secrets Manager)  http://$DEV_HOST:$MOTO_PORT
+  DynamoDB Local                    http://$DEV_HOST:$DYNAMODB_PORT
+  moto (Secrets Manager)            http://$DEV_HOST:$MOTO_PORT
   Stripe emulator                   $STRIPE_API_BASE  (portal configuration $portal_configuration)
   billing-account                   $base/billing-account/billing/account
   portal-session                    $base/portal-session/portal/sessions

@@ -1,4 +1,4 @@
-"""Run moto's DynamoDB + Secrets Manager server on loopback.
+"""Run moto's server on loopback, for Secrets Manager (DynamoDB is Amazon's DynamoDB Local).
 
 Prints `port=<n>` once it accepts requests (port 0 picks a free port, which is how tests get a
 private server), then serves until stdin closes or the process is signalled. Tests keep stdin as
@@ -7,28 +7,8 @@ a pipe, so the server dies with the test process that started it.
 import argparse
 import signal
 import sys
-import threading
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import ThreadedMotoServer
-
-
-def serialise_requests() -> None:
-    """Handle one request at a time.
-
-    moto is not safe under concurrent writes: a TransactWriteItems that fails restores a deep copy
-    of the whole table taken before it started, erasing what concurrent requests wrote meanwhile,
-    and conditional checks are check-then-write. Real DynamoDB makes each item write atomic, so
-    serving requests one by one is the faithful choice; callers still race each other.
-    """
-    lock = threading.Lock()
-    handle = DomainDispatcherApplication.__call__
-
-    def locked(self, environ, start_response):
-        with lock:
-            return handle(self, environ, start_response)
-
-    DomainDispatcherApplication.__call__ = locked
 
 
 def main() -> None:
@@ -37,7 +17,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--until-stdin-closes", action="store_true")
     args = parser.parse_args()
-    serialise_requests()
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     # Blocked before the server thread starts, so sigwait below receives them.

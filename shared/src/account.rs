@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::auth::User;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
@@ -175,7 +176,7 @@ pub async fn get_account(
             customer,
             &outcome.current,
             &outcome.premium,
-            Some(crate::http::now_rfc3339()),
+            Some(ctx.clock.timestamp()),
         ));
     }
     Ok(match ctx.table.get_customer_state(&customer).await? {
@@ -364,6 +365,7 @@ fn spa_url(
 pub async fn checkout(
     table: &Table,
     stripe: &StripeClient,
+    clock: &Clock,
     config: &Config,
     user: &User,
     request: CheckoutRequest,
@@ -385,7 +387,7 @@ pub async fn checkout(
         "/dashboard/billing?checkout=cancelled",
     )?;
     let stored = table.get_user(&user.id).await?;
-    let customer = ensure_customer(table, stripe, user, stored.as_ref()).await?;
+    let customer = ensure_customer(table, stripe, clock, user, stored.as_ref()).await?;
     let live = stripe
         .list_subscriptions(&SubscriptionListParams {
             customer: Some(customer.clone()),

@@ -83,14 +83,6 @@ impl Period {
         Ok(Period { start, end })
     }
 
-    /// [`Period::parse`] with today's date in UTC.
-    pub fn parse_until_today(
-        start: Option<&str>,
-        end: Option<&str>,
-    ) -> Result<Self, AnalyticsError> {
-        Self::parse(start, end, OffsetDateTime::now_utc().date())
-    }
-
     pub fn days(&self) -> Vec<String> {
         let mut days = Vec::new();
         let mut day = self.start;
@@ -257,7 +249,7 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
             ChangeKind::PaymentMethod => "payment_method_update",
             ChangeKind::Customer => "customer_update",
             ChangeKind::Subscription if change.field.ends_with(".price") => "subscription_update",
-            ChangeKind::Subscription => continue,
+            ChangeKind::Subscription | ChangeKind::Omitted => continue,
         };
         let sync = format!(
             "{}#{}",

@@ -26,8 +26,10 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("MAX_BODY_BYTES", "largest accepted request body; larger bodies get 413", Some("65536")),
     ("STRIPE_API_BASE", "Stripe API base URL (the emulator's URL locally)", Some("https://api.stripe.com")),
     ("STRIPE_API_VERSION", "Stripe-Version sent with every Stripe request", Some("2026-07-29.dahlia")),
-    ("STRIPE_MAX_RETRIES", "retries of a failed Stripe request (after the first attempt)", Some("3")),
-    ("STRIPE_TIMEOUT_MS", "timeout of one Stripe request attempt", Some("10000")),
+    ("STRIPE_MAX_RETRIES", "retries of a failed Stripe request (after the first attempt)", Some("2")),
+    ("STRIPE_TIMEOUT_MS", "timeout of one Stripe request attempt", Some("3000")),
+    ("DYNAMODB_TIMEOUT_MS", "timeout of one DynamoDB or Secrets Manager request attempt", Some("1000")),
+    ("AWS_MAX_ATTEMPTS", "attempts of a throttled or failed DynamoDB / Secrets Manager request (the AWS SDK's own retries)", Some("3")),
     ("FRONTEND_URL", "the SPA's base URL; default return URLs are built on it", Some("http://localhost:5173")),
     ("ALLOWED_RETURN_ORIGINS", "comma-separated origins a return_url may point to (FRONTEND_URL's origin when unset)", None),
     ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
@@ -71,6 +73,13 @@ pub struct StripeConfig {
     pub timeout: Duration,
 }
 
+/// How Portico's AWS calls (DynamoDB, Secrets Manager) time out and retry.
+#[derive(Debug, Clone, Copy)]
+pub struct AwsConfig {
+    pub attempt_timeout: Duration,
+    pub max_attempts: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct PortalConfig {
     pub frontend_url: Url,
@@ -85,6 +94,7 @@ pub struct Config {
     pub secret_id: String,
     pub secrets_ttl: Duration,
     pub secrets_refresh_min_interval: Duration,
+    pub aws: AwsConfig,
     pub auth: AuthConfig,
     pub max_body_bytes: usize,
     pub stripe: StripeConfig,
@@ -122,6 +132,18 @@ impl Config {
             secrets_refresh_min_interval: Duration::from_secs(
                 vars.number("SECRETS_REFRESH_MIN_SECONDS")?,
             ),
+            aws: AwsConfig {
+                attempt_timeout: Duration::from_millis(vars.number("DYNAMODB_TIMEOUT_MS")?),
+                max_attempts: match vars.number("AWS_MAX_ATTEMPTS")? {
+                    0 => {
+                        return Err(ConfigError::Invalid {
+                            name: "AWS_MAX_ATTEMPTS",
+                            reason: "at least one attempt is needed".into(),
+                        })
+                    }
+                    n => n,
+                },
+            },
             auth: AuthConfig {
                 issuer: vars.string("JWT_ISSUER")?,
                 audience: vars.string("JWT_AUDIENCE")?,

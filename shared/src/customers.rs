@@ -8,7 +8,7 @@
 use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::auth::User;
-use crate::http::now_rfc3339;
+use crate::clock::Clock;
 use crate::ids::CustomerId;
 use crate::store::{CustomerState, StoreError, Table, Transaction, UserRecord, UserStore};
 use crate::stripe::{Customer, CustomerCreateParams, StripeClient, StripeClientError};
@@ -36,6 +36,7 @@ pub fn creation_key(user: &User) -> String {
 pub async fn ensure_customer(
     table: &Table,
     stripe: &StripeClient,
+    clock: &Clock,
     user: &User,
     stored: Option<&UserRecord>,
 ) -> Result<CustomerId, CustomerError> {
@@ -65,7 +66,7 @@ pub async fn ensure_customer(
             &user.id,
             user.email.as_deref(),
             &customer.id,
-            &now_rfc3339(),
+            &clock.timestamp(),
         )
         .await?;
     if linked != customer.id {
@@ -73,7 +74,7 @@ pub async fn ensure_customer(
         tracing::warn!(user = %user.id, kept = %linked, unused = %customer.id, "user already linked");
     } else {
         tracing::info!(user = %user.id, customer = %linked, "customer created and linked");
-        store_baseline(table, &customer).await?;
+        store_baseline(table, clock, &customer).await?;
     }
     Ok(linked)
 }
@@ -108,7 +109,11 @@ async fn created_earlier(stripe: &StripeClient, user: &User) -> Option<Customer>
 /// What the new customer is before the user touches the portal, stored as the sync baseline
 /// (ticket 0: any real sync replaces it). Without it the first return would report the
 /// customer's creation itself as changes.
-async fn store_baseline(table: &Table, customer: &Customer) -> Result<(), StoreError> {
+async fn store_baseline(
+    table: &Table,
+    clock: &Clock,
+    customer: &Customer,
+) -> Result<(), StoreError> {
     let mut snapshot = CustomerSnapshot::empty(customer.id.clone());
     snapshot.email = customer.email.clone();
     snapshot.name = customer.name.clone();
@@ -117,7 +122,7 @@ async fn store_baseline(table: &Table, customer: &Customer) -> Result<(), StoreE
         premium: premium(&snapshot, 0, 0),
         snapshot,
         synced_version: 0,
-        synced_at: now_rfc3339(),
+        synced_at: clock.timestamp(),
         user_id: customer
             .metadata
             .get(USER_ID_METADATA)

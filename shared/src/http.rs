@@ -9,7 +9,6 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::account::AccountError;
@@ -68,6 +67,16 @@ impl ApiError {
         )
     }
 
+    /// The invocation's time ran out while a dependency was slow; the caller may retry.
+    pub fn out_of_time() -> Self {
+        tracing::warn!("the invocation's time budget ran out");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_timeout",
+            "a service Portico depends on is too slow right now; retry shortly",
+        )
+    }
+
     /// A dependency is down or throttling; the caller may retry.
     pub fn unavailable(code: &'static str, detail: impl std::fmt::Display) -> Self {
         tracing::warn!(code, detail = %detail, "dependency unavailable");
@@ -94,13 +103,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::unavailable("storage_unavailable", &e),
-            StoreError::ConditionFailed | StoreError::TransactionConditionsFailed(_) => {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "the record changed concurrently; retry",
-                )
-            }
+            StoreError::Budget(_) => ApiError::out_of_time(),
+            StoreError::ConditionFailed
+            | StoreError::TransactionConditionsFailed(_)
+            | StoreError::TransactionConflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the record changed concurrently; retry",
+            ),
             StoreError::Corrupt { .. } | StoreError::Request(_) => ApiError::internal(&e),
         }
     }
@@ -118,6 +128,7 @@ impl From<SecretsError> for ApiError {
 impl From<StripeClientError> for ApiError {
     fn from(e: StripeClientError) -> Self {
         match &e {
+            StripeClientError::Budget(_) => ApiError::out_of_time(),
             StripeClientError::Key(_)
             | StripeClientError::Transport(_)
             | StripeClientError::Timeout => ApiError::unavailable("stripe_unavailable", &e),
@@ -367,12 +378,19 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
         "error": error.message,
         "error_code": error.code,
         "request_id": request_id,
-        "timestamp": now_rfc3339(),
+        // When the answer was made, by the system clock: it tells the caller, and is stored nowhere.
+        "timestamp": crate::clock::timestamp(OffsetDateTime::now_utc()),
     });
     if let Some(field) = &error.field {
         body["field"] = Value::String(field.clone());
     }
     let mut response = respond(error.status, &body);
+    if error.status == StatusCode::SERVICE_UNAVAILABLE {
+        // A dependency is down, slow or busy: worth trying again shortly.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if !error.allow.is_empty() {
         let allow = error
             .allow
@@ -387,11 +405,31 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
     response
 }
 
-pub fn now_rfc3339() -> String {
-    // Formatting the current UTC time as RFC 3339 cannot fail for years 0..=9999.
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
+/// Runs a handler's work inside the invocation's deadline (Lambda's, from the request's
+/// context), answering 503 `upstream_timeout` itself when the work would outlast it.
+pub async fn within_deadline(
+    request: &Request,
+    work: impl std::future::Future<Output = HandlerResult>,
+) -> HandlerResult {
+    let deadline = request
+        .lambda_context_ref()
+        .and_then(|context| deadline_instant(context.deadline));
+    // Boxed: a handler's future is large, and the deadline wrapper would hold it inline.
+    crate::budget::invocation(deadline, Box::pin(work))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::out_of_time()))
+}
+
+/// Lambda's deadline (epoch milliseconds; 0 when there is none) on this process's clock.
+fn deadline_instant(epoch_ms: u64) -> Option<std::time::Instant> {
+    if epoch_ms == 0 {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let left = std::time::Duration::from_millis(epoch_ms).saturating_sub(now);
+    Some(std::time::Instant::now() + left)
 }
 
 /// The Lambda request id, else API Gateway's, so a caller can quote it to support.

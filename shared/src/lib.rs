@@ -3,6 +3,8 @@
 pub mod account;
 pub mod analytics;
 pub mod auth;
+pub mod budget;
+pub mod clock;
 pub mod config;
 pub mod customers;
 pub mod http;

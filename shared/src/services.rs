@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError};
+use crate::clock::Clock;
+use crate::config::{AwsConfig, Config, ConfigError};
 use crate::secrets::SecretsProvider;
 use crate::store::Table;
 use crate::stripe::{ApiKey, StripeClient};
@@ -26,6 +29,7 @@ pub struct Services {
     pub auth: Authenticator,
     pub stripe: StripeClient,
     pub products: ProductNames,
+    pub clock: Clock,
 }
 
 /// The TLS configuration of every HTTPS call reqwest makes (Stripe, the JWKS): Mozilla's root
@@ -45,14 +49,21 @@ fn tls_config() -> Result<rustls::ClientConfig, StartupError> {
 
 impl Services {
     /// Reads the environment and builds every client; AWS endpoints and credentials come from
-    /// the standard AWS variables (`AWS_ENDPOINT_URL` points them at moto locally).
+    /// the standard AWS variables (locally `AWS_ENDPOINT_URL_DYNAMODB` points at DynamoDB Local
+    /// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` at moto).
     pub async fn from_env() -> Result<Self, StartupError> {
         let config = Config::from_env()?;
         let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::new(config, &aws)
+        Self::new(config, &aws, &aws)
     }
 
-    pub fn new(config: Config, aws: &SdkConfig) -> Result<Self, StartupError> {
+    /// Builds every client: DynamoDB from `dynamodb`, Secrets Manager from `secrets` (one
+    /// configuration in AWS; two locally, where different servers answer them).
+    pub fn new(
+        config: Config,
+        dynamodb: &SdkConfig,
+        secrets: &SdkConfig,
+    ) -> Result<Self, StartupError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
             .tls_backend_preconfigured(tls_config()?)
@@ -60,14 +71,14 @@ impl Services {
             .map_err(|e| StartupError::HttpClient(e.to_string()))?;
         let secrets = Arc::new(
             SecretsProvider::new(
-                aws_sdk_secretsmanager::Client::new(aws),
+                secrets_client(secrets, config.aws),
                 &config.secret_id,
                 config.secrets_ttl,
             )
             .with_refresh_min_interval(config.secrets_refresh_min_interval),
         );
         Ok(Services {
-            table: Table::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+            table: Table::new(dynamodb_client(dynamodb, config.aws), &config.table_name),
             stripe: StripeClient::new(
                 &config.stripe,
                 http.clone(),
@@ -76,6 +87,7 @@ impl Services {
             secrets,
             auth: Authenticator::new(config.auth.clone(), http),
             products: ProductNames::default(),
+            clock: Clock::system(),
             config,
         })
     }
@@ -86,6 +98,41 @@ impl Services {
             stripe: &self.stripe,
             products: &self.products,
             premium_grace: self.config.premium_grace,
+            clock: &self.clock,
         }
     }
+}
+
+/// Each attempt ends at `attempt_timeout` (a hung connection costs one attempt, not the
+/// invocation); throttling and 5xx get the SDK's standard retries with a short first back-off,
+/// so `max_attempts` of them fit inside a function's timeout. The invocation's budget bounds
+/// the whole call on top of that.
+fn resilience(aws: AwsConfig) -> (TimeoutConfig, RetryConfig) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(aws.attempt_timeout)
+        .operation_attempt_timeout(aws.attempt_timeout)
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(aws.max_attempts)
+        .with_initial_backoff(std::time::Duration::from_millis(50))
+        .with_max_backoff(std::time::Duration::from_secs(1));
+    (timeouts, retries)
+}
+
+fn dynamodb_client(sdk: &SdkConfig, aws: AwsConfig) -> aws_sdk_dynamodb::Client {
+    let (timeouts, retries) = resilience(aws);
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn secrets_client(sdk: &SdkConfig, aws: AwsConfig) -> aws_sdk_secretsmanager::Client {
+    let (timeouts, retries) = resilience(aws);
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
 }

@@ -38,7 +38,7 @@ struct CancelRequest {
 }
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 
@@ -100,6 +100,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             let session = account::checkout(
                 &services.table,
                 &services.stripe,
+                &services.clock,
                 &services.config,
                 &user,
                 body,

@@ -13,7 +13,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::GET, "/portal/analytics", Route::Analytics)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 
@@ -22,9 +22,10 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let user = services.auth.authenticate_request(request).await?;
     user.require_admin()?;
     let query = request.query_string_parameters_ref();
-    let period = Period::parse_until_today(
+    let period = Period::parse(
         query.and_then(|q| q.first("start_date")),
         query.and_then(|q| q.first("end_date")),
+        services.clock.now().date(),
     )?;
     let analytics = portal_analytics(&services.table, period).await?;
     Ok(http::json(

@@ -349,7 +349,7 @@ async fn seed_audit(table: &Table) {
 fn counted(stack: &TestStack) -> (Services, OperationLog) {
     let log = OperationLog::default();
     let mut services = stack.services();
-    services.table = Table::new(log.dynamodb_client(&stack.aws), &stack.table_name);
+    services.table = Table::new(log.dynamodb_client(&stack.dynamodb_aws), &stack.table_name);
     (services, log)
 }
 

@@ -47,7 +47,7 @@ const ROUTES: Router<Route> = Router::new(&[
 ]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 
@@ -83,6 +83,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let ctx = AdminContext {
         table: &services.table,
         stripe: &services.stripe,
+        clock: &services.clock,
         default_configuration: services.config.portal.default_configuration.as_deref(),
     };
     let max_body = services.config.max_body_bytes;

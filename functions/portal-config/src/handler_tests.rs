@@ -385,6 +385,7 @@ async fn workflows_map_to_configurations_return_paths_and_branding() {
     let session = create_session(
         &h.services.table,
         &h.services.stripe,
+        &h.services.clock,
         &h.services.config.portal,
         &user,
         CreateSessionRequest {

@@ -14,7 +14,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::GET, "/portal/return", Route::Return)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 

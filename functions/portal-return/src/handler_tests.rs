@@ -31,6 +31,7 @@ async fn open_session(
     create_session(
         &services.table,
         &services.stripe,
+        &services.clock,
         &services.config.portal,
         &user(sub),
         request,
@@ -418,6 +419,7 @@ async fn a_round_trip_through_the_hosted_portal() {
     let session = create_session(
         table,
         stripe,
+        &h.services.clock,
         portal,
         &me,
         open(Workflow::CancellationProcess),

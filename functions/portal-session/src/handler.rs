@@ -13,7 +13,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::POST, "/portal/sessions", Route::Create)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 
@@ -24,6 +24,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let session = create_session(
         &services.table,
         &services.stripe,
+        &services.clock,
         &services.config.portal,
         &user,
         body,

@@ -13,7 +13,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::POST, "/", Route::Event)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = dispatch(services, &request).await;
+    let result = http::within_deadline(&request, dispatch(services, &request)).await;
     Ok(http::finish(&request, result))
 }
 

@@ -564,7 +564,8 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
         .to_string();
     // The same configuration, but DynamoDB unreachable.
     let broken = shared::testing::aws_config("http://127.0.0.1:9").await;
-    let mut services = shared::services::Services::new(h.services.config.clone(), &broken).unwrap();
+    let mut services =
+        shared::services::Services::new(h.services.config.clone(), &broken, &h.stack.aws).unwrap();
     services.secrets = h.services.secrets.clone();
     let (status, answer) = decode(handle(&services, signed(&body)).await);
     assert_eq!(

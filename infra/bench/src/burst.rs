@@ -237,7 +237,7 @@ async fn arrange(
             let user = UserId::parse(&sub).map_err(|e| format!("user id: {e}"))?;
             h.services
                 .table
-                .link_customer(&user, None, &id, &shared::http::now_rfc3339())
+                .link_customer(&user, None, &id, &h.services.clock.timestamp())
                 .await
                 .map_err(|e| format!("link burst customer: {e}"))?;
             customers.push((user, id));

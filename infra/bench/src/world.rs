@@ -84,7 +84,7 @@ impl World {
                 &user_id,
                 Some(&email),
                 &customer,
-                &shared::http::now_rfc3339(),
+                &h.services.clock.timestamp(),
             )
             .await
             .map_err(|e| format!("link customer: {e}"))?;
@@ -101,6 +101,7 @@ impl World {
         let session = shared::portal::create_session(
             &h.services.table,
             &h.services.stripe,
+            &h.services.clock,
             &h.services.config.portal,
             &user,
             Default::default(),

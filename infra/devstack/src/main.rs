@@ -2,8 +2,9 @@
 //! schema and key handling.
 //!
 //!   devstack keys  --dir .portico                      dev signing key + JWKS (made once)
-//!   devstack init  --endpoint URL --table T --secret-id S
-//!                  [--stripe-key K --webhook-secret W]  table (index, TTL) and secret in moto
+//!   devstack init  --dynamodb URL --secrets URL --table T --secret-id S
+//!                  [--stripe-key K --webhook-secret W]  table (index, TTL) in DynamoDB Local,
+//!                                                       secret in moto
 //!   devstack token --dir .portico --sub SUB [--email E] [--admin] [--ttl SECONDS]
 //!                  [--issuer I --audience A]           a JWT the local stack accepts
 //!   devstack event --dir .portico --event events/F.json --sub SUB [--admin]
@@ -108,9 +109,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 async fn init(flags: &HashMap<String, String>) -> Result<(), String> {
-    let aws = shared::testing::aws_config(flag(flags, "endpoint")?).await;
+    let dynamodb = shared::testing::aws_config(flag(flags, "dynamodb")?).await;
+    let aws = shared::testing::aws_config(flag(flags, "secrets")?).await;
     let table = flag(flags, "table")?;
-    shared::store::create_table(&aws_sdk_dynamodb::Client::new(&aws), table)
+    shared::store::create_table(&aws_sdk_dynamodb::Client::new(&dynamodb), table)
         .await
         .map_err(|e| e.to_string())?;
     let secret_id = flag(flags, "secret-id")?;

@@ -67,6 +67,7 @@ async fn run(args: Vec<String>) -> Result<String, String> {
     let ctx = AdminContext {
         table: &table,
         stripe: &stripe,
+        clock: &shared::clock::Clock::system(),
         default_configuration: default_configuration.as_deref(),
     };
     let report = apply(ctx, &spec).await.map_err(|e| e.to_string())?;

@@ -1,4 +1,4 @@
-//! `portal-config-cli apply`, run as a process against moto and the emulator, as `make dev` and
+//! `portal-config-cli apply`, run as a process against the local AWS stack and the emulator, as `make dev` and
 //! a deploy run it: the first apply creates, the second changes nothing.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use portico_testkit::Harness;
 use serde_json::{json, Value};
 use shared::portal::Workflow;
 
-/// The CLI as `make portal-config` runs it, against this harness's moto slice and emulator.
+/// The CLI as `make portal-config` runs it, against this harness's table, secret and emulator.
 fn command(h: &Harness, file: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portal-config-cli"));
     command
@@ -16,7 +16,14 @@ fn command(h: &Harness, file: &Path) -> Command {
         .arg(file)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", shared::testing::moto::endpoint())
+        .env(
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            shared::testing::dynamodb::endpoint(),
+        )
+        .env(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            shared::testing::moto::endpoint(),
+        )
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")

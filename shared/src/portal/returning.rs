@@ -5,7 +5,6 @@ use url::Url;
 
 use super::PortalError;
 use crate::auth::User;
-use crate::http::now_rfc3339;
 use crate::store::{AuditSource, Table, Transaction};
 use crate::sync::{sync_customer, Change, SyncContext, SyncError, SyncOutcome, SyncTrigger};
 
@@ -43,7 +42,7 @@ pub async fn handle_return(
         source: AuditSource::PortalReturn,
         reference: Some(session.reference.clone()),
     };
-    let returned_at = now_rfc3339();
+    let returned_at = ctx.clock.timestamp();
     let mark_returned = |table: &Table, tx: &mut Transaction| {
         tx.mark_portal_session_returned(
             table,

@@ -11,9 +11,9 @@ use super::{
     AfterCompletion, Branding, Locale, PortalError, Workflow, WorkflowSettings, NOT_CONFIGURED,
 };
 use crate::auth::User;
+use crate::clock::Clock;
 use crate::config::PortalConfig;
 use crate::customers::ensure_customer;
-use crate::http::now_rfc3339;
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::store::{PortalSessionRecord, Table};
 use crate::stripe::{
@@ -44,6 +44,7 @@ pub struct CreatedSession {
 pub async fn create_session(
     table: &Table,
     stripe: &StripeClient,
+    clock: &Clock,
     portal: &PortalConfig,
     user: &User,
     request: CreateSessionRequest,
@@ -62,7 +63,7 @@ pub async fn create_session(
         .effective_configuration(portal.default_configuration.as_deref())
         .map(str::to_string)
         .ok_or_else(|| PortalError::NotConfigured(NOT_CONFIGURED.into()))?;
-    let customer = ensure_customer(table, stripe, user, stored_user.as_ref()).await?;
+    let customer = ensure_customer(table, stripe, clock, user, stored_user.as_ref()).await?;
 
     let reference = random_idempotency_key()?;
     let base = match given_return {
@@ -114,7 +115,7 @@ pub async fn create_session(
             }
         })?;
 
-    let created_at = now_rfc3339();
+    let created_at = clock.timestamp();
     table
         .insert_portal_session(&PortalSessionRecord {
             reference: reference.clone(),

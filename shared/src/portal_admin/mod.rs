@@ -77,6 +77,7 @@ impl PortalAdminError {
 pub struct AdminContext<'a> {
     pub table: &'a Table,
     pub stripe: &'a StripeClient,
+    pub clock: &'a crate::clock::Clock,
     /// `DEFAULT_PORTAL_CONFIGURATION`: what workflows without their own configuration use.
     pub default_configuration: Option<&'a str>,
 }

@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::configurations::retrieve;
 use super::{AdminContext, PortalAdminError};
-use crate::http::now_rfc3339;
 use crate::ids::ConfigurationId;
 use crate::portal::{AfterCompletion, Branding, Workflow, WorkflowSettings};
 use crate::store::{WorkflowConfigRecord, WorkflowMapping};
@@ -117,7 +116,7 @@ pub async fn put_workflow(
         let record = WorkflowConfigRecord {
             workflow,
             settings: settings.clone(),
-            updated_at: now_rfc3339(),
+            updated_at: ctx.clock.timestamp(),
         };
         ctx.table
             .save_workflow_config(&record, mapping.version)

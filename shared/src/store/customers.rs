@@ -81,17 +81,15 @@ pub trait CustomerStore {
 
 impl CustomerStore for Table {
     async fn next_sync_ticket(&self, id: &CustomerId) -> Result<u64, StoreError> {
-        let output = self
+        let request = self
             .client()
             .update_item()
             .table_name(self.name())
             .set_key(Some(key(format!("CUS#{id}"), "SYNC")))
             .update_expression("ADD ticket :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
+            .return_values(ReturnValue::UpdatedNew);
+        let output = self.send(|| request.clone().send()).await?;
         output
             .attributes()
             .and_then(|a| a.get("ticket"))

@@ -59,11 +59,8 @@ impl Table {
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":processing", AttributeValue::S("processing".into()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk);
-        match put {
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        match self.send(|| put.clone().send()).await {
             Ok(_) => Ok(Claim::Claimed),
             Err(StoreError::ConditionFailed) => {
                 let existing: Option<LedgerEntry> = self
@@ -90,11 +87,8 @@ impl Table {
             .condition_expression("lease_owner = :owner AND #state = :processing")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":processing", AttributeValue::S("processing".into()))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk);
-        match deleted {
+            .expression_attribute_values(":processing", AttributeValue::S("processing".into()));
+        match self.send(|| deleted.clone().send()).await {
             // Someone took the lease over meanwhile: it is theirs to finish or release.
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e),

@@ -11,6 +11,8 @@ mod transaction;
 mod users;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
@@ -35,9 +37,16 @@ pub enum StoreError {
     /// A transaction was cancelled because the conditions at these positions failed.
     #[error("transaction cancelled: conditions failed at {0:?}")]
     TransactionConditionsFailed(Vec<usize>),
+    /// Another transaction held an item this request needed (`TransactionConflict`): a lost
+    /// race, not an outage; read again and retry.
+    #[error("another transaction held the item")]
+    TransactionConflict,
     /// DynamoDB is unreachable, throttling or failing; worth retrying.
     #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),
+    /// The invocation's time budget ran out before DynamoDB answered.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetSpent),
     /// DynamoDB refused the request itself: a bug on our side.
     #[error("DynamoDB rejected the request: {0}")]
     Request(String),
@@ -56,6 +65,7 @@ impl StoreError {
         let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
         match (&error, code.as_deref()) {
             (_, Some("ConditionalCheckFailedException")) => StoreError::ConditionFailed,
+            (_, Some("TransactionConflictException")) => StoreError::TransactionConflict,
             (
                 _,
                 Some(
@@ -63,8 +73,7 @@ impl StoreError {
                     | "RequestLimitExceeded"
                     | "ThrottlingException"
                     | "InternalServerError"
-                    | "ServiceUnavailable"
-                    | "TransactionConflictException",
+                    | "ServiceUnavailable",
                 ),
             ) => StoreError::Unavailable(detail),
             (SdkError::ServiceError(_), _) => StoreError::Request(detail),
@@ -88,7 +97,43 @@ pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     ])
 }
 
+/// Sends of one request refused because a transaction held its item, before giving up.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// A short pause before another try after a lost transaction race, jittered so two racers part.
+pub async fn conflict_pause(attempt: u32) {
+    let jitter = crate::budget::jitter();
+    let pause = Duration::from_millis(10 << attempt.min(6)).mul_f64(jitter);
+    tokio::time::sleep(pause).await;
+}
+
 impl Table {
+    /// Sends one request, built afresh by `request` for each try, within the invocation's
+    /// budget. A request refused because a transaction held its item is a lost race and is
+    /// sent again after a short pause; throttling and 5xx are retried by the SDK itself.
+    pub(crate) async fn send<T, E, R, Fut>(
+        &self,
+        request: impl Fn() -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let mut attempt = 1;
+        loop {
+            // Boxed: the SDK's futures are large, and every store call would carry one inline.
+            let sent = crate::budget::bounded(Box::pin(request())).await?;
+            match sent.map_err(StoreError::from_sdk) {
+                Err(StoreError::TransactionConflict) if attempt < CONFLICT_ATTEMPTS => {
+                    conflict_pause(attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         Self {
             client,
@@ -106,15 +151,13 @@ impl Table {
 
     /// A strongly consistent read: callers decide on what they read.
     pub async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let output = self
+        let request = self
             .client
             .get_item()
             .table_name(&self.name)
             .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
+            .consistent_read(true);
+        let output = self.send(|| request.clone().send()).await?;
         Ok(output.item)
     }
 
@@ -140,7 +183,7 @@ impl Table {
             for (name, value) in &values {
                 query = query.expression_attribute_values(*name, value.clone());
             }
-            let output = query.send().await.map_err(StoreError::from_sdk)?;
+            let output = self.send(|| query.clone().send()).await?;
             items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
@@ -166,13 +209,11 @@ impl Table {
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
             }
-            let output = self
+            let request = self
                 .client
                 .batch_get_item()
-                .set_request_items(Some(pending))
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
+                .set_request_items(Some(pending));
+            let output = self.send(|| request.clone().send()).await?;
             if let Some(mut responses) = output.responses {
                 found.extend(responses.remove(&self.name).unwrap_or_default());
             }
@@ -188,14 +229,13 @@ impl Table {
 
     /// Writes `item` only if no item with its key exists.
     pub async fn put_new(&self, item: Item) -> Result<(), StoreError> {
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(&self.name)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
+            .condition_expression("attribute_not_exists(pk)");
+        self.send(|| request.clone().send()).await?;
         Ok(())
     }
 }

@@ -103,12 +103,13 @@ impl Table {
         if transaction.is_empty() {
             return Ok(());
         }
-        let result = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(transaction.items))
-            .send()
-            .await;
+        let result = crate::budget::bounded(
+            self.client()
+                .transact_write_items()
+                .set_transact_items(Some(transaction.items))
+                .send(),
+        )
+        .await?;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -124,14 +125,21 @@ impl Table {
                     .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
                     .map(|(i, _)| i)
                     .collect();
-                if failed.is_empty() {
-                    // Cancelled for conflicts or throttling, not for our conditions: retryable.
+                let conflict = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .any(|r| r.code() == Some("TransactionConflict"));
+                if !failed.is_empty() {
+                    Err(StoreError::TransactionConditionsFailed(failed))
+                } else if conflict {
+                    // Another transaction held one of the items: nothing was written.
+                    Err(StoreError::TransactionConflict)
+                } else {
+                    // Cancelled for throttling or capacity, not for our conditions: retryable.
                     Err(StoreError::Unavailable(format!(
                         "transaction cancelled: {:?}",
                         cancelled.message()
                     )))
-                } else {
-                    Err(StoreError::TransactionConditionsFailed(failed))
                 }
             }
         }

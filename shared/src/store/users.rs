@@ -70,7 +70,7 @@ impl UserStore for Table {
                 AttributeValue::S(e.to_string())
             }),
         );
-        match update.send().await.map_err(StoreError::from_sdk) {
+        match self.send(|| update.clone().send()).await {
             Ok(_) => Ok(customer.clone()),
             Err(StoreError::ConditionFailed) => self
                 .get_user(id)
@@ -101,6 +101,7 @@ impl super::Transaction {
         user: &UserId,
         customer: &CustomerId,
         premium: &crate::sync::PremiumStatus,
+        now: &str,
     ) -> Result<usize, StoreError> {
         self.update(
             table,
@@ -114,7 +115,7 @@ impl super::Transaction {
                         AttributeValue::N(u.to_string())
                     }),
                 ),
-                (":now", AttributeValue::S(crate::http::now_rfc3339())),
+                (":now", AttributeValue::S(now.to_string())),
                 (":cus", AttributeValue::S(customer.to_string())),
             ],
             Some("customer_id = :cus"),

@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use super::catalogue::{HttpMethod, RequestShape};
 use super::encode::Params;
 use super::error::{StripeClientError, StripeError};
-use super::retry::{random_jitter, AttemptOutcome, RetryPolicy};
+use super::retry::{AttemptOutcome, RetryPolicy};
 use super::types::{HasId, List};
+use crate::budget;
 use crate::config::StripeConfig;
 use crate::secrets::{Redacted, SecretsProvider};
 
@@ -211,6 +212,8 @@ impl StripeClient {
         let mut key_refreshed = false;
         let mut retries = 0u32;
         loop {
+            // Each attempt gets at most what the invocation has left.
+            let limit = budget::attempt_limit(self.timeout)?;
             let attempt = self
                 .attempt(
                     method,
@@ -218,6 +221,7 @@ impl StripeClient {
                     body.as_deref(),
                     &api_key,
                     idempotency_key.as_deref(),
+                    limit,
                 )
                 .await;
             let (outcome, error) = match attempt {
@@ -258,8 +262,16 @@ impl StripeClient {
             if !self.retry.should_retry(outcome, retries) {
                 return Err(error);
             }
+            let delay = self.retry.delay(retries + 1, budget::jitter());
+            if !budget::retry_fits(delay) {
+                tracing::warn!(
+                    request = shape.name,
+                    retries,
+                    "no time left in the invocation for another Stripe attempt"
+                );
+                return Err(error);
+            }
             retries += 1;
-            let delay = self.retry.delay(retries, random_jitter());
             tracing::warn!(
                 method = method.as_str(),
                 path = shape.path,
@@ -281,6 +293,7 @@ impl StripeClient {
         body: Option<&str>,
         api_key: &Redacted,
         idempotency_key: Option<&str>,
+        timeout: Duration,
     ) -> Result<RawResponse, AttemptFailure> {
         let headers = self
             .headers(api_key, idempotency_key)
@@ -290,7 +303,7 @@ impl StripeClient {
             HttpMethod::Post => self.http.post(url),
             HttpMethod::Delete => self.http.delete(url),
         };
-        let mut builder = builder.headers(headers).timeout(self.timeout);
+        let mut builder = builder.headers(headers).timeout(timeout);
         if let Some(body) = body {
             builder = builder
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")

@@ -91,6 +91,9 @@ pub enum StripeClientError {
     /// An attempt exceeded the configured timeout.
     #[error("Stripe request timed out")]
     Timeout,
+    /// The invocation's time budget left no room for another attempt.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetSpent),
     /// Stripe's 2xx body did not have the shape we model.
     #[error("Stripe response could not be decoded: {0}")]
     Decode(String),

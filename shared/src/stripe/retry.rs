@@ -70,16 +70,6 @@ impl RetryPolicy {
     }
 }
 
-/// A jitter factor in [0.5, 1] from the system RNG; 1.0 should the RNG ever fail.
-pub fn random_jitter() -> f64 {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 4];
-    if SystemRandom::new().fill(&mut bytes).is_err() {
-        return 1.0;
-    }
-    0.5 + f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX) / 2.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,11 +135,11 @@ mod tests {
     }
 
     #[test]
-    fn random_jitter_stays_in_range_and_delays_in_bounds() {
+    fn jitter_stays_in_range_and_delays_in_bounds() {
         let policy = RetryPolicy::new(5);
         for retry in 1..=6 {
             for _ in 0..50 {
-                let j = random_jitter();
+                let j = crate::budget::jitter();
                 assert!((0.5..=1.0).contains(&j), "{j}");
                 let d = policy.delay(retry, j);
                 assert!(d >= policy.base_delay && d <= policy.max_delay, "{d:?}");

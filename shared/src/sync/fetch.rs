@@ -6,17 +6,21 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::snapshot::{
-    Address, CardSummary, CustomerSnapshot, InvoiceSummary, SubscriptionSummary,
+    Address, CardSummary, CustomerSnapshot, InvoiceSummary, SubscriptionSummary, Truncated,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::stripe::{
-    list_all, Customer, Expandable, Invoice, InvoiceListParams, Page, PaymentMethod, StripeClient,
-    StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
+    list_all, Customer, Expandable, Invoice, InvoiceListParams, List, Page, PaymentMethod,
+    StripeClient, StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
 };
 
 /// How many recent invoices the account view shows.
 const RECENT_INVOICES: u32 = 10;
+/// The most saved payment methods and subscriptions one stored state lists. A customer may
+/// have thousands; with at most this many the state stays far below DynamoDB's 400 KB item
+/// limit, and what was left out is recorded in [`Truncated`].
+pub const MAX_LISTED: usize = 100;
 
 pub(super) struct Fetched {
     pub snapshot: CustomerSnapshot,
@@ -29,7 +33,8 @@ pub(super) async fn customer_truth(
     id: &CustomerId,
 ) -> Result<Fetched, StripeClientError> {
     let customer = stripe.retrieve_customer(id, &["invoice_settings.default_payment_method"]);
-    let cards = list_all(|cursor| stripe.list_card_payment_methods(id, Page::full(cursor)));
+    // One page (the newest 100): more are never listed, so they are not fetched either.
+    let cards = stripe.list_card_payment_methods(id, Page::full(None));
     let subscriptions = list_all(|cursor| {
         let mut params = SubscriptionListParams::all_for(id);
         params.page = Page::full(cursor);
@@ -45,7 +50,9 @@ pub(super) async fn customer_truth(
     };
     let invoices = stripe.list_invoices(&invoice_params);
     let customer = match customer.await {
-        Err(StripeClientError::Deleted { .. }) => {
+        // Deleted (200 with `deleted: true`) or no longer known (404): either way the customer
+        // is gone, and that is what gets stored, not an error retried for days.
+        Err(e) if e.is_gone() => {
             let mut snapshot = CustomerSnapshot::empty(id.clone());
             snapshot.deleted = true;
             return Ok(Fetched {
@@ -150,11 +157,16 @@ fn invoice(i: &Invoice) -> Option<InvoiceSummary> {
 
 fn snapshot(
     customer: Customer,
-    cards: Vec<PaymentMethod>,
+    cards: List<PaymentMethod>,
     subscriptions: Vec<Subscription>,
     invoices: Vec<Invoice>,
     names: &HashMap<String, String>,
 ) -> CustomerSnapshot {
+    let mut truncated = Truncated {
+        payment_methods: cards.has_more,
+        subscriptions: 0,
+    };
+    let cards = cards.data;
     let default_payment_method = customer
         .invoice_settings
         .default_payment_method
@@ -170,6 +182,12 @@ fn snapshot(
         .iter()
         .map(|s| subscription(s, names))
         .collect();
+    if subscriptions.len() > MAX_LISTED {
+        // Live subscriptions first, so premium is still derived from every one that counts.
+        subscriptions.sort_by(|a, b| (!a.is_live(), &a.id).cmp(&(!b.is_live(), &b.id)));
+        truncated.subscriptions = subscriptions.len() - MAX_LISTED;
+        subscriptions.truncate(MAX_LISTED);
+    }
     subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     CustomerSnapshot {
         deleted: customer.deleted,
@@ -188,6 +206,7 @@ fn snapshot(
         payment_methods,
         subscriptions,
         invoices: invoices.iter().filter_map(invoice).collect(),
+        truncated,
         customer_id: customer.id,
     }
 }

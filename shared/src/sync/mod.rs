@@ -15,18 +15,25 @@ pub mod snapshot;
 use std::time::Duration;
 
 pub use fetch::ProductNames;
-pub use snapshot::{diff, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus};
+pub use snapshot::{
+    diff, itemised, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus, Truncated,
+};
 
-use crate::http::now_rfc3339;
+use crate::clock::Clock;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, StoreError, Table,
-    Transaction,
+    conflict_pause, AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
+    StoreError, Table, Transaction,
 };
 use crate::stripe::{StripeClient, StripeClientError};
 
 /// Attempts before giving up on a customer whose state keeps being replaced under us.
 const MAX_ATTEMPTS: usize = 8;
+/// Audit entries one sync writes, within DynamoDB's 100 writes a transaction: the state, the
+/// user and the caller's (at most a few) writes take the rest.
+const MAX_AUDITED_CHANGES: usize = 80;
+/// Commits refused because another transaction held one of the items, per sync.
+const MAX_CONFLICTS: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -48,6 +55,7 @@ pub struct SyncContext<'a> {
     pub stripe: &'a StripeClient,
     pub products: &'a ProductNames,
     pub premium_grace: Duration,
+    pub clock: &'a Clock,
 }
 
 /// Why the sync ran, for the audit trail.
@@ -90,6 +98,7 @@ pub async fn sync_customer(
     trigger: &SyncTrigger,
     caller: &impl CallerWrites,
 ) -> Result<SyncOutcome, SyncError> {
+    let mut conflicts = 0u32;
     for attempt in 1..=MAX_ATTEMPTS {
         let ticket = ctx.table.next_sync_ticket(customer_id).await?;
         let (previous, fetched) = tokio::try_join!(
@@ -106,7 +115,7 @@ pub async fn sync_customer(
             // audited the changes, so ours has nothing to add.
             return adopt(ctx, customer_id, newer.clone(), caller).await;
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = ctx.clock.unix();
         let grace = i64::try_from(ctx.premium_grace.as_secs()).unwrap_or(i64::MAX);
         let premium = premium(&fetched.snapshot, now, grace);
         let previous_snapshot = previous
@@ -119,9 +128,20 @@ pub async fn sync_customer(
             snapshot: fetched.snapshot,
             premium: premium.clone(),
             synced_version: ticket,
-            synced_at: now_rfc3339(),
+            synced_at: ctx.clock.timestamp(),
             user_id: user_id.clone(),
         };
+
+        let audited = itemised(&changes, MAX_AUDITED_CHANGES);
+        if audited.len() < changes.len() || !state.snapshot.truncated.is_empty() {
+            tracing::warn!(
+                customer = %customer_id,
+                changes = changes.len(),
+                itemised = audited.len(),
+                truncated = ?state.snapshot.truncated,
+                "customer too large to record in full; the rest is stated in its state and audit"
+            );
+        }
 
         // The user's premium flag is updated only while the user is linked to this customer.
         let mut update_user = user_id.is_some();
@@ -129,12 +149,16 @@ pub async fn sync_customer(
             let mut tx = Transaction::new();
             let state_position = tx.put_customer_state(ctx.table, &state, replaces)?;
             let user_position = match (&user_id, update_user) {
-                (Some(user), true) => {
-                    Some(tx.update_user_premium(ctx.table, user, customer_id, &premium)?)
-                }
+                (Some(user), true) => Some(tx.update_user_premium(
+                    ctx.table,
+                    user,
+                    customer_id,
+                    &premium,
+                    &state.synced_at,
+                )?),
                 _ => None,
             };
-            for (n, change) in changes.iter().enumerate() {
+            for (n, change) in audited.iter().enumerate() {
                 let entry = AuditEntry {
                     customer_id: customer_id.clone(),
                     source: trigger.source,
@@ -182,6 +206,25 @@ pub async fn sync_customer(
                     }
                     return Err(StoreError::TransactionConditionsFailed(failed).into());
                 }
+                Err(StoreError::TransactionConflict) if conflicts < MAX_CONFLICTS => {
+                    // Another transaction (a concurrent sync of this customer, the session or
+                    // ledger write of another request) held one of our items, and nothing was
+                    // written: a lost race, not an outage. Look again at what is stored now.
+                    conflicts += 1;
+                    conflict_pause(conflicts).await;
+                    let stored = ctx.table.get_customer_state(customer_id).await?;
+                    match stored {
+                        Some(newer) if newer.synced_version > ticket => {
+                            return adopt(ctx, customer_id, newer, caller).await;
+                        }
+                        Some(same) if Some(same.synced_version) == replaces => continue,
+                        None if replaces.is_none() => continue,
+                        _ => {
+                            tracing::info!(customer = %customer_id, ticket, attempt, "state changed during a transaction conflict; comparing again");
+                            break;
+                        }
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -196,16 +239,23 @@ async fn adopt(
     newer: CustomerState,
     caller: &impl CallerWrites,
 ) -> Result<SyncOutcome, SyncError> {
-    let mut tx = Transaction::new();
-    caller.add(ctx.table, &mut tx)?;
-    match ctx.table.commit(tx).await {
-        Ok(()) => {}
-        Err(StoreError::TransactionConditionsFailed(failed)) => {
-            return Err(SyncError::CallerConditionFailed(
-                failed.first().copied().unwrap_or_default(),
-            ))
+    let mut conflicts = 0u32;
+    loop {
+        let mut tx = Transaction::new();
+        caller.add(ctx.table, &mut tx)?;
+        match ctx.table.commit(tx).await {
+            Ok(()) => break,
+            Err(StoreError::TransactionConditionsFailed(failed)) => {
+                return Err(SyncError::CallerConditionFailed(
+                    failed.first().copied().unwrap_or_default(),
+                ))
+            }
+            Err(StoreError::TransactionConflict) if conflicts < MAX_CONFLICTS => {
+                conflicts += 1;
+                conflict_pause(conflicts).await;
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     }
     tracing::info!(customer = %customer_id, version = newer.synced_version, "a newer sync already stored this customer");
     Ok(SyncOutcome {

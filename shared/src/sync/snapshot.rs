@@ -98,6 +98,24 @@ pub struct CustomerSnapshot {
     pub subscriptions: Vec<SubscriptionSummary>,
     #[serde(default)]
     pub invoices: Vec<InvoiceSummary>,
+    /// What the lists leave out; empty for nearly every customer.
+    #[serde(default, skip_serializing_if = "Truncated::is_empty")]
+    pub truncated: Truncated,
+}
+
+/// What a snapshot's lists leave out so that it fits one DynamoDB item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncated {
+    /// The customer has more saved payment methods than are listed.
+    pub payment_methods: bool,
+    /// Subscriptions not listed (ended ones first; every live one counts for premium).
+    pub subscriptions: usize,
+}
+
+impl Truncated {
+    pub fn is_empty(&self) -> bool {
+        !self.payment_methods && self.subscriptions == 0
+    }
 }
 
 impl CustomerSnapshot {
@@ -114,6 +132,7 @@ impl CustomerSnapshot {
             payment_methods: Vec::new(),
             subscriptions: Vec::new(),
             invoices: Vec::new(),
+            truncated: Truncated::default(),
         }
     }
 }
@@ -124,6 +143,8 @@ pub enum ChangeKind {
     Customer,
     PaymentMethod,
     Subscription,
+    /// Stands for changes of one sync that were not itemised (see [`itemised`]).
+    Omitted,
 }
 
 /// One field that differs between two snapshots, with a sentence for people.
@@ -177,6 +198,27 @@ fn date(epoch: i64) -> String {
     OffsetDateTime::from_unix_timestamp(epoch)
         .map(|t| t.date().to_string())
         .unwrap_or_else(|_| epoch.to_string())
+}
+
+/// `changes` with at most `limit` entries: when there are more, the last entry says how many
+/// were left out. One sync's audit entries are written in one transaction, which holds at most
+/// 100 writes, so a customer with hundreds of changes (a first sync of 150 subscriptions) is
+/// still recorded instead of failing on every retry.
+pub fn itemised(changes: &[Change], limit: usize) -> Vec<Change> {
+    if changes.len() <= limit || limit == 0 {
+        return changes.iter().take(limit).cloned().collect();
+    }
+    let kept = limit - 1;
+    let left_out = changes.len() - kept;
+    let mut listed: Vec<Change> = changes[..kept].to_vec();
+    listed.push(change(
+        ChangeKind::Omitted,
+        "changes",
+        Value::Null,
+        json!(left_out),
+        format!("{left_out} more changes in this sync are not itemised"),
+    ));
+    listed
 }
 
 /// Everything that changed from `before` to `after`, customer fields first, in a stable order.

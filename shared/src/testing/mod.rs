@@ -1,9 +1,11 @@
 //! Test and local-development support, shared by every crate's tests (`test-support` feature).
 //!
-//! Each test process gets its own moto server on a free loopback port, and each [`TestStack`]
-//! its own table, secret and signing keys inside it, so tests run in parallel and never touch a
+//! DynamoDB is Amazon's DynamoDB Local (one instance per `make test` run, or per test process
+//! run on its own); Secrets Manager is a moto server per test process. Each [`TestStack`] gets
+//! its own table, secret and signing keys in them, so tests run in parallel and never touch a
 //! running `make dev` stack.
 
+pub mod dynamodb;
 pub mod fixtures;
 pub mod keys;
 pub mod moto;
@@ -63,7 +65,10 @@ pub fn secret_json(stripe_key: &str, webhook_secrets: &[&str]) -> String {
 
 /// A private slice of the local AWS stack: a table, a secret, a JWKS file and its signing key.
 pub struct TestStack {
+    /// Secrets Manager (moto).
     pub aws: SdkConfig,
+    /// DynamoDB (DynamoDB Local).
+    pub dynamodb_aws: SdkConfig,
     pub table_name: String,
     pub secret_id: String,
     pub key: SigningKey,
@@ -73,13 +78,18 @@ pub struct TestStack {
 
 impl TestStack {
     pub async fn new() -> Self {
-        let endpoint = moto::endpoint();
-        let aws = aws_config(&endpoint).await;
+        Self::with_dynamodb(&dynamodb::endpoint()).await
+    }
+
+    /// A stack whose DynamoDB calls go to `endpoint` (a fault proxy in front of DynamoDB Local).
+    pub async fn with_dynamodb(endpoint: &str) -> Self {
+        let aws = aws_config(&moto::endpoint()).await;
+        let dynamodb_aws = aws_config(endpoint).await;
         let table_name = unique_name("portico-test");
         let secret_id = unique_name("portico/test");
-        crate::store::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table_name)
+        crate::store::create_table(&aws_sdk_dynamodb::Client::new(&dynamodb_aws), &table_name)
             .await
-            .expect("create test table in moto");
+            .expect("create test table in DynamoDB Local");
         aws_sdk_secretsmanager::Client::new(&aws)
             .create_secret()
             .name(&secret_id)
@@ -94,6 +104,7 @@ impl TestStack {
         keys::write_jwks(&jwks_path, &[&key]);
         TestStack {
             aws,
+            dynamodb_aws,
             table_name,
             secret_id,
             key,
@@ -135,7 +146,8 @@ impl TestStack {
     }
 
     pub fn services_with(&self, overrides: &[(&str, &str)]) -> Services {
-        Services::new(self.config_with(overrides), &self.aws).expect("services build")
+        Services::new(self.config_with(overrides), &self.dynamodb_aws, &self.aws)
+            .expect("services build")
     }
 
     /// Claims for a user of this stack's issuer and audience, valid for an hour.

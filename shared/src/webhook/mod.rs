@@ -10,7 +10,6 @@ use std::time::Duration;
 
 pub use envelope::{parse_envelope, Envelope};
 
-use crate::http::now_rfc3339;
 use crate::ids::UserId;
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
@@ -102,7 +101,7 @@ pub async fn process(
     if event.livemode != livemode {
         return Ok(Outcome::Ignored("event from the other mode"));
     }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = ctx.clock.unix();
     let owner = random_idempotency_key().map_err(|e| WebhookError::Sync(SyncError::Stripe(e)))?;
     let entry = LedgerEntry {
         event_id: event.id.clone(),
@@ -111,7 +110,7 @@ pub async fn process(
         state: "processing".into(),
         lease_owner: owner.clone(),
         lease_until: now + LEASE.as_secs() as i64,
-        received_at: now_rfc3339(),
+        received_at: ctx.clock.timestamp(),
         processed_at: None,
         expires_at: now + LEDGER_RETENTION_SECONDS,
     };
@@ -122,8 +121,10 @@ pub async fn process(
     }
     let result = apply(ctx, event, &owner).await;
     if result.is_err() {
-        // Let Stripe's retry start over at once instead of waiting out the lease.
-        if let Err(e) = ctx.table.release_event(&event.id, &owner).await {
+        // Let Stripe's retry start over at once instead of waiting out the lease; this may use
+        // the time the invocation holds back for cleaning up.
+        let released = crate::budget::cleanup(ctx.table.release_event(&event.id, &owner)).await;
+        if let Err(e) = released {
             tracing::error!(event = %event.id, error = %e, "could not release the event claim; it expires with its lease");
         }
     }
@@ -136,7 +137,7 @@ async fn apply(
     owner: &str,
 ) -> Result<Outcome, WebhookError> {
     let complete = |table: &Table, tx: &mut Transaction| {
-        tx.complete_event(table, &event.id, owner, &now_rfc3339())
+        tx.complete_event(table, &event.id, owner, &ctx.clock.timestamp())
             .map(|_| ())
     };
     let Some(customer) = event.customer.clone() else {
@@ -158,7 +159,7 @@ async fn apply(
             // Links only a user without a customer; one who has another keeps theirs.
             let linked = ctx
                 .table
-                .link_customer(&user, None, &customer, &now_rfc3339())
+                .link_customer(&user, None, &customer, &ctx.clock.timestamp())
                 .await?;
             if linked != customer {
                 tracing::warn!(user = %user, kept = %linked, checkout_customer = %customer, "user already has another customer");
