@@ -97,6 +97,7 @@ DEFAULT_PORTAL_CONFIGURATION=$portal_configuration
 FRONTEND_URL=${FRONTEND_URL:-http://localhost:5173}
 ALLOWED_PRICES=${ALLOWED_PRICES:-price_pro_monthly,price_pro_yearly,price_team_monthly,price_team_yearly}
 RUST_LOG=${RUST_LOG:-info}
+DYNAMODB_TIMEOUT_MS=${DYNAMODB_TIMEOUT_MS:-5000}
 ENV
 
 PATH="$PWD/$VENV/bin:$PATH" cargo lambda watch -A "$DEV_HOST" -P "$LAMBDA_PORT" \

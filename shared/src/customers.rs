@@ -131,8 +131,9 @@ async fn store_baseline(
     let mut tx = Transaction::new();
     tx.put_customer_state(table, &state, None)?;
     match table.commit(tx).await {
-        // A sync got there first: its state is the better baseline.
-        Err(StoreError::TransactionConditionsFailed(_)) => Ok(()),
+        // A sync or a concurrent request's baseline got there first (or is being written right
+        // now): its state is at least as good a baseline.
+        Err(StoreError::TransactionConditionsFailed(_) | StoreError::TransactionConflict) => Ok(()),
         other => other,
     }
 }

@@ -231,6 +231,8 @@ impl From<WebhookError> for ApiError {
                 "another delivery of this event is being processed; retry later",
             ),
             WebhookError::Secrets(e) => e.into(),
+            WebhookError::Store(StoreError::Budget(_)) => ApiError::out_of_time(),
+            WebhookError::Sync(e) if e.is_out_of_time() => ApiError::out_of_time(),
             WebhookError::Store(_) | WebhookError::Sync(_) => {
                 tracing::error!(error = %e, "webhook processing failed; Stripe will retry");
                 ApiError::new(

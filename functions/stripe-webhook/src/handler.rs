@@ -53,3 +53,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "resilience_tests.rs"]
+mod resilience_tests;

@@ -27,7 +27,7 @@ fn delivery(body: &str, signature: Option<String>) -> lambda_http::Request {
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
-fn signed(body: &str) -> lambda_http::Request {
+pub(super) fn signed(body: &str) -> lambda_http::Request {
     delivery(
         body,
         Some(sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now())),
@@ -40,7 +40,7 @@ async fn deliver(h: &Harness, body: &str) -> (u16, Value) {
 }
 
 /// The emulator's recorded events of `event_type` for `customer`, oldest first, as sent bytes.
-fn events_of(h: &Harness, event_type: &str, customer: &CustomerId) -> Vec<String> {
+pub(super) fn events_of(h: &Harness, event_type: &str, customer: &CustomerId) -> Vec<String> {
     h.emulator
         .events()
         .into_iter()

@@ -195,6 +195,18 @@ impl Harness {
     }
 }
 
+/// `request` as Lambda hands it over with `left` until the invocation's deadline.
+pub fn with_deadline(request: lambda_http::Request, left: Duration) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    let mut context = lambda_http::Context::default();
+    context.request_id = "req-with-deadline".into();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    context.deadline = u64::try_from((now + left).as_millis()).unwrap_or(u64::MAX);
+    request.with_lambda_context(context)
+}
+
 /// A handler's answer as status and JSON body.
 pub fn decode(response: Result<Response<Body>, lambda_http::Error>) -> (StatusCode, Value) {
     let response = response.expect("handlers never return Err");

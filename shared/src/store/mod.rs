@@ -233,10 +233,20 @@ impl Table {
             .client
             .put_item()
             .table_name(&self.name)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(pk)");
-        self.send(|| request.clone().send()).await?;
-        Ok(())
+        match self.send(|| request.clone().send()).await {
+            // An attempt that timed out may have written the item before the SDK's retry found
+            // it there: the item being exactly ours means the write happened, once.
+            Err(StoreError::ConditionFailed) => {
+                let key = key_of(&item);
+                match self.get(key).await? {
+                    Some(stored) if stored == item => Ok(()),
+                    _ => Err(StoreError::ConditionFailed),
+                }
+            }
+            other => other.map(|_| ()),
+        }
     }
 }
 
@@ -257,6 +267,13 @@ pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreE
         key,
         reason: e.to_string(),
     })
+}
+
+fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(name, _)| matches!(name.as_str(), "pk" | "sk"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 fn describe_key(item: &Item) -> String {

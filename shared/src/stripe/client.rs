@@ -269,7 +269,14 @@ impl StripeClient {
                     retries,
                     "no time left in the invocation for another Stripe attempt"
                 );
-                return Err(error);
+                // A slow Stripe that used up the invocation is the budget's doing; an answer
+                // Stripe gave stays the error.
+                return Err(match error {
+                    StripeClientError::Timeout | StripeClientError::Transport(_) => {
+                        budget::BudgetSpent.into()
+                    }
+                    answered => answered,
+                });
             }
             retries += 1;
             tracing::warn!(

@@ -49,16 +49,26 @@ pub(super) async fn customer_truth(
         ..Default::default()
     };
     let invoices = stripe.list_invoices(&invoice_params);
+    let gone = || {
+        let mut snapshot = CustomerSnapshot::empty(id.clone());
+        snapshot.deleted = true;
+        Ok(Fetched {
+            snapshot,
+            user_id: None,
+        })
+    };
     let customer = match customer.await {
         // Deleted (200 with `deleted: true`) or no longer known (404): either way the customer
         // is gone, and that is what gets stored, not an error retried for days.
-        Err(e) if e.is_gone() => {
-            let mut snapshot = CustomerSnapshot::empty(id.clone());
-            snapshot.deleted = true;
-            return Ok(Fetched {
-                snapshot,
-                user_id: None,
-            });
+        Err(e) if e.is_gone() => return gone(),
+        // A deleted customer has no fields to expand, and Stripe refuses the expansion: asked
+        // plainly, it says it is gone.
+        Err(StripeClientError::Api(api)) if api.param.as_deref() == Some("expand") => {
+            match stripe.retrieve_customer(id, &[]).await {
+                Err(e) if e.is_gone() => return gone(),
+                Err(e) => return Err(e),
+                Ok(_) => return Err(StripeClientError::Api(api)),
+            }
         }
         other => other?,
     };

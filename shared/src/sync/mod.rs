@@ -48,6 +48,17 @@ pub enum SyncError {
     Contended(CustomerId),
 }
 
+impl SyncError {
+    /// The invocation's time ran out before Stripe or DynamoDB answered.
+    pub fn is_out_of_time(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Stripe(StripeClientError::Budget(_))
+                | SyncError::Store(StoreError::Budget(_))
+        )
+    }
+}
+
 /// What a sync needs; borrowed from the function's services.
 #[derive(Clone, Copy)]
 pub struct SyncContext<'a> {

@@ -123,6 +123,9 @@ impl TestStack {
             ("JWKS_FILE", self.jwks_path.to_str().unwrap_or_default()),
             ("JWKS_REFRESH_MIN_SECONDS", "0"),
             ("SECRETS_REFRESH_MIN_SECONDS", "0"),
+            // DynamoDB Local on a busy two-core machine can take longer than AWS's default
+            // attempt budget; a spurious retry would test the machine, not Portico.
+            ("DYNAMODB_TIMEOUT_MS", "5000"),
             ("ADMIN_CLAIM", ADMIN_CLAIM),
         ]
         .into_iter()
