@@ -3,6 +3,7 @@
 //! Every write that can race is conditional, and a lost race is [`StoreError::ConditionFailed`],
 //! never a string to match on.
 
+mod checkout;
 mod customers;
 mod ledger;
 mod portal;
@@ -16,6 +17,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
+pub use checkout::{CheckoutRecord, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
     AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, AUDIT_DAY_SHARDS,
 };

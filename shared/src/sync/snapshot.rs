@@ -124,6 +124,8 @@ pub enum ChangeKind {
     Customer,
     PaymentMethod,
     Subscription,
+    /// Which Portico user the customer belongs to (a link made or refused), not a Stripe field.
+    Link,
 }
 
 /// One field that differs between two snapshots, with a sentence for people.
