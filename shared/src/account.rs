@@ -7,7 +7,11 @@ use crate::auth::User;
 use crate::config::Config;
 use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
-use crate::store::{AuditSource, CustomerStore, StoreError, Table, UserStore};
+use crate::portal::return_url::{spa_path, ReturnUrlError};
+use crate::store::{
+    AuditSource, CheckoutRecord, CustomerStore, StoreError, Table, Transaction, UserStore,
+    CHECKOUT_RETENTION_SECONDS,
+};
 use crate::stripe::{
     CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
     SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
@@ -32,11 +36,8 @@ pub enum AccountError {
     PriceNotAllowed(String),
     #[error("you already subscribe to this price")]
     AlreadySubscribed,
-    #[error("{field}: {reason}")]
-    InvalidPath {
-        field: &'static str,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidReturn(#[from] ReturnUrlError),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -328,35 +329,30 @@ pub struct CheckoutRequest {
     pub cancel_path: Option<String>,
 }
 
+impl CheckoutRequest {
+    /// Where Stripe sends the buyer after paying and after giving up: the caller's paths (or
+    /// the defaults) on the SPA, through the one check every return address passes.
+    pub fn return_urls(&self, config: &Config) -> Result<(String, String), ReturnUrlError> {
+        let portal = &config.portal;
+        let success = self
+            .success_path
+            .as_deref()
+            .unwrap_or("/dashboard/billing?checkout=success");
+        let cancel = self
+            .cancel_path
+            .as_deref()
+            .unwrap_or("/dashboard/billing?checkout=cancelled");
+        Ok((
+            spa_path(portal, "success_path", success)?.to_string(),
+            spa_path(portal, "cancel_path", cancel)?.to_string(),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckoutCreated {
     pub id: String,
     pub url: Option<String>,
-}
-
-fn spa_url(
-    config: &Config,
-    field: &'static str,
-    path: Option<&str>,
-    default: &str,
-) -> Result<String, AccountError> {
-    let path = path.unwrap_or(default);
-    // Only paths on the SPA: `//host` or a scheme would leave it.
-    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
-        return Err(AccountError::InvalidPath {
-            field,
-            reason: "must be a path on the app, starting with a single /",
-        });
-    }
-    config
-        .portal
-        .frontend_url
-        .join(path)
-        .map(|u| u.to_string())
-        .map_err(|_| AccountError::InvalidPath {
-            field,
-            reason: "is not a valid path",
-        })
 }
 
 /// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
@@ -372,18 +368,7 @@ pub async fn checkout(
     if !config.allowed_prices.contains(&request.price) {
         return Err(AccountError::PriceNotAllowed(request.price));
     }
-    let success = spa_url(
-        config,
-        "success_path",
-        request.success_path.as_deref(),
-        "/dashboard/billing?checkout=success",
-    )?;
-    let cancel = spa_url(
-        config,
-        "cancel_path",
-        request.cancel_path.as_deref(),
-        "/dashboard/billing?checkout=cancelled",
-    )?;
+    let (success, cancel) = request.return_urls(config)?;
     let stored = table.get_user(&user.id).await?;
     let customer = ensure_customer(table, stripe, user, stored.as_ref()).await?;
     let live = stripe
@@ -400,8 +385,8 @@ pub async fn checkout(
     {
         return Err(AccountError::AlreadySubscribed);
     }
-    let mut params = CheckoutSessionParams::subscription(request.price, success);
-    params.customer = Some(customer);
+    let mut params = CheckoutSessionParams::subscription(request.price.clone(), success);
+    params.customer = Some(customer.clone());
     params.cancel_url = Some(cancel);
     params.client_reference_id = Some(user.id.to_string());
     // Namespaced by user, so two users' keys can never collide at Stripe.
@@ -412,6 +397,21 @@ pub async fn checkout(
             Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
         )
         .await?;
+    // The record is what later proves that this session's completion is this user's.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut tx = Transaction::new();
+    tx.put_checkout_record(
+        table,
+        &CheckoutRecord {
+            session_id: session.id.clone(),
+            user_id: user.id.clone(),
+            customer_id: customer,
+            price: request.price,
+            created_at: crate::http::now_rfc3339(),
+            expires_at: now + CHECKOUT_RETENTION_SECONDS,
+        },
+    )?;
+    table.commit(tx).await?;
     Ok(CheckoutCreated {
         id: session.id,
         url: session.url,

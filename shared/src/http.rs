@@ -16,6 +16,7 @@ use crate::account::AccountError;
 use crate::analytics::AnalyticsError;
 use crate::auth::AuthError;
 use crate::customers::CustomerError;
+use crate::portal::return_url::ReturnUrlError;
 use crate::portal::PortalError;
 use crate::portal_admin::PortalAdminError;
 use crate::secrets::SecretsError;
@@ -175,9 +176,7 @@ impl From<PortalError> for ApiError {
     fn from(e: PortalError) -> Self {
         let message = e.to_string();
         match e {
-            PortalError::InvalidReturnUrl(_) => {
-                ApiError::bad_request("invalid_return_url", message).with_field("return_url")
-            }
+            PortalError::InvalidReturnUrl(e) => e.into(),
             PortalError::NotConfigured(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "portal_not_configured",
@@ -201,6 +200,12 @@ impl From<PortalError> for ApiError {
             PortalError::Store(e) => e.into(),
             PortalError::Sync(e) => e.into(),
         }
+    }
+}
+
+impl From<ReturnUrlError> for ApiError {
+    fn from(e: ReturnUrlError) -> Self {
+        ApiError::bad_request("invalid_return_url", e.to_string()).with_field(e.field)
     }
 }
 
@@ -255,9 +260,7 @@ impl From<AccountError> for ApiError {
             AccountError::AlreadySubscribed => {
                 ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
             }
-            AccountError::InvalidPath { field, .. } => {
-                ApiError::bad_request("invalid_field", message).with_field(field)
-            }
+            AccountError::InvalidReturn(e) => e.into(),
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
             AccountError::Store(e) => e.into(),

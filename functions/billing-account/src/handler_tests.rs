@@ -373,3 +373,63 @@ async fn premium_lasts_until_the_period_ends_then_stops() {
     assert_eq!(after["account"]["premium"], false, "{after}");
     assert_eq!(after["account"]["subscription"]["status"], "canceled");
 }
+
+async fn checkout_with(h: &Harness, sub: &str, key: &str, body: &Value) -> (u16, Value) {
+    let mut request =
+        fixtures::request_with_body("billing-account/checkout", &h.stack.token(sub), body);
+    request
+        .headers_mut()
+        .insert("idempotency-key", key.parse().unwrap());
+    let (status, answer) = decode(handle(&h.services, request).await);
+    (status.as_u16(), answer)
+}
+
+#[tokio::test]
+async fn checkout_paths_cannot_send_the_buyer_off_the_app() {
+    let h = Harness::with(&[PRICES]).await;
+    let attempts = [
+        ("success_path", "/\t/evil.test"),
+        ("success_path", "/\n/evil.test"),
+        ("cancel_path", "/\r/evil.test"),
+        ("cancel_path", "/\\evil.test"),
+        ("success_path", "//evil.test"),
+        ("success_path", "/..//evil.test"),
+        ("cancel_path", "https://evil.test/"),
+    ];
+    for (n, (field, path)) in attempts.into_iter().enumerate() {
+        let body = json!({"price": "price_pro_monthly", field: path});
+        let (status, answer) = checkout_with(&h, "redirected", &format!("evil-{n}"), &body).await;
+        assert_eq!(
+            (
+                status,
+                answer["error_code"].as_str(),
+                answer["field"].as_str()
+            ),
+            (400, Some("invalid_return_url"), Some(field)),
+            "{path:?}: {answer}"
+        );
+    }
+    assert!(
+        h.stripe_calls().is_empty(),
+        "nothing reached Stripe: {:?}",
+        h.stripe_calls()
+    );
+
+    // What Stripe stores is exactly the checked URL, on the app's origin.
+    let body = json!({"price": "price_pro_monthly", "success_path": "/welcome?from=checkout",
+                      "cancel_path": "/pricing"});
+    let (status, answer) = checkout_with(&h, "redirected", "fine", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    let stored = h
+        .emulator
+        .object(answer["checkout_session"]["id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        stored["success_url"],
+        format!("{}/welcome?from=checkout", portico_testkit::FRONTEND)
+    );
+    assert_eq!(
+        stored["cancel_url"],
+        format!("{}/pricing", portico_testkit::FRONTEND)
+    );
+}

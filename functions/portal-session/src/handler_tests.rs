@@ -142,6 +142,12 @@ async fn a_given_return_url_must_be_on_an_allowed_origin() {
         "https://app.portico.test@evil.example/",
         "javascript:alert(1)",
         "https://evil.example/",
+        // The URL parser drops TAB, CR and LF: refused before parsing.
+        "https://app.portico.test/\t/evil.example",
+        "https:/\n/evil.example",
+        "https://app.portico.test\\@evil.example/",
+        // On our origin, but the path would send the SPA to //evil.example.
+        "https://app.portico.test/..//evil.example",
     ] {
         let request = fixtures::request_with_body(
             "portal-session/create-default",
@@ -163,7 +169,10 @@ async fn a_given_return_url_must_be_on_an_allowed_origin() {
         body["portal_session"]["return_url"],
         format!("{FRONTEND}/settings/billing?tab=cards&session={reference}")
     );
-    assert_eq!(stripe_session(&h, reference).await["locale"], "de");
+    let stored = stripe_session(&h, reference).await;
+    assert_eq!(stored["locale"], "de");
+    // Stripe holds exactly the checked URL.
+    assert_eq!(stored["return_url"], body["portal_session"]["return_url"]);
 }
 
 #[tokio::test]

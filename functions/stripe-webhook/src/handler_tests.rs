@@ -435,8 +435,11 @@ async fn a_strangers_checkout_does_not_hand_its_customer_to_the_user_it_names() 
     assert_eq!(refusal.reference.as_deref(), Some("evt_attack_1"));
     assert_eq!(refusal.change.to["refused_user"], victim.short_digest());
     // A redelivery is a duplicate: still nothing linked, the refusal recorded once.
-    let (status, answer) =
-        deliver(&h, &checkout_completed("evt_attack_1", stranger.as_str(), "victim")).await;
+    let (status, answer) = deliver(
+        &h,
+        &checkout_completed("evt_attack_1", stranger.as_str(), "victim"),
+    )
+    .await;
     assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
     let audit = h.services.table.audit_entries(&stranger).await.unwrap();
     assert_eq!(
@@ -464,7 +467,8 @@ async fn checkout_links_a_customer_whose_metadata_names_the_user() {
     assert_eq!(status, 200);
     assert_eq!(account_of(&h, "other").await.customer_id, None);
 
-    let (status, answer) = deliver(&h, &checkout_completed("evt_checkout_1", &theirs, "buyer")).await;
+    let (status, answer) =
+        deliver(&h, &checkout_completed("evt_checkout_1", &theirs, "buyer")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         account_of(&h, "buyer").await.customer_id.unwrap().as_str(),
@@ -498,7 +502,11 @@ async fn checkout_links_a_session_portico_recorded_for_the_user() {
     let genuine = session_completed("evt_genuine", "cs_test_recorded", &customer, "recorded");
     assert_eq!(deliver(&h, &genuine).await.0, 200);
     assert_eq!(
-        account_of(&h, "recorded").await.customer_id.unwrap().as_str(),
+        account_of(&h, "recorded")
+            .await
+            .customer_id
+            .unwrap()
+            .as_str(),
         customer
     );
 }

@@ -79,11 +79,14 @@ string_id!(
     ReturnPath,
     "return path",
     |value| {
+        // Joined as sessions will join it onto FRONTEND_URL (which is checked again then): the
+        // parser's result must stay on the base's host, with no `//` path (`/..//evil.test`).
+        let joined = Url::parse("https://spa.invalid/").and_then(|base| base.join(value));
         let inside = value.starts_with('/')
-            && !value.starts_with("//")
             && value.len() <= 1024
-            && !value.contains('\\')
-            && !value.chars().any(|c| c.is_control() || c.is_whitespace());
+            && crate::portal::return_url::refuse_raw(value).is_ok()
+            && !value.chars().any(char::is_whitespace)
+            && joined.is_ok_and(|u| u.host_str() == Some("spa.invalid") && !u.path().starts_with("//"));
         if inside {
             Ok(())
         } else {
@@ -129,6 +132,8 @@ mod tests {
         assert!(ReturnPath::parse("//evil.example").is_err());
         assert!(ReturnPath::parse("https://evil.example").is_err());
         assert!(ReturnPath::parse("/\\evil.example").is_err());
+        assert!(ReturnPath::parse("/\t/evil.example").is_err());
+        assert!(ReturnPath::parse("/..//evil.example").is_err());
         assert!(Text::<5>::try_from("héllo".to_string()).is_ok());
         assert!(Text::<5>::try_from("hello!".to_string()).is_err());
         assert!(Text::<5>::try_from("a\nb".to_string()).is_err());
