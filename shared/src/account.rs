@@ -1,6 +1,8 @@
 //! The signed-in user's billing account: status from the synced state, cancel and resume,
 //! and checkout for a new subscription.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::auth::User;
@@ -9,8 +11,8 @@ use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::portal::return_url::{spa_path, ReturnUrlError};
 use crate::store::{
-    AuditSource, CheckoutRecord, CustomerStore, StoreError, Table, Transaction, UserStore,
-    CHECKOUT_RETENTION_SECONDS,
+    AuditSource, CheckoutRecord, CustomerStore, StoreError, SyncSlot, Table, Transaction,
+    UserStore, CHECKOUT_RETENTION_SECONDS,
 };
 use crate::stripe::{
     CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
@@ -38,6 +40,8 @@ pub enum AccountError {
     AlreadySubscribed,
     #[error(transparent)]
     InvalidReturn(#[from] ReturnUrlError),
+    #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
+    RefreshThrottled(std::time::Duration),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -78,6 +82,8 @@ pub struct AccountView {
     pub default_payment_method: Option<CardSummary>,
     pub invoices: Vec<InvoiceSummary>,
     pub synced_at: Option<String>,
+    /// Whether this answer was re-synced from Stripe just now.
+    pub refreshed: bool,
 }
 
 impl AccountView {
@@ -92,6 +98,7 @@ impl AccountView {
             default_payment_method: None,
             invoices: Vec::new(),
             synced_at: None,
+            refreshed: false,
         }
     }
 
@@ -129,6 +136,7 @@ impl AccountView {
             default_payment_method: snapshot.default_payment_method.clone(),
             invoices: snapshot.invoices.clone(),
             synced_at,
+            refreshed: false,
         }
     }
 }
@@ -154,12 +162,15 @@ fn subscription_view(s: &SubscriptionSummary) -> SubscriptionView {
     }
 }
 
-/// The account as stored; with `refresh`, re-synced from Stripe first. A user Portico has
-/// never linked to a customer is a valid, non-premium account.
+/// The account as stored; with `refresh`, re-synced from Stripe first, at most once per
+/// customer per `min_interval` (Stripe's rate limit is the account's, webhooks included): within
+/// it the stored state is the answer, with `refreshed: false`. A user Portico has never linked
+/// to a customer is a valid, non-premium account.
 pub async fn get_account(
     ctx: SyncContext<'_>,
     user: &User,
     refresh: bool,
+    min_interval: Duration,
     request_id: &str,
 ) -> Result<AccountView, AccountError> {
     let Some(customer) = ctx
@@ -170,28 +181,42 @@ pub async fn get_account(
     else {
         return Ok(AccountView::empty(user));
     };
+    let mut throttled = None;
     if refresh {
-        let outcome = sync(ctx, &customer, request_id).await?;
-        return Ok(AccountView::from_state(
-            customer,
-            &outcome.current,
-            &outcome.premium,
-            Some(crate::http::now_rfc3339()),
-        ));
+        match ctx
+            .table
+            .claim_user_sync(&customer, crate::http::now_unix_ms(), min_interval)
+            .await?
+        {
+            SyncSlot::Claimed => {
+                let outcome = sync(ctx, &customer, request_id).await?;
+                let mut view = AccountView::from_state(
+                    customer,
+                    &outcome.current,
+                    &outcome.premium,
+                    Some(crate::http::now_rfc3339()),
+                );
+                view.refreshed = true;
+                return Ok(view);
+            }
+            SyncSlot::Taken { retry_after } => throttled = Some(retry_after),
+        }
     }
-    Ok(match ctx.table.get_customer_state(&customer).await? {
-        Some(state) => AccountView::from_state(
+    match (ctx.table.get_customer_state(&customer).await?, throttled) {
+        (Some(state), _) => Ok(AccountView::from_state(
             customer,
             &state.snapshot,
             &state.premium,
             Some(state.synced_at),
-        ),
+        )),
+        // The sync that holds the slot has stored nothing yet: there is nothing to answer with.
+        (None, Some(retry_after)) => Err(AccountError::RefreshThrottled(retry_after)),
         // Linked but never synced: nothing known beyond the link.
-        None => AccountView {
+        (None, None) => Ok(AccountView {
             customer_id: Some(customer),
             ..AccountView::empty(user)
-        },
-    })
+        }),
+    }
 }
 
 async fn sync(

@@ -35,6 +35,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOWED_PRICES", "comma-separated Stripe price ids users may check out (none when unset)", None),
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
+    ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,6 +94,8 @@ pub struct Config {
     pub webhook_tolerance_seconds: i64,
     pub allowed_prices: Vec<String>,
     pub allow_immediate_cancel: bool,
+    /// Least time between two Stripe re-syncs of one customer that users trigger.
+    pub sync_refresh_min_interval: Duration,
 }
 
 impl Config {
@@ -157,6 +160,9 @@ impl Config {
                 }
             },
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
+            sync_refresh_min_interval: Duration::from_secs(
+                vars.number("SYNC_REFRESH_MIN_SECONDS")?,
+            ),
         })
     }
 }

@@ -4,6 +4,8 @@
 //! Success: `{"success": true, ...}`. Failure: `{"success": false, "error", "error_code",
 //! "request_id", "timestamp"}` (plus `field` when one input field is to blame).
 
+use std::time::Duration;
+
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -33,6 +35,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub allow: Vec<Method>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -43,7 +47,20 @@ impl ApiError {
             message: message.into(),
             field: None,
             allow: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// 429: Portico itself refuses for now; `Retry-After` says when to come back.
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        // Whole seconds, rounded up, never 0: a client retrying at once would be refused again.
+        error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+        error
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -177,6 +194,9 @@ impl From<PortalError> for ApiError {
         let message = e.to_string();
         match e {
             PortalError::InvalidReturnUrl(e) => e.into(),
+            PortalError::RefreshThrottled(retry_after) => {
+                ApiError::too_many_requests("refresh_throttled", message, retry_after)
+            }
             PortalError::NotConfigured(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "portal_not_configured",
@@ -261,6 +281,9 @@ impl From<AccountError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
             }
             AccountError::InvalidReturn(e) => e.into(),
+            AccountError::RefreshThrottled(retry_after) => {
+                ApiError::too_many_requests("refresh_throttled", message, retry_after)
+            }
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
             AccountError::Store(e) => e.into(),
@@ -376,6 +399,11 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
         body["field"] = Value::String(field.clone());
     }
     let mut response = respond(error.status, &body);
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     if !error.allow.is_empty() {
         let allow = error
             .allow
@@ -395,6 +423,11 @@ pub fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+/// Now in epoch milliseconds.
+pub fn now_unix_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The Lambda request id, else API Gateway's, so a caller can quote it to support.

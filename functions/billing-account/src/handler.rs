@@ -67,7 +67,14 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 .query_string_parameters_ref()
                 .and_then(|q| q.first("refresh"))
                 .is_some_and(|v| v == "true" || v == "1");
-            let account = account::get_account(ctx, &user, refresh, &request_id).await?;
+            let account = account::get_account(
+                ctx,
+                &user,
+                refresh,
+                services.config.sync_refresh_min_interval,
+                &request_id,
+            )
+            .await?;
             Ok(http::json(StatusCode::OK, json!({ "account": account })))
         }
         Route::Cancel => {

@@ -433,3 +433,117 @@ async fn checkout_paths_cannot_send_the_buyer_off_the_app() {
         format!("{}/pricing", portico_testkit::FRONTEND)
     );
 }
+
+const THROTTLED: (&str, &str) = ("SYNC_REFRESH_MIN_SECONDS", "10");
+
+/// Stripe retrievals of the customer: one per sync.
+fn customer_fetches(h: &Harness, customer: &shared::ids::CustomerId) -> usize {
+    let path = format!("/v1/customers/{customer}");
+    h.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn fifty_concurrent_refreshes_cause_one_stripe_sync() {
+    use shared::store::AuditSource;
+    use shared::sync::{sync_customer, SyncTrigger};
+    let h = std::sync::Arc::new(Harness::with(&[THROTTLED]).await);
+    let customer = h.subscribed_customer("hammer").await;
+    // A state stored by a webhook (not a user-triggered sync) to answer with.
+    let trigger = SyncTrigger {
+        source: AuditSource::Webhook,
+        reference: None,
+    };
+    sync_customer(h.services.sync_context(), &customer, &trigger, &())
+        .await
+        .unwrap();
+    h.emulator.clear_requests();
+
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, barrier) = (h.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call(&h, "billing-account/get-account-refresh", "hammer", &[]).await
+            })
+        })
+        .collect();
+    let mut refreshed = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let account = &body["account"];
+        assert!(account["synced_at"].is_string(), "{body}");
+        assert_eq!(account["premium"], true);
+        refreshed += usize::from(account["refreshed"] == true);
+    }
+    assert_eq!(refreshed, 1, "exactly one request re-synced");
+    assert_eq!(customer_fetches(&h, &customer), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_while_the_first_sync_stores_nothing_yet_is_429_and_actions_still_work() {
+    let h = std::sync::Arc::new(Harness::with(&[THROTTLED]).await);
+    let customer = h.subscribed_customer("eager").await;
+    let held = h.emulator.hold("GET", &format!("/v1/customers/{customer}"));
+    let first = {
+        let h = h.clone();
+        tokio::spawn(
+            async move { call(&h, "billing-account/get-account-refresh", "eager", &[]).await },
+        )
+    };
+    held.wait_for_arrivals(1).await;
+
+    let request = fixtures::request_with(
+        "billing-account/get-account-refresh",
+        &[("TOKEN", &h.stack.token("eager"))],
+    );
+    let response = handle(&h.services, request).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(
+        (body["success"].as_bool(), body["error_code"].as_str()),
+        (Some(false), Some("refresh_throttled"))
+    );
+    assert!(body["request_id"].is_string() && body["timestamp"].is_string());
+
+    held.release();
+    let (status, body) = first.await.unwrap();
+    assert_eq!(
+        (status, body["account"]["refreshed"].as_bool()),
+        (200, Some(true))
+    );
+    let (status, body) = call(&h, "billing-account/get-account-refresh", "eager", &[]).await;
+    assert_eq!(
+        (status, body["account"]["refreshed"].as_bool()),
+        (200, Some(false))
+    );
+    assert_eq!(customer_fetches(&h, &customer), 1);
+
+    // Cancelling is the user's action, not a refresh: it is never throttled, and it re-syncs.
+    let sub = h.subscription_of(&customer).await;
+    let (status, body) = call(
+        &h,
+        "billing-account/cancel",
+        "eager",
+        &[("SUBSCRIPTION", sub.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (status, body["result"]["changed"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(body["result"]["subscription"]["cancel_at_period_end"], true);
+    assert_eq!(customer_fetches(&h, &customer), 2);
+}

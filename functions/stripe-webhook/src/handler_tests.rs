@@ -398,9 +398,15 @@ async fn account_of(h: &Harness, sub: &str) -> shared::account::AccountView {
         email: None,
         is_admin: false,
     };
-    shared::account::get_account(h.services.sync_context(), &user, false, "req-test")
-        .await
-        .unwrap()
+    shared::account::get_account(
+        h.services.sync_context(),
+        &user,
+        false,
+        std::time::Duration::ZERO,
+        "req-test",
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

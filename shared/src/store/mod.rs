@@ -19,7 +19,8 @@ use aws_sdk_dynamodb::Client;
 
 pub use checkout::{CheckoutRecord, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, AUDIT_DAY_SHARDS,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, SyncSlot,
+    AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
