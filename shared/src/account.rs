@@ -11,8 +11,8 @@ use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::portal::return_url::{spa_path, ReturnUrlError};
 use crate::store::{
-    AuditSource, CheckoutRecord, CustomerStore, StoreError, SyncSlot, Table, Transaction,
-    UserStore, CHECKOUT_RETENTION_SECONDS,
+    AuditSource, CheckoutRecord, CustomerStore, OpenCheckout, OpenCheckoutClaim, StoreError,
+    SyncSlot, Table, UserStore, CHECKOUT_RETENTION_SECONDS,
 };
 use crate::stripe::{
     CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
@@ -378,10 +378,23 @@ impl CheckoutRequest {
 pub struct CheckoutCreated {
     pub id: String,
     pub url: Option<String>,
+    /// True when this is the session already open for this user and price, not a new one.
+    pub reused: bool,
+}
+
+impl CheckoutCreated {
+    fn reused(open: OpenCheckout) -> Self {
+        CheckoutCreated {
+            id: open.session_id,
+            url: open.url,
+            reused: true,
+        }
+    }
 }
 
 /// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
-/// `Idempotency-Key` makes a double click one session.
+/// `Idempotency-Key` makes a double click one session, and while one is open for the user and
+/// price every further request gets that one (`reused`), whatever its key.
 pub async fn checkout(
     table: &Table,
     stripe: &StripeClient,
@@ -410,6 +423,13 @@ pub async fn checkout(
     {
         return Err(AccountError::AlreadySubscribed);
     }
+    // While a session for this price is open, a second purchase (another tab, another click
+    // with a new key) gets it back: two open sessions could both be paid.
+    let found = table.open_checkout(&user.id, &request.price).await?;
+    let stale = match found {
+        Some(open) if still_open(stripe, &open).await? => return Ok(CheckoutCreated::reused(open)),
+        found => found.map(|o| o.session_id),
+    };
     let mut params = CheckoutSessionParams::subscription(request.price.clone(), success);
     params.customer = Some(customer.clone());
     params.cancel_url = Some(cancel);
@@ -422,23 +442,60 @@ pub async fn checkout(
             Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
         )
         .await?;
-    // The record is what later proves that this session's completion is this user's.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut tx = Transaction::new();
-    tx.put_checkout_record(
-        table,
-        &CheckoutRecord {
+    // The record is what later proves that this session's completion is this user's.
+    table
+        .record_checkout(&CheckoutRecord {
             session_id: session.id.clone(),
             user_id: user.id.clone(),
             customer_id: customer,
-            price: request.price,
+            price: request.price.clone(),
             created_at: crate::http::now_rfc3339(),
             expires_at: now + CHECKOUT_RETENTION_SECONDS,
-        },
-    )?;
-    table.commit(tx).await?;
-    Ok(CheckoutCreated {
-        id: session.id,
-        url: session.url,
-    })
+        })
+        .await?;
+    let open = OpenCheckout {
+        session_id: session.id.clone(),
+        url: session.url.clone(),
+        // Stripe's default lifetime when it does not say.
+        expires_at: session.expires_at.unwrap_or(now + 24 * 3600),
+    };
+    match table
+        .claim_open_checkout(&user.id, &request.price, &open, stale.as_deref())
+        .await?
+    {
+        OpenCheckoutClaim::Recorded => Ok(CheckoutCreated {
+            id: session.id,
+            url: session.url,
+            reused: false,
+        }),
+        OpenCheckoutClaim::Lost => {
+            // A concurrent request made its session the open one first: ours is withdrawn
+            // before anyone saw its URL, and theirs is the answer.
+            let winner = table
+                .open_checkout(&user.id, &request.price)
+                .await?
+                .ok_or(AccountError::Store(StoreError::ConditionFailed))?;
+            if winner.session_id != session.id {
+                if let Err(e) = stripe.expire_checkout_session(&session.id).await {
+                    tracing::warn!(session = %session.id, error = %e, "could not expire a duplicate checkout session");
+                }
+            }
+            Ok(CheckoutCreated::reused(winner))
+        }
+    }
+}
+
+/// Whether a recorded open session can still be paid: Stripe knows (it may have been paid or
+/// expired meanwhile).
+async fn still_open(stripe: &StripeClient, open: &OpenCheckout) -> Result<bool, AccountError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if open.expires_at <= now {
+        return Ok(false);
+    }
+    match stripe.retrieve_checkout_session(&open.session_id).await {
+        Ok(session) => Ok(session.status.as_deref() == Some("open")),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -113,10 +113,12 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 key,
             )
             .await?;
-            Ok(http::json(
-                StatusCode::CREATED,
-                json!({ "checkout_session": session }),
-            ))
+            let status = if session.reused {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(http::json(status, json!({ "checkout_session": session })))
         }
     }
 }

@@ -171,7 +171,11 @@ async fn a_double_click_checkout_makes_one_session() {
     let (status, first) = call(&h, "billing-account/checkout", "shopper", &vars).await;
     assert_eq!(status, 201, "{first}");
     let (status, second) = call(&h, "billing-account/checkout", "shopper", &vars).await;
-    assert_eq!(status, 201, "{second}");
+    assert_eq!(
+        (status, second["checkout_session"]["reused"].as_bool()),
+        (200, Some(true)),
+        "{second}"
+    );
     let id = first["checkout_session"]["id"].as_str().unwrap();
     assert_eq!(second["checkout_session"]["id"], id);
     // The same key for another purchase is the caller's mistake, not Stripe's outage.
@@ -546,4 +550,103 @@ async fn a_refresh_while_the_first_sync_stores_nothing_yet_is_429_and_actions_st
     );
     assert_eq!(body["result"]["subscription"]["cancel_at_period_end"], true);
     assert_eq!(customer_fetches(&h, &customer), 2);
+}
+
+/// Checkout sessions Stripe created (replays of an idempotent create excluded).
+fn sessions_created(h: &Harness) -> usize {
+    h.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/checkout/sessions")
+        .filter(|r| r.status == 200 && !r.idempotent_replayed)
+        .count()
+}
+
+/// The ids of the customer's sessions that were expired.
+fn expired_sessions(h: &Harness, customer: &str) -> Vec<String> {
+    h.emulator
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e["type"] == "checkout.session.expired")
+        .filter(|e| e["data"]["object"]["customer"] == customer)
+        .map(|e| e["data"]["object"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_concurrent_checkouts_of_one_price_leave_one_payable_session() {
+    let h = std::sync::Arc::new(Harness::with(&[PRICES]).await);
+    // The customer exists first, so both requests reach the session creation.
+    let customer = h.subscribed_customer("two-tabs").await;
+    h.stripe_api(
+        "DELETE",
+        &format!("/v1/subscriptions/{}", h.subscription_of(&customer).await),
+        &[],
+    )
+    .await;
+    let body = json!({"price": "price_pro_monthly"});
+    let held = h.emulator.hold("POST", "/v1/checkout/sessions");
+    let tasks: Vec<_> = ["tab-a", "tab-b"]
+        .into_iter()
+        .map(|key| {
+            let (h, body) = (h.clone(), body.clone());
+            tokio::spawn(async move { checkout_with(&h, "two-tabs", key, &body).await })
+        })
+        .collect();
+    // Both are past the open-session check and creating a session at Stripe at once.
+    held.wait_for_arrivals(2).await;
+    held.release();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert!(status == 200 || status == 201, "{answer}");
+        answers.push(answer["checkout_session"].clone());
+    }
+    assert_eq!(
+        answers[0]["id"], answers[1]["id"],
+        "both tabs pay the same session"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a["reused"] == false).count(),
+        1,
+        "{answers:?}"
+    );
+    let winner = answers[0]["id"].as_str().unwrap();
+    assert_eq!(sessions_created(&h), 2, "both requests created one");
+    assert_eq!(h.emulator.object(winner).unwrap()["status"], "open");
+    let expired = expired_sessions(&h, customer.as_str());
+    assert_eq!(expired.len(), 1, "the other is no longer payable");
+    assert_ne!(expired[0], winner);
+
+    // A later click with a new key gets the open one back without creating anything.
+    h.emulator.clear_requests();
+    let (status, again) = checkout_with(&h, "two-tabs", "tab-c", &body).await;
+    assert_eq!(
+        (status, &again["checkout_session"]["id"]),
+        (200, &answers[0]["id"])
+    );
+    assert!(
+        !h.stripe_calls()
+            .contains(&"POST /v1/checkout/sessions".to_string()),
+        "{:?}",
+        h.stripe_calls()
+    );
+    // Once it is no longer payable, a new one is made.
+    h.stripe_api(
+        "POST",
+        &format!(
+            "/v1/checkout/sessions/{}/expire",
+            answers[0]["id"].as_str().unwrap()
+        ),
+        &[],
+    )
+    .await;
+    let (status, fresh) = checkout_with(&h, "two-tabs", "tab-d", &body).await;
+    assert_eq!(status, 201, "{fresh}");
+    assert_ne!(fresh["checkout_session"]["id"], answers[0]["id"]);
+    // Another price is another purchase.
+    let yearly = json!({"price": "price_pro_yearly"});
+    let (status, other) = checkout_with(&h, "two-tabs", "tab-e", &yearly).await;
+    assert_eq!(status, 201, "{other}");
 }

@@ -484,23 +484,21 @@ async fn checkout_links_a_customer_whose_metadata_names_the_user() {
 
 #[tokio::test]
 async fn checkout_links_a_session_portico_recorded_for_the_user() {
-    use shared::store::{CheckoutRecord, Transaction};
+    use shared::store::CheckoutRecord;
     let h = Harness::new().await;
     let customer = stranger_customer(&h, &[("email", "recorded@example.test")]).await;
-    let mut tx = Transaction::new();
-    tx.put_checkout_record(
-        &h.services.table,
-        &CheckoutRecord {
+    h.services
+        .table
+        .record_checkout(&CheckoutRecord {
             session_id: "cs_test_recorded".into(),
             user_id: shared::ids::UserId::parse("recorded").unwrap(),
             customer_id: CustomerId::parse(customer.clone()).unwrap(),
             price: "price_pro_monthly".into(),
             created_at: "2026-11-21T00:00:00Z".into(),
             expires_at: now() + 3600,
-        },
-    )
-    .unwrap();
-    h.services.table.commit(tx).await.unwrap();
+        })
+        .await
+        .unwrap();
     // The record is for `recorded`: the same session naming another user links nothing.
     let forged = session_completed("evt_forged", "cs_test_recorded", &customer, "intruder");
     assert_eq!(deliver(&h, &forged).await.0, 200);

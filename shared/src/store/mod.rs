@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-pub use checkout::{CheckoutRecord, CHECKOUT_RETENTION_SECONDS};
+pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
     AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, SyncSlot,
     AUDIT_DAY_SHARDS,
