@@ -21,6 +21,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("JWKS_FILE", "path of a JWKS file, for local development", None),
     ("JWT_LEEWAY_SECONDS", "clock skew allowed on `exp` and `nbf`", Some("30")),
     ("JWKS_REFRESH_MIN_SECONDS", "least time between two JWKS refetches for unknown key ids", Some("60")),
+    ("JWKS_MAX_AGE_SECONDS", "how long loaded signing keys are used before the JWKS is fetched again (a revoked key stops working within it)", Some("3600")),
     ("ADMIN_CLAIM", "token claim that marks administrators (string or array of strings)", Some("roles")),
     ("ADMIN_CLAIM_VALUE", "value of ADMIN_CLAIM that makes a user an administrator", Some("admin")),
     ("MAX_BODY_BYTES", "largest accepted request body; larger bodies get 413", Some("65536")),
@@ -60,6 +61,7 @@ pub struct AuthConfig {
     pub jwks: JwksSource,
     pub leeway: Duration,
     pub jwks_refresh_min_interval: Duration,
+    pub jwks_max_age: Duration,
     pub admin_claim: String,
     pub admin_claim_value: String,
 }
@@ -133,6 +135,7 @@ impl Config {
                 jwks_refresh_min_interval: Duration::from_secs(
                     vars.number("JWKS_REFRESH_MIN_SECONDS")?,
                 ),
+                jwks_max_age: Duration::from_secs(vars.number("JWKS_MAX_AGE_SECONDS")?),
                 admin_claim: vars.string("ADMIN_CLAIM")?,
                 admin_claim_value: vars.string("ADMIN_CLAIM_VALUE")?,
             },
