@@ -167,9 +167,19 @@ impl Authenticator {
             .and_then(Value::as_str)
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
         let id = UserId::parse(sub).map_err(|_| AuthError::MalformedToken)?;
+        // Portico copies the email onto the Stripe customer (receipts, invoices), so only an
+        // address the identity provider verified counts: anyone can type someone else's.
+        let verified = match claims.get("email_verified") {
+            Some(Value::Bool(v)) => *v,
+            // Some providers (Cognito) send the flag as a string.
+            Some(Value::String(v)) => v == "true",
+            Some(_) => false,
+            None => self.config.trust_email_without_verified_claim,
+        };
         let email = claims
             .get("email")
             .and_then(Value::as_str)
+            .filter(|_| verified)
             .map(str::to_string);
         let wanted = self.config.admin_claim_value.as_str();
         let is_admin = match claims.get(&self.config.admin_claim) {

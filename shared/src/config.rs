@@ -22,6 +22,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("JWT_LEEWAY_SECONDS", "clock skew allowed on `exp` and `nbf`", Some("30")),
     ("JWKS_REFRESH_MIN_SECONDS", "least time between two JWKS refetches for unknown key ids", Some("60")),
     ("JWKS_MAX_AGE_SECONDS", "how long loaded signing keys are used before the JWKS is fetched again (a revoked key stops working within it)", Some("3600")),
+    ("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM", "use a token's email when the identity provider sends no email_verified claim", Some("false")),
     ("ADMIN_CLAIM", "token claim that marks administrators (string or array of strings)", Some("roles")),
     ("ADMIN_CLAIM_VALUE", "value of ADMIN_CLAIM that makes a user an administrator", Some("admin")),
     ("MAX_BODY_BYTES", "largest accepted request body; larger bodies get 413", Some("65536")),
@@ -62,6 +63,8 @@ pub struct AuthConfig {
     pub leeway: Duration,
     pub jwks_refresh_min_interval: Duration,
     pub jwks_max_age: Duration,
+    /// Whether a token's `email` counts when the token has no `email_verified` claim at all.
+    pub trust_email_without_verified_claim: bool,
     pub admin_claim: String,
     pub admin_claim_value: String,
 }
@@ -136,6 +139,8 @@ impl Config {
                     vars.number("JWKS_REFRESH_MIN_SECONDS")?,
                 ),
                 jwks_max_age: Duration::from_secs(vars.number("JWKS_MAX_AGE_SECONDS")?),
+                trust_email_without_verified_claim: vars
+                    .boolean("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM")?,
                 admin_claim: vars.string("ADMIN_CLAIM")?,
                 admin_claim_value: vars.string("ADMIN_CLAIM_VALUE")?,
             },
@@ -152,16 +157,7 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
-            allow_immediate_cancel: match vars.string("ALLOW_IMMEDIATE_CANCEL")?.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "ALLOW_IMMEDIATE_CANCEL",
-                        reason: "expected true or false".into(),
-                    })
-                }
-            },
+            allow_immediate_cancel: vars.boolean("ALLOW_IMMEDIATE_CANCEL")?,
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
             sync_refresh_min_interval: Duration::from_secs(
                 vars.number("SYNC_REFRESH_MIN_SECONDS")?,
@@ -203,6 +199,17 @@ impl Vars<'_> {
         default_of(name)
             .map(str::to_string)
             .ok_or(ConfigError::Missing { name })
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.string(name)?.as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: "expected true or false".into(),
+            }),
+        }
     }
 
     fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<T, ConfigError> {

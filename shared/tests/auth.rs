@@ -362,3 +362,44 @@ async fn keys_past_their_maximum_age_are_refetched_so_a_revoked_key_stops_workin
         .is_ok());
     assert_eq!(server.fetches(), fetched, "no refetch within the age");
 }
+
+#[tokio::test]
+async fn only_a_verified_email_is_taken_from_the_token() {
+    let stack = TestStack::new().await;
+    let strict = authenticator(&stack, &[]);
+    let trusting = authenticator(&stack, &[("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM", "true")]);
+    let claims = stack.claims("lena");
+    let mut absent = claims.clone();
+    absent.as_object_mut().unwrap().remove("email_verified");
+    let cases = [
+        (
+            json!(true),
+            Some("lena@example.test"),
+            Some("lena@example.test"),
+        ),
+        (
+            json!("true"),
+            Some("lena@example.test"),
+            Some("lena@example.test"),
+        ),
+        (json!(false), None, None),
+        (json!("false"), None, None),
+        (json!(1), None, None),
+    ];
+    for (flag, strict_email, trusting_email) in cases {
+        let token = stack
+            .key
+            .sign(&with(&claims, "email_verified", flag.clone()));
+        let user = verify(&strict, &token).await.unwrap();
+        assert_eq!(user.email.as_deref(), strict_email, "{flag}");
+        let user = verify(&trusting, &token).await.unwrap();
+        assert_eq!(user.email.as_deref(), trusting_email, "{flag} (trusting)");
+    }
+    // Without the claim, only a deployment that says its provider verifies every email uses it.
+    let token = stack.key.sign(&absent);
+    assert_eq!(verify(&strict, &token).await.unwrap().email, None);
+    assert_eq!(
+        verify(&trusting, &token).await.unwrap().email.as_deref(),
+        Some("lena@example.test")
+    );
+}

@@ -359,3 +359,23 @@ async fn stripe_down_is_503_and_records_nothing() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_unverified_email_never_reaches_the_stripe_customer() {
+    let h = Harness::new().await;
+    let mut claims = h.stack.claims("unverified");
+    claims["email"] = json!("ceo@victim.example");
+    claims["email_verified"] = json!(false);
+    let token = h.stack.key.sign(&claims);
+    let request = fixtures::request("portal-session/create-billing-review", &token);
+    let (status, body) = decode(handle(&h.services, request).await);
+    assert_eq!(status, 201, "{body}");
+    let user = UserId::parse("unverified").unwrap();
+    let stored = h.services.table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(stored.email, None);
+    let customer = h
+        .emulator
+        .object(stored.customer_id.unwrap().as_str())
+        .unwrap();
+    assert_eq!(customer["email"], Value::Null, "{customer}");
+}
