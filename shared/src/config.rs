@@ -40,6 +40,9 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
 ];
 
+/// Clock skew worth allowing is seconds; minutes more would keep expired tokens alive.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {name} is required but not set")]
@@ -134,7 +137,9 @@ impl Config {
                 issuer: vars.string("JWT_ISSUER")?,
                 audience: vars.string("JWT_AUDIENCE")?,
                 jwks,
-                leeway: Duration::from_secs(vars.number("JWT_LEEWAY_SECONDS")?),
+                leeway: Duration::from_secs(
+                    vars.at_most("JWT_LEEWAY_SECONDS", MAX_LEEWAY_SECONDS)?,
+                ),
                 jwks_refresh_min_interval: Duration::from_secs(
                     vars.number("JWKS_REFRESH_MIN_SECONDS")?,
                 ),
@@ -147,7 +152,17 @@ impl Config {
             max_body_bytes: vars.number("MAX_BODY_BYTES")?,
             stripe: stripe_config(&vars)?,
             portal: portal_config(&vars)?,
-            webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
+            webhook_tolerance_seconds: match vars.number("WEBHOOK_TOLERANCE_SECONDS")? {
+                // Not a lenient setting but none: every replayed webhook would be accepted.
+                t if t <= 0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "WEBHOOK_TOLERANCE_SECONDS",
+                        reason: "must be more than 0; 0 or less would switch off the replay check"
+                            .into(),
+                    })
+                }
+                t => t,
+            },
             allowed_prices: vars
                 .optional("ALLOWED_PRICES")
                 .map(|list| {
@@ -199,6 +214,17 @@ impl Vars<'_> {
         default_of(name)
             .map(str::to_string)
             .ok_or(ConfigError::Missing { name })
+    }
+
+    /// A whole number no larger than `max`: above it the setting defeats what it tunes.
+    fn at_most(&self, name: &'static str, max: u64) -> Result<u64, ConfigError> {
+        match self.number(name)? {
+            n if n > max => Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be at most {max}; more would accept tokens long expired"),
+            }),
+            n => Ok(n),
+        }
     }
 
     fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
@@ -407,6 +433,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn settings_that_would_switch_a_protection_off_are_refused_by_name() {
+        for (name, value) in [
+            ("WEBHOOK_TOLERANCE_SECONDS", "0"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "-1"),
+            ("JWT_LEEWAY_SECONDS", "301"),
+            ("JWT_LEEWAY_SECONDS", "86400"),
+        ] {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push((name, value));
+            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+            assert!(err.to_string().contains(name));
+        }
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("WEBHOOK_TOLERANCE_SECONDS", "1"),
+            ("JWT_LEEWAY_SECONDS", "300"),
+        ]);
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.webhook_tolerance_seconds, 1);
+        assert_eq!(config.auth.leeway, Duration::from_secs(300));
     }
 
     #[test]

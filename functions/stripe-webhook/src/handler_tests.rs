@@ -735,3 +735,34 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_signature_header_with_two_timestamps_is_refused() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("two-stamps").await;
+    let body = json!({"id": "evt_two_stamps", "object": "event", "type": "customer.updated",
+                      "created": now(), "livemode": false,
+                      "data": {"object": {"id": customer.as_str(), "object": "customer"}}})
+    .to_string();
+    let genuine = sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now());
+    let (stamp, signature) = genuine.split_once(',').unwrap();
+    for header in [
+        format!("{stamp},{stamp},{signature}"),
+        format!("t=1,{signature},{stamp}"),
+    ] {
+        let (status, answer) = decode(handle(&h.services, delivery(&body, Some(header))).await);
+        assert_eq!(
+            (status.as_u16(), answer["error_code"].as_str()),
+            (400, Some("invalid_signature")),
+            "{answer}"
+        );
+    }
+    h.assert_nothing_synced(&customer).await;
+    assert!(h
+        .services
+        .table
+        .ledger_entry("evt_two_stamps")
+        .await
+        .unwrap()
+        .is_none());
+}
