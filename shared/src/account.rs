@@ -41,7 +41,7 @@ pub enum AccountError {
     #[error(transparent)]
     InvalidReturn(#[from] ReturnUrlError),
     #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
-    RefreshThrottled(std::time::Duration),
+    RefreshThrottled(Duration),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
