@@ -45,6 +45,10 @@ string_id!(
         if value.len() > 2048 {
             return Err("is longer than 2048 characters");
         }
+        // Stored and sent as written: what the parser would silently drop must not be there.
+        if crate::portal::return_url::refuse_raw(value).is_err() {
+            return Err("must not contain control characters or backslashes");
+        }
         let url = Url::parse(value).map_err(|_| "must be absolute")?;
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         match url.scheme() {
@@ -120,6 +124,8 @@ mod tests {
         assert!(WebUrl::parse("javascript:alert(1)").is_err());
         assert!(WebUrl::parse("/relative").is_err());
         assert!(WebUrl::parse("https://user:pw@example.com/").is_err());
+        assert!(WebUrl::parse("https://example.com/\t/x").is_err());
+        assert!(WebUrl::parse("https://example.com\\@evil.example/").is_err());
     }
 
     #[test]

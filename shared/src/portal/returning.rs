@@ -107,9 +107,13 @@ pub async fn handle_return(
         .into_iter()
         .map(|e| e.change)
         .collect();
+    // A path the SPA navigates to: never `//host` (sessions stored before return URLs were
+    // checked as they are now could hold one).
     let redirect_url = Url::parse(&session.return_url)
+        .ok()
         .map(|u| u.path().to_string())
-        .unwrap_or_else(|_| "/".into());
+        .filter(|p| !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
     Ok(ReturnOutcome {
         sync: outcome,
         changes,
