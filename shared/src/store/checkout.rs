@@ -74,9 +74,7 @@ impl Table {
             .map(from_item)
             .transpose()
     }
-}
 
-impl Table {
     /// The user's recorded open session for `price`, if any; it may have been paid or expired
     /// at Stripe since.
     pub async fn open_checkout(

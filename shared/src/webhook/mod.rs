@@ -212,7 +212,9 @@ async fn link_checkout_customer(
         .checkout_record(session)
         .await?
         .is_some_and(|r| r.user_id == *user && r.customer_id == *customer);
-    let proven = recorded || {
+    let proven = if recorded {
+        true
+    } else {
         match ctx.stripe.retrieve_customer(customer, &[]).await {
             Ok(c) => c.metadata.get(USER_ID_METADATA).map(String::as_str) == Some(user.as_str()),
             Err(e) if e.is_gone() => false,
