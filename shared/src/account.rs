@@ -1,6 +1,8 @@
 //! The signed-in user's billing account: status from the synced state, cancel and resume,
 //! and checkout for a new subscription.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::auth::User;
@@ -8,7 +10,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
-use crate::store::{AuditSource, CustomerStore, StoreError, Table, UserStore};
+use crate::portal::return_url::{spa_path, ReturnUrlError};
+use crate::store::{
+    AuditSource, CheckoutRecord, CustomerStore, OpenCheckout, OpenCheckoutClaim, StoreError,
+    SyncSlot, Table, UserStore, CHECKOUT_RETENTION_SECONDS,
+};
 use crate::stripe::{
     CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
     SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
@@ -33,11 +39,10 @@ pub enum AccountError {
     PriceNotAllowed(String),
     #[error("you already subscribe to this price")]
     AlreadySubscribed,
-    #[error("{field}: {reason}")]
-    InvalidPath {
-        field: &'static str,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidReturn(#[from] ReturnUrlError),
+    #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
+    RefreshThrottled(Duration),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -78,6 +83,8 @@ pub struct AccountView {
     pub default_payment_method: Option<CardSummary>,
     pub invoices: Vec<InvoiceSummary>,
     pub synced_at: Option<String>,
+    /// Whether this answer was re-synced from Stripe just now.
+    pub refreshed: bool,
 }
 
 impl AccountView {
@@ -92,6 +99,7 @@ impl AccountView {
             default_payment_method: None,
             invoices: Vec::new(),
             synced_at: None,
+            refreshed: false,
         }
     }
 
@@ -129,6 +137,7 @@ impl AccountView {
             default_payment_method: snapshot.default_payment_method.clone(),
             invoices: snapshot.invoices.clone(),
             synced_at,
+            refreshed: false,
         }
     }
 }
@@ -154,12 +163,15 @@ fn subscription_view(s: &SubscriptionSummary) -> SubscriptionView {
     }
 }
 
-/// The account as stored; with `refresh`, re-synced from Stripe first. A user Portico has
-/// never linked to a customer is a valid, non-premium account.
+/// The account as stored; with `refresh`, re-synced from Stripe first, at most once per
+/// customer per `min_interval` (Stripe's rate limit is the account's, webhooks included): within
+/// it the stored state is the answer, with `refreshed: false`. A user Portico has never linked
+/// to a customer is a valid, non-premium account.
 pub async fn get_account(
     ctx: SyncContext<'_>,
     user: &User,
     refresh: bool,
+    min_interval: Duration,
     request_id: &str,
 ) -> Result<AccountView, AccountError> {
     let Some(customer) = ctx
@@ -170,28 +182,42 @@ pub async fn get_account(
     else {
         return Ok(AccountView::empty(user));
     };
+    let mut throttled = None;
     if refresh {
-        let outcome = sync(ctx, &customer, request_id).await?;
-        return Ok(AccountView::from_state(
-            customer,
-            &outcome.current,
-            &outcome.premium,
-            Some(ctx.clock.timestamp()),
-        ));
+        match ctx
+            .table
+            .claim_user_sync(&customer, ctx.clock.unix_ms(), min_interval)
+            .await?
+        {
+            SyncSlot::Claimed => {
+                let outcome = sync(ctx, &customer, request_id).await?;
+                let mut view = AccountView::from_state(
+                    customer,
+                    &outcome.current,
+                    &outcome.premium,
+                    Some(ctx.clock.timestamp()),
+                );
+                view.refreshed = true;
+                return Ok(view);
+            }
+            SyncSlot::Taken { retry_after } => throttled = Some(retry_after),
+        }
     }
-    Ok(match ctx.table.get_customer_state(&customer).await? {
-        Some(state) => AccountView::from_state(
+    match (ctx.table.get_customer_state(&customer).await?, throttled) {
+        (Some(state), _) => Ok(AccountView::from_state(
             customer,
             &state.snapshot,
             &state.premium,
             Some(state.synced_at),
-        ),
+        )),
+        // The sync that holds the slot has stored nothing yet: there is nothing to answer with.
+        (None, Some(retry_after)) => Err(AccountError::RefreshThrottled(retry_after)),
         // Linked but never synced: nothing known beyond the link.
-        None => AccountView {
+        (None, None) => Ok(AccountView {
             customer_id: Some(customer),
             ..AccountView::empty(user)
-        },
-    })
+        }),
+    }
 }
 
 async fn sync(
@@ -329,39 +355,47 @@ pub struct CheckoutRequest {
     pub cancel_path: Option<String>,
 }
 
+impl CheckoutRequest {
+    /// Where Stripe sends the buyer after paying and after giving up: the caller's paths (or
+    /// the defaults) on the SPA, through the one check every return address passes.
+    pub fn return_urls(&self, config: &Config) -> Result<(String, String), ReturnUrlError> {
+        let portal = &config.portal;
+        let success = self
+            .success_path
+            .as_deref()
+            .unwrap_or("/dashboard/billing?checkout=success");
+        let cancel = self
+            .cancel_path
+            .as_deref()
+            .unwrap_or("/dashboard/billing?checkout=cancelled");
+        Ok((
+            spa_path(portal, "success_path", success)?.to_string(),
+            spa_path(portal, "cancel_path", cancel)?.to_string(),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckoutCreated {
     pub id: String,
     pub url: Option<String>,
+    /// True when this is the session already open for this user and price, not a new one.
+    pub reused: bool,
 }
 
-fn spa_url(
-    config: &Config,
-    field: &'static str,
-    path: Option<&str>,
-    default: &str,
-) -> Result<String, AccountError> {
-    let path = path.unwrap_or(default);
-    // Only paths on the SPA: `//host` or a scheme would leave it.
-    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
-        return Err(AccountError::InvalidPath {
-            field,
-            reason: "must be a path on the app, starting with a single /",
-        });
+impl CheckoutCreated {
+    fn reused(open: OpenCheckout) -> Self {
+        CheckoutCreated {
+            id: open.session_id,
+            url: open.url,
+            reused: true,
+        }
     }
-    config
-        .portal
-        .frontend_url
-        .join(path)
-        .map(|u| u.to_string())
-        .map_err(|_| AccountError::InvalidPath {
-            field,
-            reason: "is not a valid path",
-        })
 }
 
 /// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
-/// `Idempotency-Key` makes a double click one session.
+/// `Idempotency-Key` makes a double click one session, and while one is open for the user and
+/// price every further request gets that one (`reused`), whatever its key.
 pub async fn checkout(
     table: &Table,
     stripe: &StripeClient,
@@ -374,18 +408,7 @@ pub async fn checkout(
     if !config.allowed_prices.contains(&request.price) {
         return Err(AccountError::PriceNotAllowed(request.price));
     }
-    let success = spa_url(
-        config,
-        "success_path",
-        request.success_path.as_deref(),
-        "/dashboard/billing?checkout=success",
-    )?;
-    let cancel = spa_url(
-        config,
-        "cancel_path",
-        request.cancel_path.as_deref(),
-        "/dashboard/billing?checkout=cancelled",
-    )?;
+    let (success, cancel) = request.return_urls(config)?;
     let stored = table.get_user(&user.id).await?;
     let customer = ensure_customer(table, stripe, clock, user, stored.as_ref()).await?;
     let live = stripe
@@ -402,8 +425,17 @@ pub async fn checkout(
     {
         return Err(AccountError::AlreadySubscribed);
     }
-    let mut params = CheckoutSessionParams::subscription(request.price, success);
-    params.customer = Some(customer);
+    // While a session for this price is open, a second purchase (another tab, another click
+    // with a new key) gets it back: two open sessions could both be paid.
+    let found = table.open_checkout(&user.id, &request.price).await?;
+    let stale = match found {
+        Some(open) if still_open(stripe, &open, clock.unix()).await? => {
+            return Ok(CheckoutCreated::reused(open))
+        }
+        found => found.map(|o| o.session_id),
+    };
+    let mut params = CheckoutSessionParams::subscription(request.price.clone(), success);
+    params.customer = Some(customer.clone());
     params.cancel_url = Some(cancel);
     params.client_reference_id = Some(user.id.to_string());
     // Namespaced by user, so two users' keys can never collide at Stripe.
@@ -414,8 +446,63 @@ pub async fn checkout(
             Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
         )
         .await?;
-    Ok(CheckoutCreated {
-        id: session.id,
-        url: session.url,
-    })
+    let now = clock.unix();
+    // The record is what later proves that this session's completion is this user's.
+    table
+        .record_checkout(&CheckoutRecord {
+            session_id: session.id.clone(),
+            user_id: user.id.clone(),
+            customer_id: customer,
+            price: request.price.clone(),
+            created_at: clock.timestamp(),
+            expires_at: now + CHECKOUT_RETENTION_SECONDS,
+        })
+        .await?;
+    let open = OpenCheckout {
+        session_id: session.id.clone(),
+        url: session.url.clone(),
+        // Stripe's default lifetime when it does not say.
+        expires_at: session.expires_at.unwrap_or(now + 24 * 3600),
+    };
+    match table
+        .claim_open_checkout(&user.id, &request.price, &open, stale.as_deref())
+        .await?
+    {
+        OpenCheckoutClaim::Recorded => Ok(CheckoutCreated {
+            id: session.id,
+            url: session.url,
+            reused: false,
+        }),
+        OpenCheckoutClaim::Lost => {
+            // A concurrent request made its session the open one first: ours is withdrawn
+            // before anyone saw its URL, and theirs is the answer.
+            let winner = table
+                .open_checkout(&user.id, &request.price)
+                .await?
+                .ok_or(AccountError::Store(StoreError::ConditionFailed))?;
+            if winner.session_id != session.id {
+                if let Err(e) = stripe.expire_checkout_session(&session.id).await {
+                    tracing::warn!(session = %session.id, error = %e, "could not expire a duplicate checkout session");
+                }
+            }
+            Ok(CheckoutCreated::reused(winner))
+        }
+    }
+}
+
+/// Whether a recorded open session can still be paid: Stripe knows (it may have been paid or
+/// expired meanwhile).
+async fn still_open(
+    stripe: &StripeClient,
+    open: &OpenCheckout,
+    now: i64,
+) -> Result<bool, AccountError> {
+    if open.expires_at <= now {
+        return Ok(false);
+    }
+    match stripe.retrieve_checkout_session(&open.session_id).await {
+        Ok(session) => Ok(session.status.as_deref() == Some("open")),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -249,7 +249,7 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
             ChangeKind::PaymentMethod => "payment_method_update",
             ChangeKind::Customer => "customer_update",
             ChangeKind::Subscription if change.field.ends_with(".price") => "subscription_update",
-            ChangeKind::Subscription | ChangeKind::Omitted => continue,
+            ChangeKind::Subscription | ChangeKind::Omitted | ChangeKind::Link => continue,
         };
         let sync = format!(
             "{}#{}",

@@ -3,7 +3,8 @@
 //! Only RS256 and ES256 are accepted, and a token's algorithm must be the one of the key its
 //! `kid` names, so neither `alg: none` nor an HMAC token keyed with a public key can pass.
 //! A token signed by a key we have not seen triggers one JWKS refetch, at most once per
-//! configured interval, so rotation at the identity provider needs no redeploy.
+//! configured interval, so rotation at the identity provider needs no redeploy; keys older than
+//! their maximum age are refetched too, so a revoked key stops working.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -90,7 +91,10 @@ impl User {
 
 struct KeySet {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
+    /// The last fetch attempt, successful or not (refetches are rate limited).
     fetched_at: Option<Instant>,
+    /// When the keys in use were loaded; past the maximum age they are refetched.
+    loaded_at: Option<Instant>,
 }
 
 pub struct Authenticator {
@@ -113,6 +117,7 @@ impl Authenticator {
             keys: Mutex::new(KeySet {
                 keys: HashMap::new(),
                 fetched_at: None,
+                loaded_at: None,
             }),
         }
     }
@@ -162,9 +167,19 @@ impl Authenticator {
             .and_then(Value::as_str)
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
         let id = UserId::parse(sub).map_err(|_| AuthError::MalformedToken)?;
+        // Portico copies the email onto the Stripe customer (receipts, invoices), so only an
+        // address the identity provider verified counts: anyone can type someone else's.
+        let verified = match claims.get("email_verified") {
+            Some(Value::Bool(v)) => *v,
+            // Some providers (Cognito) send the flag as a string.
+            Some(Value::String(v)) => v == "true",
+            Some(_) => false,
+            None => self.config.trust_email_without_verified_claim,
+        };
         let email = claims
             .get("email")
             .and_then(Value::as_str)
+            .filter(|_| verified)
             .map(str::to_string);
         let wanted = self.config.admin_claim_value.as_str();
         let is_admin = match claims.get(&self.config.admin_claim) {
@@ -179,23 +194,36 @@ impl Authenticator {
         })
     }
 
-    /// The key for `kid`, refetching the JWKS once when it is unknown and the rate limit allows.
+    /// The key for `kid`. The JWKS is refetched when `kid` is unknown or the keys in use are
+    /// older than their maximum age (so a key the provider revoked stops working), at most once
+    /// per refresh interval. A fetch that fails or yields no usable key never replaces the keys
+    /// in use: a broken JWKS endpoint must not lock every user out.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
         let mut set = self.keys.lock().await;
-        if let Some(found) = set.keys.get(kid) {
+        let fresh = set
+            .loaded_at
+            .is_some_and(|at| at.elapsed() < self.config.jwks_max_age);
+        if let (Some(found), true) = (set.keys.get(kid), fresh) {
             return Ok(found.clone());
         }
         let may_refetch = set
             .fetched_at
             .is_none_or(|at| at.elapsed() >= self.config.jwks_refresh_min_interval);
-        if !may_refetch {
-            return Err(AuthError::UnknownKey);
+        if may_refetch {
+            // Count failed fetches too, so a broken JWKS endpoint is not hammered by every request.
+            set.fetched_at = Some(Instant::now());
+            match self.fetch_jwks().await.and_then(|bytes| usable(&bytes)) {
+                Ok(keys) => {
+                    tracing::info!(keys = keys.len(), "JWKS loaded");
+                    set.keys = keys;
+                    set.loaded_at = set.fetched_at;
+                }
+                Err(e) if set.keys.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, kept = set.keys.len(), "JWKS refetch failed; the keys in use are kept");
+                }
+            }
         }
-        let fetched = self.fetch_jwks().await;
-        // Count failed fetches too, so a broken JWKS endpoint is not hammered by every request.
-        set.fetched_at = Some(Instant::now());
-        set.keys = parse_jwks(&fetched?);
-        tracing::info!(keys = set.keys.len(), "JWKS loaded");
         set.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
     }
 
@@ -272,6 +300,17 @@ struct Jwk {
     e: Option<String>,
     x: Option<String>,
     y: Option<String>,
+}
+
+/// The document's usable keys; none at all is a failed fetch, not an empty key set.
+fn usable(bytes: &[u8]) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+    let keys = parse_jwks(bytes);
+    if keys.is_empty() {
+        return Err(AuthError::KeysUnavailable(
+            "the JWKS holds no usable signing key".into(),
+        ));
+    }
+    Ok(keys)
 }
 
 /// The usable signature keys of a JWKS document; keys of other types or uses are skipped, so

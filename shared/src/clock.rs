@@ -46,6 +46,11 @@ impl Clock {
         self.now().unix_timestamp()
     }
 
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_ms(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
     /// The current time as a fixed-width timestamp (see [`timestamp`]).
     pub fn timestamp(&self) -> String {
         timestamp(self.now())

@@ -21,6 +21,8 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("JWKS_FILE", "path of a JWKS file, for local development", None),
     ("JWT_LEEWAY_SECONDS", "clock skew allowed on `exp` and `nbf`", Some("30")),
     ("JWKS_REFRESH_MIN_SECONDS", "least time between two JWKS refetches for unknown key ids", Some("60")),
+    ("JWKS_MAX_AGE_SECONDS", "how long loaded signing keys are used before the JWKS is fetched again (a revoked key stops working within it)", Some("3600")),
+    ("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM", "use a token's email when the identity provider sends no email_verified claim", Some("false")),
     ("ADMIN_CLAIM", "token claim that marks administrators (string or array of strings)", Some("roles")),
     ("ADMIN_CLAIM_VALUE", "value of ADMIN_CLAIM that makes a user an administrator", Some("admin")),
     ("MAX_BODY_BYTES", "largest accepted request body; larger bodies get 413", Some("65536")),
@@ -37,7 +39,11 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOWED_PRICES", "comma-separated Stripe price ids users may check out (none when unset)", None),
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
+    ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
 ];
+
+/// Clock skew worth allowing is seconds; minutes more would keep expired tokens alive.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -61,6 +67,9 @@ pub struct AuthConfig {
     pub jwks: JwksSource,
     pub leeway: Duration,
     pub jwks_refresh_min_interval: Duration,
+    pub jwks_max_age: Duration,
+    /// Whether a token's `email` counts when the token has no `email_verified` claim at all.
+    pub trust_email_without_verified_claim: bool,
     pub admin_claim: String,
     pub admin_claim_value: String,
 }
@@ -103,6 +112,8 @@ pub struct Config {
     pub webhook_tolerance_seconds: i64,
     pub allowed_prices: Vec<String>,
     pub allow_immediate_cancel: bool,
+    /// Least time between two Stripe re-syncs of one customer that users trigger.
+    pub sync_refresh_min_interval: Duration,
 }
 
 impl Config {
@@ -148,17 +159,32 @@ impl Config {
                 issuer: vars.string("JWT_ISSUER")?,
                 audience: vars.string("JWT_AUDIENCE")?,
                 jwks,
-                leeway: Duration::from_secs(vars.number("JWT_LEEWAY_SECONDS")?),
+                leeway: Duration::from_secs(
+                    vars.at_most("JWT_LEEWAY_SECONDS", MAX_LEEWAY_SECONDS)?,
+                ),
                 jwks_refresh_min_interval: Duration::from_secs(
                     vars.number("JWKS_REFRESH_MIN_SECONDS")?,
                 ),
+                jwks_max_age: Duration::from_secs(vars.number("JWKS_MAX_AGE_SECONDS")?),
+                trust_email_without_verified_claim: vars
+                    .boolean("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM")?,
                 admin_claim: vars.string("ADMIN_CLAIM")?,
                 admin_claim_value: vars.string("ADMIN_CLAIM_VALUE")?,
             },
             max_body_bytes: vars.number("MAX_BODY_BYTES")?,
             stripe: stripe_config(&vars)?,
             portal: portal_config(&vars)?,
-            webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
+            webhook_tolerance_seconds: match vars.number("WEBHOOK_TOLERANCE_SECONDS")? {
+                // Not a lenient setting but none: every replayed webhook would be accepted.
+                t if t <= 0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "WEBHOOK_TOLERANCE_SECONDS",
+                        reason: "must be more than 0; 0 or less would switch off the replay check"
+                            .into(),
+                    })
+                }
+                t => t,
+            },
             allowed_prices: vars
                 .optional("ALLOWED_PRICES")
                 .map(|list| {
@@ -168,17 +194,11 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
-            allow_immediate_cancel: match vars.string("ALLOW_IMMEDIATE_CANCEL")?.as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "ALLOW_IMMEDIATE_CANCEL",
-                        reason: "expected true or false".into(),
-                    })
-                }
-            },
+            allow_immediate_cancel: vars.boolean("ALLOW_IMMEDIATE_CANCEL")?,
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
+            sync_refresh_min_interval: Duration::from_secs(
+                vars.number("SYNC_REFRESH_MIN_SECONDS")?,
+            ),
         })
     }
 }
@@ -216,6 +236,28 @@ impl Vars<'_> {
         default_of(name)
             .map(str::to_string)
             .ok_or(ConfigError::Missing { name })
+    }
+
+    /// A whole number no larger than `max`: above it the setting defeats what it tunes.
+    fn at_most(&self, name: &'static str, max: u64) -> Result<u64, ConfigError> {
+        match self.number(name)? {
+            n if n > max => Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be at most {max}; more would accept tokens long expired"),
+            }),
+            n => Ok(n),
+        }
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.string(name)?.as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: "expected true or false".into(),
+            }),
+        }
     }
 
     fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<T, ConfigError> {
@@ -413,6 +455,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn settings_that_would_switch_a_protection_off_are_refused_by_name() {
+        for (name, value) in [
+            ("WEBHOOK_TOLERANCE_SECONDS", "0"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "-1"),
+            ("JWT_LEEWAY_SECONDS", "301"),
+            ("JWT_LEEWAY_SECONDS", "86400"),
+        ] {
+            let mut pairs = MINIMAL.to_vec();
+            pairs.push((name, value));
+            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+            assert!(err.to_string().contains(name));
+        }
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("WEBHOOK_TOLERANCE_SECONDS", "1"),
+            ("JWT_LEEWAY_SECONDS", "300"),
+        ]);
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.webhook_tolerance_seconds, 1);
+        assert_eq!(config.auth.leeway, Duration::from_secs(300));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Success: `{"success": true, ...}`. Failure: `{"success": false, "error", "error_code",
 //! "request_id", "timestamp"}` (plus `field` when one input field is to blame).
 
+use std::time::Duration;
+
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -15,6 +17,7 @@ use crate::account::AccountError;
 use crate::analytics::AnalyticsError;
 use crate::auth::AuthError;
 use crate::customers::CustomerError;
+use crate::portal::return_url::ReturnUrlError;
 use crate::portal::PortalError;
 use crate::portal_admin::PortalAdminError;
 use crate::secrets::SecretsError;
@@ -31,6 +34,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub allow: Vec<Method>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -41,7 +46,20 @@ impl ApiError {
             message: message.into(),
             field: None,
             allow: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// 429: Portico itself refuses for now; `Retry-After` says when to come back.
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        // Whole seconds, rounded up, never 0: a client retrying at once would be refused again.
+        error.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+        error
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -186,8 +204,9 @@ impl From<PortalError> for ApiError {
     fn from(e: PortalError) -> Self {
         let message = e.to_string();
         match e {
-            PortalError::InvalidReturnUrl(_) => {
-                ApiError::bad_request("invalid_return_url", message).with_field("return_url")
+            PortalError::InvalidReturnUrl(e) => e.into(),
+            PortalError::RefreshThrottled(retry_after) => {
+                ApiError::too_many_requests("refresh_throttled", message, retry_after)
             }
             PortalError::NotConfigured(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -212,6 +231,12 @@ impl From<PortalError> for ApiError {
             PortalError::Store(e) => e.into(),
             PortalError::Sync(e) => e.into(),
         }
+    }
+}
+
+impl From<ReturnUrlError> for ApiError {
+    fn from(e: ReturnUrlError) -> Self {
+        ApiError::bad_request("invalid_return_url", e.to_string()).with_field(e.field)
     }
 }
 
@@ -268,8 +293,9 @@ impl From<AccountError> for ApiError {
             AccountError::AlreadySubscribed => {
                 ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
             }
-            AccountError::InvalidPath { field, .. } => {
-                ApiError::bad_request("invalid_field", message).with_field(field)
+            AccountError::InvalidReturn(e) => e.into(),
+            AccountError::RefreshThrottled(retry_after) => {
+                ApiError::too_many_requests("refresh_throttled", message, retry_after)
             }
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
@@ -387,11 +413,12 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
         body["field"] = Value::String(field.clone());
     }
     let mut response = respond(error.status, &body);
-    if error.status == StatusCode::SERVICE_UNAVAILABLE {
-        // A dependency is down, slow or busy: worth trying again shortly.
+    // A dependency down, slow or busy is worth trying again shortly.
+    let unavailable = error.status == StatusCode::SERVICE_UNAVAILABLE;
+    if let Some(seconds) = error.retry_after.or(unavailable.then_some(1)) {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if !error.allow.is_empty() {
         let allow = error

@@ -223,3 +223,183 @@ async fn an_unreadable_jwks_is_a_503_not_a_401() {
     let api: shared::http::ApiError = err.into();
     assert_eq!(api.status.as_u16(), 503);
 }
+
+/// A JWKS endpoint on 127.0.0.1 whose answer the test sets, counting the fetches.
+struct JwksServer {
+    url: String,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(keys: &[&SigningKey]) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let answer =
+            std::sync::Arc::new(std::sync::Mutex::new((200, keys::jwks(keys).to_string())));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (answer.clone(), fetches.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (status, body) = served.lock().unwrap().clone();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        JwksServer {
+            url,
+            answer,
+            fetches,
+        }
+    }
+
+    fn serve(&self, status: u16, body: impl Into<String>) {
+        *self.answer.lock().unwrap() = (status, body.into());
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An authenticator reading the JWKS from `server`, with the JWKS file setting dropped.
+fn over_http(stack: &TestStack, server: &JwksServer, max_age: &str) -> Authenticator {
+    let mut config = stack.config_with(&[("JWKS_MAX_AGE_SECONDS", max_age)]);
+    config.auth.jwks = shared::config::JwksSource::Url(server.url.parse().unwrap());
+    shared::services::Services::new(config, &stack.dynamodb_aws, &stack.aws)
+        .unwrap()
+        .auth
+}
+
+#[tokio::test]
+async fn a_failed_or_empty_jwks_fetch_never_replaces_the_keys_in_use() {
+    let stack = TestStack::new().await;
+    let server = JwksServer::start(&[&stack.key]).await;
+    // Max age 0: every verification refetches, so every bad answer below is tried.
+    let auth = over_http(&stack, &server, "0");
+    assert!(verify(&auth, &stack.token("ivy")).await.is_ok());
+    assert_eq!(server.fetches(), 1);
+
+    let stranger = SigningKey::generate_es256("not-published");
+    for (status, body) in [
+        (200, "this is not JSON"),
+        (200, r#"{"keys": []}"#),
+        (
+            200,
+            r#"{"keys": [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}]}"#,
+        ),
+        (200, r#"{"no_keys": true}"#),
+        (500, "{}"),
+        (404, "not found"),
+    ] {
+        server.serve(status, body);
+        let before = server.fetches();
+        let user = verify(&auth, &stack.token("ivy")).await;
+        assert!(user.is_ok(), "{status} {body}: {user:?}");
+        assert_eq!(server.fetches(), before + 1, "{status} {body}: refetched");
+        // An unknown key is still unknown, not a reason to drop the known ones.
+        assert_eq!(
+            verify(&auth, &stranger.sign(&stack.claims("ivy"))).await,
+            Err(AuthError::UnknownKey),
+            "{status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_first_fetch_without_usable_keys_is_a_503() {
+    let stack = TestStack::new().await;
+    let server = JwksServer::start(&[]).await;
+    server.serve(200, r#"{"keys": "garbage"}"#);
+    let auth = over_http(&stack, &server, "3600");
+    let err = verify(&auth, &stack.token("jack")).await.unwrap_err();
+    assert_eq!(err.code(), "auth_unavailable");
+    // Once the provider answers properly, the next request loads the keys.
+    server.serve(200, keys::jwks(&[&stack.key]).to_string());
+    assert!(verify(&auth, &stack.token("jack")).await.is_ok());
+}
+
+#[tokio::test]
+async fn keys_past_their_maximum_age_are_refetched_so_a_revoked_key_stops_working() {
+    let stack = TestStack::new().await;
+    let doomed = SigningKey::generate_es256("doomed");
+    let server = JwksServer::start(&[&stack.key, &doomed]).await;
+    let aging = over_http(&stack, &server, "0");
+    let cached = over_http(&stack, &server, "3600");
+    for auth in [&aging, &cached] {
+        assert!(verify(auth, &doomed.sign(&stack.claims("kim")))
+            .await
+            .is_ok());
+    }
+
+    // The identity provider revokes the key.
+    server.serve(200, keys::jwks(&[&stack.key]).to_string());
+    assert_eq!(
+        verify(&aging, &doomed.sign(&stack.claims("kim"))).await,
+        Err(AuthError::UnknownKey),
+        "past its age the key set is fetched again"
+    );
+    assert!(verify(&aging, &stack.token("kim")).await.is_ok());
+    // Within its age the loaded key is still used: the maximum age bounds that window.
+    let fetched = server.fetches();
+    assert!(verify(&cached, &doomed.sign(&stack.claims("kim")))
+        .await
+        .is_ok());
+    assert_eq!(server.fetches(), fetched, "no refetch within the age");
+}
+
+#[tokio::test]
+async fn only_a_verified_email_is_taken_from_the_token() {
+    let stack = TestStack::new().await;
+    let strict = authenticator(&stack, &[]);
+    let trusting = authenticator(&stack, &[("TRUST_EMAIL_WITHOUT_VERIFIED_CLAIM", "true")]);
+    let claims = stack.claims("lena");
+    let mut absent = claims.clone();
+    absent.as_object_mut().unwrap().remove("email_verified");
+    let cases = [
+        (
+            json!(true),
+            Some("lena@example.test"),
+            Some("lena@example.test"),
+        ),
+        (
+            json!("true"),
+            Some("lena@example.test"),
+            Some("lena@example.test"),
+        ),
+        (json!(false), None, None),
+        (json!("false"), None, None),
+        (json!(1), None, None),
+    ];
+    for (flag, strict_email, trusting_email) in cases {
+        let token = stack
+            .key
+            .sign(&with(&claims, "email_verified", flag.clone()));
+        let user = verify(&strict, &token).await.unwrap();
+        assert_eq!(user.email.as_deref(), strict_email, "{flag}");
+        let user = verify(&trusting, &token).await.unwrap();
+        assert_eq!(user.email.as_deref(), trusting_email, "{flag} (trusting)");
+    }
+    // Without the claim, only a deployment that says its provider verifies every email uses it.
+    let token = stack.key.sign(&absent);
+    assert_eq!(verify(&strict, &token).await.unwrap().email, None);
+    assert_eq!(
+        verify(&trusting, &token).await.unwrap().email.as_deref(),
+        Some("lena@example.test")
+    );
+}

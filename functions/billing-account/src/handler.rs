@@ -67,7 +67,14 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 .query_string_parameters_ref()
                 .and_then(|q| q.first("refresh"))
                 .is_some_and(|v| v == "true" || v == "1");
-            let account = account::get_account(ctx, &user, refresh, &request_id).await?;
+            let account = account::get_account(
+                ctx,
+                &user,
+                refresh,
+                services.config.sync_refresh_min_interval,
+                &request_id,
+            )
+            .await?;
             Ok(http::json(StatusCode::OK, json!({ "account": account })))
         }
         Route::Cancel => {
@@ -107,10 +114,12 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 key,
             )
             .await?;
-            Ok(http::json(
-                StatusCode::CREATED,
-                json!({ "checkout_session": session }),
-            ))
+            let status = if session.reused {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok(http::json(status, json!({ "checkout_session": session })))
         }
     }
 }

@@ -171,7 +171,11 @@ async fn a_double_click_checkout_makes_one_session() {
     let (status, first) = call(&h, "billing-account/checkout", "shopper", &vars).await;
     assert_eq!(status, 201, "{first}");
     let (status, second) = call(&h, "billing-account/checkout", "shopper", &vars).await;
-    assert_eq!(status, 201, "{second}");
+    assert_eq!(
+        (status, second["checkout_session"]["reused"].as_bool()),
+        (200, Some(true)),
+        "{second}"
+    );
     let id = first["checkout_session"]["id"].as_str().unwrap();
     assert_eq!(second["checkout_session"]["id"], id);
     // The same key for another purchase is the caller's mistake, not Stripe's outage.
@@ -372,4 +376,277 @@ async fn premium_lasts_until_the_period_ends_then_stops() {
     let (_, after) = call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
     assert_eq!(after["account"]["premium"], false, "{after}");
     assert_eq!(after["account"]["subscription"]["status"], "canceled");
+}
+
+async fn checkout_with(h: &Harness, sub: &str, key: &str, body: &Value) -> (u16, Value) {
+    let mut request =
+        fixtures::request_with_body("billing-account/checkout", &h.stack.token(sub), body);
+    request
+        .headers_mut()
+        .insert("idempotency-key", key.parse().unwrap());
+    let (status, answer) = decode(handle(&h.services, request).await);
+    (status.as_u16(), answer)
+}
+
+#[tokio::test]
+async fn checkout_paths_cannot_send_the_buyer_off_the_app() {
+    let h = Harness::with(&[PRICES]).await;
+    let attempts = [
+        ("success_path", "/\t/evil.test"),
+        ("success_path", "/\n/evil.test"),
+        ("cancel_path", "/\r/evil.test"),
+        ("cancel_path", "/\\evil.test"),
+        ("success_path", "//evil.test"),
+        ("success_path", "/..//evil.test"),
+        ("cancel_path", "https://evil.test/"),
+    ];
+    for (n, (field, path)) in attempts.into_iter().enumerate() {
+        let body = json!({"price": "price_pro_monthly", field: path});
+        let (status, answer) = checkout_with(&h, "redirected", &format!("evil-{n}"), &body).await;
+        assert_eq!(
+            (
+                status,
+                answer["error_code"].as_str(),
+                answer["field"].as_str()
+            ),
+            (400, Some("invalid_return_url"), Some(field)),
+            "{path:?}: {answer}"
+        );
+    }
+    assert!(
+        h.stripe_calls().is_empty(),
+        "nothing reached Stripe: {:?}",
+        h.stripe_calls()
+    );
+
+    // What Stripe stores is exactly the checked URL, on the app's origin.
+    let body = json!({"price": "price_pro_monthly", "success_path": "/welcome?from=checkout",
+                      "cancel_path": "/pricing"});
+    let (status, answer) = checkout_with(&h, "redirected", "fine", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    let stored = h
+        .emulator
+        .object(answer["checkout_session"]["id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        stored["success_url"],
+        format!("{}/welcome?from=checkout", portico_testkit::FRONTEND)
+    );
+    assert_eq!(
+        stored["cancel_url"],
+        format!("{}/pricing", portico_testkit::FRONTEND)
+    );
+}
+
+const THROTTLED: (&str, &str) = ("SYNC_REFRESH_MIN_SECONDS", "10");
+
+/// Stripe retrievals of the customer: one per sync.
+fn customer_fetches(h: &Harness, customer: &shared::ids::CustomerId) -> usize {
+    let path = format!("/v1/customers/{customer}");
+    h.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn fifty_concurrent_refreshes_cause_one_stripe_sync() {
+    use shared::store::AuditSource;
+    use shared::sync::{sync_customer, SyncTrigger};
+    let h = std::sync::Arc::new(Harness::with(&[THROTTLED]).await);
+    let customer = h.subscribed_customer("hammer").await;
+    // A state stored by a webhook (not a user-triggered sync) to answer with.
+    let trigger = SyncTrigger {
+        source: AuditSource::Webhook,
+        reference: None,
+    };
+    sync_customer(h.services.sync_context(), &customer, &trigger, &())
+        .await
+        .unwrap();
+    h.emulator.clear_requests();
+
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (h, barrier) = (h.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call(&h, "billing-account/get-account-refresh", "hammer", &[]).await
+            })
+        })
+        .collect();
+    let mut refreshed = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let account = &body["account"];
+        assert!(account["synced_at"].is_string(), "{body}");
+        assert_eq!(account["premium"], true);
+        refreshed += usize::from(account["refreshed"] == true);
+    }
+    assert_eq!(refreshed, 1, "exactly one request re-synced");
+    assert_eq!(customer_fetches(&h, &customer), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_while_the_first_sync_stores_nothing_yet_is_429_and_actions_still_work() {
+    let h = std::sync::Arc::new(Harness::with(&[THROTTLED]).await);
+    let customer = h.subscribed_customer("eager").await;
+    let held = h.emulator.hold("GET", &format!("/v1/customers/{customer}"));
+    let first = {
+        let h = h.clone();
+        tokio::spawn(
+            async move { call(&h, "billing-account/get-account-refresh", "eager", &[]).await },
+        )
+    };
+    held.wait_for_arrivals(1).await;
+
+    let request = fixtures::request_with(
+        "billing-account/get-account-refresh",
+        &[("TOKEN", &h.stack.token("eager"))],
+    );
+    let response = handle(&h.services, request).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(
+        (body["success"].as_bool(), body["error_code"].as_str()),
+        (Some(false), Some("refresh_throttled"))
+    );
+    assert!(body["request_id"].is_string() && body["timestamp"].is_string());
+
+    held.release();
+    let (status, body) = first.await.unwrap();
+    assert_eq!(
+        (status, body["account"]["refreshed"].as_bool()),
+        (200, Some(true))
+    );
+    let (status, body) = call(&h, "billing-account/get-account-refresh", "eager", &[]).await;
+    assert_eq!(
+        (status, body["account"]["refreshed"].as_bool()),
+        (200, Some(false))
+    );
+    assert_eq!(customer_fetches(&h, &customer), 1);
+
+    // Cancelling is the user's action, not a refresh: it is never throttled, and it re-syncs.
+    let sub = h.subscription_of(&customer).await;
+    let (status, body) = call(
+        &h,
+        "billing-account/cancel",
+        "eager",
+        &[("SUBSCRIPTION", sub.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (status, body["result"]["changed"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(body["result"]["subscription"]["cancel_at_period_end"], true);
+    assert_eq!(customer_fetches(&h, &customer), 2);
+}
+
+/// Checkout sessions Stripe created (replays of an idempotent create excluded).
+fn sessions_created(h: &Harness) -> usize {
+    h.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/checkout/sessions")
+        .filter(|r| r.status == 200 && !r.idempotent_replayed)
+        .count()
+}
+
+/// The ids of the customer's sessions that were expired.
+fn expired_sessions(h: &Harness, customer: &str) -> Vec<String> {
+    h.emulator
+        .events()
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e["type"] == "checkout.session.expired")
+        .filter(|e| e["data"]["object"]["customer"] == customer)
+        .map(|e| e["data"]["object"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_concurrent_checkouts_of_one_price_leave_one_payable_session() {
+    let h = std::sync::Arc::new(Harness::with(&[PRICES]).await);
+    // The customer exists first, so both requests reach the session creation.
+    let customer = h.subscribed_customer("two-tabs").await;
+    h.stripe_api(
+        "DELETE",
+        &format!("/v1/subscriptions/{}", h.subscription_of(&customer).await),
+        &[],
+    )
+    .await;
+    let body = json!({"price": "price_pro_monthly"});
+    let held = h.emulator.hold("POST", "/v1/checkout/sessions");
+    let tasks: Vec<_> = ["tab-a", "tab-b"]
+        .into_iter()
+        .map(|key| {
+            let (h, body) = (h.clone(), body.clone());
+            tokio::spawn(async move { checkout_with(&h, "two-tabs", key, &body).await })
+        })
+        .collect();
+    // Both are past the open-session check and creating a session at Stripe at once.
+    held.wait_for_arrivals(2).await;
+    held.release();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert!(status == 200 || status == 201, "{answer}");
+        answers.push(answer["checkout_session"].clone());
+    }
+    assert_eq!(
+        answers[0]["id"], answers[1]["id"],
+        "both tabs pay the same session"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a["reused"] == false).count(),
+        1,
+        "{answers:?}"
+    );
+    let winner = answers[0]["id"].as_str().unwrap();
+    assert_eq!(sessions_created(&h), 2, "both requests created one");
+    assert_eq!(h.emulator.object(winner).unwrap()["status"], "open");
+    let expired = expired_sessions(&h, customer.as_str());
+    assert_eq!(expired.len(), 1, "the other is no longer payable");
+    assert_ne!(expired[0], winner);
+
+    // A later click with a new key gets the open one back without creating anything.
+    h.emulator.clear_requests();
+    let (status, again) = checkout_with(&h, "two-tabs", "tab-c", &body).await;
+    assert_eq!(
+        (status, &again["checkout_session"]["id"]),
+        (200, &answers[0]["id"])
+    );
+    assert!(
+        !h.stripe_calls()
+            .contains(&"POST /v1/checkout/sessions".to_string()),
+        "{:?}",
+        h.stripe_calls()
+    );
+    // Once it is no longer payable, a new one is made.
+    h.stripe_api(
+        "POST",
+        &format!(
+            "/v1/checkout/sessions/{}/expire",
+            answers[0]["id"].as_str().unwrap()
+        ),
+        &[],
+    )
+    .await;
+    let (status, fresh) = checkout_with(&h, "two-tabs", "tab-d", &body).await;
+    assert_eq!(status, 201, "{fresh}");
+    assert_ne!(fresh["checkout_session"]["id"], answers[0]["id"]);
+    // Another price is another purchase.
+    let yearly = json!({"price": "price_pro_yearly"});
+    let (status, other) = checkout_with(&h, "two-tabs", "tab-e", &yearly).await;
+    assert_eq!(status, 201, "{other}");
 }

@@ -49,6 +49,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             session: session.to_string(),
             action,
         },
+        services.config.sync_refresh_min_interval,
     )
     .await?;
     let changed = |kind| outcome.changes.iter().any(|c| c.kind == kind);
@@ -65,6 +66,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             "premium": outcome.sync.premium,
             "redirect_url": outcome.redirect_url,
             "first_return": outcome.first_return,
+            "refreshed": outcome.refreshed,
         }),
     ))
 }

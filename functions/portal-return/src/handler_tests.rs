@@ -448,3 +448,40 @@ async fn a_round_trip_through_the_hosted_portal() {
         "/dashboard/billing/cancellation-survey"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_return_within_the_interval_answers_the_stored_state() {
+    let h = Harness::with(&[("SYNC_REFRESH_MIN_SECONDS", "10")]).await;
+    let (customer, reference) = session_for(&h, "returner", Workflow::BillingReview).await;
+    let (status, first) = come_back(&h, "returner", &reference).await;
+    assert_eq!(
+        (status, first["refreshed"].as_bool()),
+        (200, Some(true)),
+        "{first}"
+    );
+
+    // The first repeat claims the customer's slot and syncs; the next ones within 10 s do not.
+    let (status, second) = come_back(&h, "returner", &reference).await;
+    assert_eq!(
+        (status, second["refreshed"].as_bool()),
+        (200, Some(true)),
+        "{second}"
+    );
+    h.emulator.clear_requests();
+    let (status, third) = come_back(&h, "returner", &reference).await;
+    assert_eq!(
+        (status, third["refreshed"].as_bool()),
+        (200, Some(false)),
+        "{third}"
+    );
+    assert_eq!(third["premium"], second["premium"]);
+    assert_eq!(third["first_return"], false);
+    assert!(h.stripe_calls().is_empty(), "{:?}", h.stripe_calls());
+    let state = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap();
+    assert!(state.is_some());
+}

@@ -142,6 +142,12 @@ async fn a_given_return_url_must_be_on_an_allowed_origin() {
         "https://app.portico.test@evil.example/",
         "javascript:alert(1)",
         "https://evil.example/",
+        // The URL parser drops TAB, CR and LF: refused before parsing.
+        "https://app.portico.test/\t/evil.example",
+        "https:/\n/evil.example",
+        "https://app.portico.test\\@evil.example/",
+        // On our origin, but the path would send the SPA to //evil.example.
+        "https://app.portico.test/..//evil.example",
     ] {
         let request = fixtures::request_with_body(
             "portal-session/create-default",
@@ -163,7 +169,10 @@ async fn a_given_return_url_must_be_on_an_allowed_origin() {
         body["portal_session"]["return_url"],
         format!("{FRONTEND}/settings/billing?tab=cards&session={reference}")
     );
-    assert_eq!(stripe_session(&h, reference).await["locale"], "de");
+    let stored = stripe_session(&h, reference).await;
+    assert_eq!(stored["locale"], "de");
+    // Stripe holds exactly the checked URL.
+    assert_eq!(stored["return_url"], body["portal_session"]["return_url"]);
 }
 
 #[tokio::test]
@@ -349,4 +358,24 @@ async fn stripe_down_is_503_and_records_nothing() {
         (503, Some("stripe_unavailable")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn an_unverified_email_never_reaches_the_stripe_customer() {
+    let h = Harness::new().await;
+    let mut claims = h.stack.claims("unverified");
+    claims["email"] = json!("ceo@victim.example");
+    claims["email_verified"] = json!(false);
+    let token = h.stack.key.sign(&claims);
+    let request = fixtures::request("portal-session/create-billing-review", &token);
+    let (status, body) = decode(handle(&h.services, request).await);
+    assert_eq!(status, 201, "{body}");
+    let user = UserId::parse("unverified").unwrap();
+    let stored = h.services.table.get_user(&user).await.unwrap().unwrap();
+    assert_eq!(stored.email, None);
+    let customer = h
+        .emulator
+        .object(stored.customer_id.unwrap().as_str())
+        .unwrap();
+    assert_eq!(customer["email"], Value::Null, "{customer}");
 }

@@ -375,49 +375,161 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
 }
 
 fn checkout_completed(id: &str, customer: &str, user: &str) -> String {
+    session_completed(id, &format!("cs_test_{id}"), customer, user)
+}
+
+fn session_completed(id: &str, session: &str, customer: &str, user: &str) -> String {
     json!({"id": id, "object": "event", "type": "checkout.session.completed", "created": now(), "livemode": false,
-           "data": {"object": {"id": format!("cs_test_{id}"), "object": "checkout.session", "mode": "subscription",
+           "data": {"object": {"id": session, "object": "checkout.session", "mode": "subscription",
                                 "customer": customer, "client_reference_id": user}}})
     .to_string()
 }
 
-#[tokio::test]
-async fn checkout_links_the_customer_only_to_a_user_without_one() {
-    use shared::store::UserStore;
-    let h = Harness::new().await;
-    let fresh = h
-        .stripe_api("POST", "/v1/customers", &[("email", "buyer@example.test")])
-        .await;
-    let fresh = fresh["id"].as_str().unwrap().to_string();
-    let (status, answer) =
-        deliver(&h, &checkout_completed("evt_checkout_1", &fresh, "buyer")).await;
-    assert_eq!(status, 200, "{answer}");
-    let buyer = shared::ids::UserId::parse("buyer").unwrap();
-    let stored = h.services.table.get_user(&buyer).await.unwrap().unwrap();
-    assert_eq!(stored.customer_id.unwrap().as_str(), fresh);
+/// A customer made straight in Stripe (a Payment Link, a Pricing Table), not by Portico.
+async fn stranger_customer(h: &Harness, form: &[(&str, &str)]) -> String {
+    let customer = h.stripe_api("POST", "/v1/customers", form).await;
+    customer["id"].as_str().unwrap().to_string()
+}
 
+/// What `GET /billing/account` answers the user: the account operation the endpoint calls.
+async fn account_of(h: &Harness, sub: &str) -> shared::account::AccountView {
+    let user = shared::auth::User {
+        id: shared::ids::UserId::parse(sub).unwrap(),
+        email: None,
+        is_admin: false,
+    };
+    shared::account::get_account(
+        h.services.sync_context(),
+        &user,
+        false,
+        std::time::Duration::ZERO,
+        "req-test",
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_strangers_checkout_does_not_hand_its_customer_to_the_user_it_names() {
+    use shared::sync::ChangeKind;
+    let h = Harness::new().await;
+    let stranger = stranger_customer(&h, &[("email", "payer@example.test")]).await;
+    let (status, answer) =
+        deliver(&h, &checkout_completed("evt_attack_1", &stranger, "victim")).await;
+    assert_eq!(
+        (status, &answer),
+        (200, &json!({"success": true, "received": true})),
+        "Stripe is told it was received"
+    );
+    assert_eq!(account_of(&h, "victim").await.customer_id, None);
+    let victim = shared::ids::UserId::parse("victim").unwrap();
+    use shared::store::UserStore;
+    assert!(h
+        .services
+        .table
+        .get_user(&victim)
+        .await
+        .unwrap()
+        .and_then(|u| u.customer_id)
+        .is_none());
+    let stranger = CustomerId::parse(stranger).unwrap();
+    let audit = h.services.table.audit_entries(&stranger).await.unwrap();
+    let refusal = audit
+        .iter()
+        .find(|e| e.change.kind == ChangeKind::Link)
+        .expect("the refusal is audited");
+    assert_eq!(refusal.reference.as_deref(), Some("evt_attack_1"));
+    assert_eq!(refusal.change.to["refused_user"], victim.short_digest());
+    // A redelivery is a duplicate: still nothing linked, the refusal recorded once.
+    let (status, answer) = deliver(
+        &h,
+        &checkout_completed("evt_attack_1", stranger.as_str(), "victim"),
+    )
+    .await;
+    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)));
+    let audit = h.services.table.audit_entries(&stranger).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.change.kind == ChangeKind::Link)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn checkout_links_a_customer_whose_metadata_names_the_user() {
+    let h = Harness::new().await;
+    let theirs = stranger_customer(
+        &h,
+        &[
+            ("email", "buyer@example.test"),
+            ("metadata[portico_user_id]", "buyer"),
+        ],
+    )
+    .await;
+    // Metadata naming someone else proves nothing for this user.
+    let (status, _) = deliver(&h, &checkout_completed("evt_checkout_0", &theirs, "other")).await;
+    assert_eq!(status, 200);
+    assert_eq!(account_of(&h, "other").await.customer_id, None);
+
+    let (status, answer) =
+        deliver(&h, &checkout_completed("evt_checkout_1", &theirs, "buyer")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        account_of(&h, "buyer").await.customer_id.unwrap().as_str(),
+        theirs
+    );
+}
+
+#[tokio::test]
+async fn checkout_links_a_session_portico_recorded_for_the_user() {
+    use shared::store::CheckoutRecord;
+    let h = Harness::new().await;
+    let customer = stranger_customer(&h, &[("email", "recorded@example.test")]).await;
+    h.services
+        .table
+        .record_checkout(&CheckoutRecord {
+            session_id: "cs_test_recorded".into(),
+            user_id: shared::ids::UserId::parse("recorded").unwrap(),
+            customer_id: CustomerId::parse(customer.clone()).unwrap(),
+            price: "price_pro_monthly".into(),
+            created_at: "2026-11-21T00:00:00Z".into(),
+            expires_at: now() + 3600,
+        })
+        .await
+        .unwrap();
+    // The record is for `recorded`: the same session naming another user links nothing.
+    let forged = session_completed("evt_forged", "cs_test_recorded", &customer, "intruder");
+    assert_eq!(deliver(&h, &forged).await.0, 200);
+    assert_eq!(account_of(&h, "intruder").await.customer_id, None);
+    let genuine = session_completed("evt_genuine", "cs_test_recorded", &customer, "recorded");
+    assert_eq!(deliver(&h, &genuine).await.0, 200);
+    assert_eq!(
+        account_of(&h, "recorded")
+            .await
+            .customer_id
+            .unwrap()
+            .as_str(),
+        customer
+    );
+}
+
+#[tokio::test]
+async fn checkout_never_replaces_a_users_customer() {
+    let h = Harness::new().await;
     let existing = h.subscribed_customer("loyal").await;
-    let other = h
-        .stripe_api(
-            "POST",
-            "/v1/customers",
-            &[("email", "loyal-2@example.test")],
-        )
-        .await;
-    let other = other["id"].as_str().unwrap().to_string();
+    let other = stranger_customer(
+        &h,
+        &[
+            ("email", "loyal-2@example.test"),
+            ("metadata[portico_user_id]", "loyal"),
+        ],
+    )
+    .await;
     let (status, _) = deliver(&h, &checkout_completed("evt_checkout_2", &other, "loyal")).await;
     assert_eq!(status, 200);
-    let loyal = shared::ids::UserId::parse("loyal").unwrap();
-    assert_eq!(
-        h.services
-            .table
-            .get_user(&loyal)
-            .await
-            .unwrap()
-            .unwrap()
-            .customer_id,
-        Some(existing)
-    );
+    assert_eq!(account_of(&h, "loyal").await.customer_id, Some(existing));
 }
 
 #[tokio::test]
@@ -623,4 +735,35 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() 
             "done"
         );
     }
+}
+
+#[tokio::test]
+async fn a_signature_header_with_two_timestamps_is_refused() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("two-stamps").await;
+    let body = json!({"id": "evt_two_stamps", "object": "event", "type": "customer.updated",
+                      "created": now(), "livemode": false,
+                      "data": {"object": {"id": customer.as_str(), "object": "customer"}}})
+    .to_string();
+    let genuine = sign(body.as_bytes(), WEBHOOK_TEST_SECRET, now());
+    let (stamp, signature) = genuine.split_once(',').unwrap();
+    for header in [
+        format!("{stamp},{stamp},{signature}"),
+        format!("t=1,{signature},{stamp}"),
+    ] {
+        let (status, answer) = decode(handle(&h.services, delivery(&body, Some(header))).await);
+        assert_eq!(
+            (status.as_u16(), answer["error_code"].as_str()),
+            (400, Some("invalid_signature")),
+            "{answer}"
+        );
+    }
+    h.assert_nothing_synced(&customer).await;
+    assert!(h
+        .services
+        .table
+        .ledger_entry("evt_two_stamps")
+        .await
+        .unwrap()
+        .is_none());
 }

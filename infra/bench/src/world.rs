@@ -94,9 +94,15 @@ impl World {
             is_admin: true,
         };
         // Synced once, as after the user's first return: the account answers from stored state.
-        shared::account::get_account(h.services.sync_context(), &user, true, "bench-setup")
-            .await
-            .map_err(|e| format!("first sync: {e:?}"))?;
+        shared::account::get_account(
+            h.services.sync_context(),
+            &user,
+            true,
+            std::time::Duration::ZERO,
+            "bench-setup",
+        )
+        .await
+        .map_err(|e| format!("first sync: {e:?}"))?;
         let subscription = h.subscription_of(&customer).await;
         let session = shared::portal::create_session(
             &h.services.table,

@@ -148,6 +148,7 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("POST", ["billing_portal", "configurations", id]) => one(portal::UPDATE_CONFIGURATION, id),
         ("POST", ["checkout", "sessions"]) => none(checkout::CREATE),
         ("GET", ["checkout", "sessions", id]) => one(checkout::GET, id),
+        ("POST", ["checkout", "sessions", id, "expire"]) => one(checkout::EXPIRE, id),
         ("GET", ["events"]) => none(events::LIST),
         ("GET", ["events", id]) => one(events::GET, id),
         _ => None,

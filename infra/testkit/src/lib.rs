@@ -65,6 +65,8 @@ impl Harness {
             ("STRIPE_API_BASE", base.as_str()),
             ("FRONTEND_URL", FRONTEND),
             ("DEFAULT_PORTAL_CONFIGURATION", configuration.as_str()),
+            // Tests re-sync back to back; the throttle's own tests set an interval.
+            ("SYNC_REFRESH_MIN_SECONDS", "0"),
         ];
         env.extend_from_slice(overrides);
         let mut services = stack.services_with(&env);

@@ -45,6 +45,10 @@ string_id!(
         if value.len() > 2048 {
             return Err("is longer than 2048 characters");
         }
+        // Stored and sent as written: what the parser would silently drop must not be there.
+        if crate::portal::return_url::refuse_raw(value).is_err() {
+            return Err("must not contain control characters or backslashes");
+        }
         let url = Url::parse(value).map_err(|_| "must be absolute")?;
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         match url.scheme() {
@@ -79,11 +83,14 @@ string_id!(
     ReturnPath,
     "return path",
     |value| {
+        // Joined as sessions will join it onto FRONTEND_URL (which is checked again then): the
+        // parser's result must stay on the base's host, with no `//` path (`/..//evil.test`).
+        let joined = Url::parse("https://spa.invalid/").and_then(|base| base.join(value));
         let inside = value.starts_with('/')
-            && !value.starts_with("//")
             && value.len() <= 1024
-            && !value.contains('\\')
-            && !value.chars().any(|c| c.is_control() || c.is_whitespace());
+            && crate::portal::return_url::refuse_raw(value).is_ok()
+            && !value.chars().any(char::is_whitespace)
+            && joined.is_ok_and(|u| u.host_str() == Some("spa.invalid") && !u.path().starts_with("//"));
         if inside {
             Ok(())
         } else {
@@ -117,6 +124,8 @@ mod tests {
         assert!(WebUrl::parse("javascript:alert(1)").is_err());
         assert!(WebUrl::parse("/relative").is_err());
         assert!(WebUrl::parse("https://user:pw@example.com/").is_err());
+        assert!(WebUrl::parse("https://example.com/\t/x").is_err());
+        assert!(WebUrl::parse("https://example.com\\@evil.example/").is_err());
     }
 
     #[test]
@@ -129,6 +138,8 @@ mod tests {
         assert!(ReturnPath::parse("//evil.example").is_err());
         assert!(ReturnPath::parse("https://evil.example").is_err());
         assert!(ReturnPath::parse("/\\evil.example").is_err());
+        assert!(ReturnPath::parse("/\t/evil.example").is_err());
+        assert!(ReturnPath::parse("/..//evil.example").is_err());
         assert!(Text::<5>::try_from("héllo".to_string()).is_ok());
         assert!(Text::<5>::try_from("hello!".to_string()).is_err());
         assert!(Text::<5>::try_from("a\nb".to_string()).is_err());

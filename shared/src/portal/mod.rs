@@ -29,6 +29,8 @@ pub enum PortalError {
     SubscriptionNotFound(String),
     #[error("no such portal session")]
     SessionNotFound,
+    #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
+    RefreshThrottled(std::time::Duration),
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]

@@ -1,11 +1,13 @@
 //! `GET /portal/return?session=<ref>`: the user is back from the portal. Re-sync now (webhooks
 //! may not have arrived yet) and say what changed.
 
+use std::time::Duration;
+
 use url::Url;
 
 use super::PortalError;
 use crate::auth::User;
-use crate::store::{AuditSource, Table, Transaction};
+use crate::store::{AuditSource, CustomerStore, SyncSlot, Table, Transaction};
 use crate::sync::{sync_customer, Change, SyncContext, SyncError, SyncOutcome, SyncTrigger};
 
 #[derive(Debug, Clone)]
@@ -24,12 +26,15 @@ pub struct ReturnOutcome {
     pub redirect_url: String,
     /// False when this session had returned before (it is re-synced, not counted again).
     pub first_return: bool,
+    /// False when the answer is the stored state: a re-sync of this customer ran moments ago.
+    pub refreshed: bool,
 }
 
 pub async fn handle_return(
     ctx: SyncContext<'_>,
     user: &User,
     request: ReturnRequest,
+    min_interval: Duration,
 ) -> Result<ReturnOutcome, PortalError> {
     let session = ctx
         .table
@@ -54,18 +59,46 @@ pub async fn handle_return(
     };
 
     let mut first_return = session.returned_at.is_none();
-    let outcome = if first_return {
+    let first = if first_return {
         match sync_customer(ctx, &session.customer_id, &trigger, &mark_returned).await {
             // Two tabs returned at once and the other one counted the return.
             Err(SyncError::CallerConditionFailed(_)) => {
                 first_return = false;
-                sync_customer(ctx, &session.customer_id, &trigger, &()).await
+                None
             }
-            other => other,
+            other => Some(other?),
         }
     } else {
-        sync_customer(ctx, &session.customer_id, &trigger, &()).await
-    }?;
+        None
+    };
+    let mut refreshed = true;
+    let outcome = match first {
+        Some(outcome) => outcome,
+        // The first return follows the user's own changes in the portal and always syncs; a
+        // return seen before is a re-sync on request, at most one per customer per interval.
+        None => match ctx
+            .table
+            .claim_user_sync(&session.customer_id, ctx.clock.unix_ms(), min_interval)
+            .await?
+        {
+            SyncSlot::Claimed => sync_customer(ctx, &session.customer_id, &trigger, &()).await?,
+            SyncSlot::Taken { retry_after } => {
+                refreshed = false;
+                let state = ctx
+                    .table
+                    .get_customer_state(&session.customer_id)
+                    .await?
+                    .ok_or(PortalError::RefreshThrottled(retry_after))?;
+                SyncOutcome {
+                    previous: state.snapshot.clone(),
+                    current: state.snapshot,
+                    changes: Vec::new(),
+                    premium: state.premium,
+                    user_id: state.user_id,
+                }
+            }
+        },
+    };
     let changes = ctx
         .table
         .audit_entries_since(&session.customer_id, &session.created_at)
@@ -73,13 +106,18 @@ pub async fn handle_return(
         .into_iter()
         .map(|e| e.change)
         .collect();
+    // A path the SPA navigates to: never `//host` (sessions stored before return URLs were
+    // checked as they are now could hold one).
     let redirect_url = Url::parse(&session.return_url)
+        .ok()
         .map(|u| u.path().to_string())
-        .unwrap_or_else(|_| "/".into());
+        .filter(|p| !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
     Ok(ReturnOutcome {
         sync: outcome,
         changes,
         redirect_url,
         first_return,
+        refreshed,
     })
 }

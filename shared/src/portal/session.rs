@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::return_url::{validate, with_session_ref};
+use super::return_url::{absolute_url, spa_path, with_session_ref};
 use super::{
     AfterCompletion, Branding, Locale, PortalError, Workflow, WorkflowSettings, NOT_CONFIGURED,
 };
@@ -54,7 +54,7 @@ pub async fn create_session(
     let given_return = request
         .return_url
         .as_deref()
-        .map(|raw| validate(raw, &portal.allowed_return_origins))
+        .map(|raw| absolute_url(portal, "return_url", raw))
         .transpose()?;
 
     let (stored_user, workflow_config) = table.get_user_and_workflow(&user.id, workflow).await?;
@@ -149,19 +149,8 @@ fn default_return(
         .return_path
         .as_ref()
         .map_or(workflow.default_return_path(), |p| p.as_str());
-    let url = portal
-        .frontend_url
-        .join(path)
-        .map_err(|_| super::return_url::ReturnUrlError::NotAbsolute)?;
-    // A misconfigured return path must not be able to leave the SPA's origin either.
-    Ok(
-        validate(url.as_str(), &portal.allowed_return_origins).or_else(|_| {
-            validate(
-                url.as_str(),
-                &[portal.frontend_url.origin().ascii_serialization()],
-            )
-        })?,
-    )
+    // Stored paths were checked when saved; the joined URL is checked again, as every return is.
+    Ok(spa_path(portal, "return_path", path)?)
 }
 
 /// The deep link for a workflow; `None` opens the portal home.

@@ -1,7 +1,8 @@
 //! Customer items: the last synced state (`CUS#<id>` / `STATE`), the sync ticket counter
-//! (`CUS#<id>` / `SYNC`) and audit entries (`CUS#<id>` / `AUDIT#<time>#<ticket>#<n>`).
+//! (`CUS#<id>` / `SYNC`, with the start of the last user-triggered sync) and audit entries (`CUS#<id>` / `AUDIT#<time>#<ticket>#<n>`).
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,11 @@ fn state_key(id: &CustomerId) -> Item {
     key(format!("CUS#{id}"), "STATE")
 }
 
+/// The sync ticket counter; it also holds when the last user-triggered sync began.
+fn sync_key(id: &CustomerId) -> Item {
+    key(format!("CUS#{id}"), "SYNC")
+}
+
 pub trait CustomerStore {
     /// A number higher than any handed out before for this customer. A fetch from Stripe that
     /// starts after taking ticket n sees at least what a fetch with ticket n-1 saw, so tickets
@@ -85,7 +91,7 @@ impl CustomerStore for Table {
             .client()
             .update_item()
             .table_name(self.name())
-            .set_key(Some(key(format!("CUS#{id}"), "SYNC")))
+            .set_key(Some(sync_key(id)))
             .update_expression("ADD ticket :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(ReturnValue::UpdatedNew);
@@ -106,6 +112,63 @@ impl CustomerStore for Table {
         id: &CustomerId,
     ) -> Result<Option<CustomerState>, StoreError> {
         self.get(state_key(id)).await?.map(from_item).transpose()
+    }
+}
+
+/// The answer to a claim of a customer's user-triggered sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncSlot {
+    /// Ours: sync now.
+    Claimed,
+    /// Another user-triggered sync began less than the interval ago; free again after this.
+    Taken { retry_after: Duration },
+}
+
+impl Table {
+    /// Claims the customer's slot for a user-triggered Stripe re-sync at `now_ms` (epoch
+    /// milliseconds), unless one was claimed less than `interval` before (a zero interval
+    /// throttles nothing). One conditional write, so of any number of concurrent claims exactly
+    /// one wins.
+    pub async fn claim_user_sync(
+        &self,
+        id: &CustomerId,
+        now_ms: i64,
+        interval: Duration,
+    ) -> Result<SyncSlot, StoreError> {
+        if interval.is_zero() {
+            return Ok(SyncSlot::Claimed);
+        }
+        let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let claimed = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(sync_key(id)))
+            .update_expression("SET user_sync_at = :now")
+            .condition_expression("attribute_not_exists(user_sync_at) OR user_sync_at <= :cutoff")
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(
+                ":cutoff",
+                AttributeValue::N(now_ms.saturating_sub(interval_ms).to_string()),
+            )
+            .send()
+            .await
+            .map_err(StoreError::from_sdk);
+        match claimed {
+            Ok(_) => Ok(SyncSlot::Claimed),
+            Err(StoreError::ConditionFailed) => {
+                let last = self
+                    .get(sync_key(id))
+                    .await?
+                    .and_then(|item| item.get("user_sync_at")?.as_n().ok()?.parse::<i64>().ok())
+                    .unwrap_or(now_ms);
+                let wait_ms = last.saturating_add(interval_ms).saturating_sub(now_ms);
+                Ok(SyncSlot::Taken {
+                    retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

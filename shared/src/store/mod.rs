@@ -3,6 +3,7 @@
 //! Every write that can race is conditional, and a lost race is [`StoreError::ConditionFailed`],
 //! never a string to match on.
 
+mod checkout;
 mod customers;
 mod ledger;
 mod portal;
@@ -18,8 +19,10 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
+pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, AUDIT_DAY_SHARDS,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, SyncSlot,
+    AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};

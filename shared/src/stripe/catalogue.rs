@@ -368,6 +368,13 @@ pub const CHECKOUT_SESSION_RETRIEVE: RequestShape = shape(
     &["expand[]"],
 );
 
+pub const CHECKOUT_SESSION_EXPIRE: RequestShape = shape(
+    "checkout.sessions.expire",
+    Post,
+    "/v1/checkout/sessions/{session}/expire",
+    &["expand[]"],
+);
+
 pub const EVENT_RETRIEVE: RequestShape =
     shape("events.retrieve", Get, "/v1/events/{id}", &["expand[]"]);
 
@@ -413,6 +420,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         PORTAL_CONFIGURATION_UPDATE,
         CHECKOUT_SESSION_CREATE,
         CHECKOUT_SESSION_RETRIEVE,
+        CHECKOUT_SESSION_EXPIRE,
         EVENT_RETRIEVE,
         PRICE_RETRIEVE,
         PRICE_LIST,

@@ -668,6 +668,12 @@ impl StripeClient {
             .await
     }
 
+    /// Expires an open session so it can no longer be paid (Stripe refuses any other status).
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<CheckoutSession> {
+        self.send(StripeRequest::new(CHECKOUT_SESSION_EXPIRE).arg(id))
+            .await
+    }
+
     // --- events, prices, products ----------------------------------------------------------
 
     pub async fn retrieve_event(&self, id: &str) -> Result<Event> {

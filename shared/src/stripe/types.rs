@@ -383,6 +383,9 @@ pub struct CheckoutSession {
     pub subscription: Option<Expandable<Subscription>>,
     #[serde(default)]
     pub payment_status: Option<String>,
+    /// When an unpaid session stops being payable (unix seconds).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: Metadata,
 }

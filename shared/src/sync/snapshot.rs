@@ -145,6 +145,8 @@ pub enum ChangeKind {
     Subscription,
     /// Stands for changes of one sync that were not itemised (see [`itemised`]).
     Omitted,
+    /// Which Portico user the customer belongs to (a link made or refused), not a Stripe field.
+    Link,
 }
 
 /// One field that differs between two snapshots, with a sentence for people.

@@ -142,7 +142,7 @@ impl SigningKey {
 /// Standard claims valid for an hour from now.
 pub fn claims(issuer: &str, audience: &str, sub: &str) -> Value {
     let now = now();
-    json!({"iss": issuer, "aud": audience, "sub": sub, "email": format!("{}@example.test", sub.replace(['|', ' '], "_")),
+    json!({"iss": issuer, "aud": audience, "sub": sub, "email": format!("{}@example.test", sub.replace(['|', ' '], "_")), "email_verified": true,
            "iat": now, "nbf": now, "exp": now + 3600})
 }
 

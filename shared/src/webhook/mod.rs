@@ -10,15 +10,18 @@ use std::time::Duration;
 
 pub use envelope::{parse_envelope, Envelope};
 
-use crate::ids::UserId;
+use serde_json::{json, Value};
+
+use crate::customers::USER_ID_METADATA;
+use crate::ids::{CustomerId, UserId};
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
-    AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
+    AuditEntry, AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
     LEDGER_RETENTION_SECONDS,
 };
 use crate::stripe::random_idempotency_key;
 use crate::stripe::webhook::{Verifier, WebhookError as SignatureError};
-use crate::sync::{sync_customer, SyncContext, SyncError, SyncTrigger};
+use crate::sync::{sync_customer, Change, ChangeKind, SyncContext, SyncError, SyncTrigger};
 
 /// How long a claim keeps other instances off an event; longer than the function's timeout.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -150,27 +153,25 @@ async fn apply(
         })?;
         return Ok(Outcome::Processed { changes: 0 });
     };
-    if event.event_type == "checkout.session.completed" {
-        if let Some(user) = event
-            .client_reference_id
-            .as_deref()
-            .and_then(|u| UserId::parse(u).ok())
-        {
-            // Links only a user without a customer; one who has another keeps theirs.
-            let linked = ctx
-                .table
-                .link_customer(&user, None, &customer, &ctx.clock.timestamp())
-                .await?;
-            if linked != customer {
-                tracing::warn!(user = %user, kept = %linked, checkout_customer = %customer, "user already has another customer");
-            }
+    let refused = match (event.event_type.as_str(), client_reference(event)) {
+        ("checkout.session.completed", Some(user)) => {
+            link_checkout_customer(ctx, event, &user, &customer).await?
         }
-    }
+        _ => None,
+    };
+    let finish = |table: &Table, tx: &mut Transaction| {
+        complete(table, tx)?;
+        match &refused {
+            // Recorded with the event's completion, so a redelivery cannot record it twice.
+            Some(entry) => tx.put_audit_entry(table, entry, 0, 0).map(|_| ()),
+            None => Ok(()),
+        }
+    };
     let trigger = SyncTrigger {
         source: AuditSource::Webhook,
         reference: Some(event.id.clone()),
     };
-    match sync_customer(ctx, &customer, &trigger, &complete).await {
+    match sync_customer(ctx, &customer, &trigger, &finish).await {
         Ok(outcome) => Ok(Outcome::Processed {
             changes: outcome.changes.len(),
         }),
@@ -178,4 +179,76 @@ async fn apply(
         Err(SyncError::CallerConditionFailed(_)) => Err(WebhookError::InProgress),
         Err(e) => Err(e.into()),
     }
+}
+
+fn client_reference(event: &Envelope) -> Option<UserId> {
+    event
+        .client_reference_id
+        .as_deref()
+        .and_then(|u| UserId::parse(u).ok())
+}
+
+/// Links the user a completed Checkout names to its customer, but only on proof that the
+/// customer is theirs: `client_reference_id` is whatever the page that opened the Checkout put
+/// there (a Payment Link or Pricing Table on a page someone else controls can name anyone).
+/// Proof is a session Portico recorded creating for this user and customer, or the customer's
+/// metadata naming the user (what Portico writes when it creates one). Without proof nothing is
+/// linked, and the refusal is returned as an audit entry for the customer.
+async fn link_checkout_customer(
+    ctx: SyncContext<'_>,
+    event: &Envelope,
+    user: &UserId,
+    customer: &CustomerId,
+) -> Result<Option<AuditEntry>, WebhookError> {
+    let session = event.object_id.as_deref().unwrap_or_default();
+    if let Some(linked) = ctx.table.get_user(user).await?.and_then(|u| u.customer_id) {
+        // One who has a customer keeps theirs.
+        if linked != *customer {
+            tracing::warn!(event = %event.id, session, "checkout completed for a user already linked to another customer; kept theirs");
+        }
+        return Ok(None);
+    }
+    let recorded = ctx
+        .table
+        .checkout_record(session)
+        .await?
+        .is_some_and(|r| r.user_id == *user && r.customer_id == *customer);
+    let proven = if recorded {
+        true
+    } else {
+        match ctx.stripe.retrieve_customer(customer, &[]).await {
+            Ok(c) => c.metadata.get(USER_ID_METADATA).map(String::as_str) == Some(user.as_str()),
+            Err(e) if e.is_gone() => false,
+            Err(e) => return Err(WebhookError::Sync(SyncError::Stripe(e))),
+        }
+    };
+    if proven {
+        let linked = ctx
+            .table
+            .link_customer(user, None, customer, &ctx.clock.timestamp())
+            .await?;
+        if linked != *customer {
+            tracing::warn!(event = %event.id, session, "user linked to another customer meanwhile; kept theirs");
+        }
+        return Ok(None);
+    }
+    // Ids only: the user id and the customer's details stay out of the log.
+    tracing::warn!(event = %event.id, session, "checkout.session.completed names a user Portico cannot tie to its customer; not linked");
+    Ok(Some(AuditEntry {
+        customer_id: customer.clone(),
+        source: AuditSource::Webhook,
+        reference: Some(event.id.clone()),
+        at: ctx.clock.timestamp(),
+        change: Change {
+            kind: ChangeKind::Link,
+            field: "user".into(),
+            from: Value::Null,
+            // A digest, not the id: audit entries reach whoever owns the customer.
+            to: json!({"refused_user": user.short_digest(), "checkout_session": session}),
+            message: format!(
+                "Checkout session {session} named a user this customer is not proven to belong to; not linked"
+            ),
+        },
+        cancellation: None,
+    }))
 }

@@ -1,4 +1,4 @@
-//! Checkout sessions: create, retrieve, and completion (what the hosted payment page does).
+//! Checkout sessions: create, retrieve, expire, and completion (what the hosted payment page does).
 
 use super::{arg, catalog, Handler};
 use crate::error::{ApiError, ApiResult};
@@ -178,6 +178,29 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
         .get(id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))
+}
+
+pub const EXPIRE: Handler = expire;
+/// Only an open session can be expired; afterwards it cannot be paid.
+fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+    p.allow(&["expand"])?;
+    let id = arg(ids, 0);
+    let mut session = st
+        .checkout_sessions
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+    if session["status"] != "open" {
+        return Err(ApiError::invalid(format!(
+            "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
+            session["status"].as_str().unwrap_or_default()
+        )));
+    }
+    session["status"] = json!("expired");
+    session["url"] = Value::Null;
+    st.checkout_sessions.insert(session.clone());
+    st.emit(ctx, "checkout.session.expired", &session, None);
+    Ok(session)
 }
 
 /// Test cards the hosted pages offer.
