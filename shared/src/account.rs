@@ -12,7 +12,7 @@ use crate::stripe::{
     CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
     SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
 };
-use crate::sync::snapshot::{CardSummary, InvoiceSummary, SubscriptionSummary};
+use crate::sync::snapshot::{InvoiceSummary, PaymentMethodSummary, SubscriptionSummary};
 use crate::sync::{
     sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError, SyncOutcome,
     SyncTrigger,
@@ -66,6 +66,15 @@ pub struct SubscriptionView {
     pub cancel_at: Option<i64>,
 }
 
+/// The method that pays, and the subscription it pays (`None`: the customer's default, with no
+/// subscription it pays).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentMethodView {
+    #[serde(flatten)]
+    pub method: PaymentMethodSummary,
+    pub pays_subscription: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountView {
     pub customer_id: Option<CustomerId>,
@@ -74,7 +83,7 @@ pub struct AccountView {
     pub premium_until: Option<i64>,
     pub plan: Option<Plan>,
     pub subscription: Option<SubscriptionView>,
-    pub default_payment_method: Option<CardSummary>,
+    pub default_payment_method: Option<PaymentMethodView>,
     pub invoices: Vec<InvoiceSummary>,
     pub synced_at: Option<String>,
 }
@@ -125,10 +134,30 @@ impl AccountView {
             premium_until: premium.until,
             plan: shown.map(plan),
             subscription: shown.map(subscription_view),
-            default_payment_method: snapshot.default_payment_method.clone(),
+            default_payment_method: paying_method(snapshot, shown),
             invoices: snapshot.invoices.clone(),
             synced_at,
         }
+    }
+}
+
+/// What pays the shown subscription if it still bills; otherwise the customer's default.
+fn paying_method(
+    snapshot: &CustomerSnapshot,
+    shown: Option<&SubscriptionSummary>,
+) -> Option<PaymentMethodView> {
+    match shown.filter(|s| s.is_live()) {
+        Some(s) => s.payment_method.clone().map(|method| PaymentMethodView {
+            method,
+            pays_subscription: Some(s.id.clone()),
+        }),
+        None => snapshot
+            .default_payment_method
+            .clone()
+            .map(|method| PaymentMethodView {
+                method,
+                pays_subscription: None,
+            }),
     }
 }
 

@@ -281,9 +281,13 @@ async fn tokens_routes_and_methods() {
 
 /// Completes a checkout session on the emulator's hosted page with a test card.
 async fn pay(url: &str) -> Value {
+    pay_with(url, "pm_card_visa").await
+}
+
+async fn pay_with(url: &str, payment_method: &str) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{url}/complete"))
-        .json(&serde_json::json!({"payment_method": "pm_card_visa"}))
+        .json(&serde_json::json!({ "payment_method": payment_method }))
         .send()
         .await
         .unwrap();
@@ -372,4 +376,66 @@ async fn premium_lasts_until_the_period_ends_then_stops() {
     let (_, after) = call(&h, "billing-account/get-account-refresh", "leaver", &[]).await;
     assert_eq!(after["account"]["premium"], false, "{after}");
     assert_eq!(after["account"]["subscription"]["status"], "canceled");
+}
+
+#[tokio::test]
+async fn the_card_checkout_saved_on_the_subscription_is_the_one_shown() {
+    let h = Harness::with(&[PRICES]).await;
+    checkout_and_pay(&h, "card-buyer", "card-1").await;
+    let (_, after) = call(&h, "billing-account/get-account-refresh", "card-buyer", &[]).await;
+    let account = &after["account"];
+    let method = &account["default_payment_method"];
+    assert_eq!(
+        (
+            method["type"].as_str(),
+            method["brand"].as_str(),
+            method["last4"].as_str()
+        ),
+        (Some("card"), Some("visa"), Some("4242")),
+        "{after}"
+    );
+    assert_eq!(method["pays_subscription"], account["subscription"]["id"]);
+    // Checkout set the subscription's default, not the customer's.
+    let customer = h
+        .emulator
+        .object(account["customer_id"].as_str().unwrap())
+        .unwrap();
+    assert!(customer["invoice_settings"]["default_payment_method"].is_null());
+    let (_, stored) = call(&h, "billing-account/get-account", "card-buyer", &[]).await;
+    assert_eq!(stored["account"]["default_payment_method"], *method);
+}
+
+#[tokio::test]
+async fn bank_debits_are_shown_with_their_own_fields() {
+    let h = Harness::with(&[PRICES]).await;
+    for (user, token, expected) in [
+        (
+            "ach-buyer",
+            "pm_usBankAccount",
+            json!({"type": "us_bank_account", "bank_name": "STRIPE TEST BANK", "last4": "6789"}),
+        ),
+        (
+            "sepa-buyer",
+            "pm_sepaDebit",
+            json!({"type": "sepa_debit", "bank_code": "37040044", "country": "DE", "last4": "3000"}),
+        ),
+    ] {
+        let (status, body) = call(
+            &h,
+            "billing-account/checkout",
+            user,
+            &[("IDEMPOTENCY_KEY", user)],
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        pay_with(body["checkout_session"]["url"].as_str().unwrap(), token).await;
+        let (_, after) = call(&h, "billing-account/get-account-refresh", user, &[]).await;
+        let method = &after["account"]["default_payment_method"];
+        for (field, value) in expected.as_object().unwrap() {
+            assert_eq!(&method[field], value, "{field} of {method}");
+        }
+        assert!(method.get("brand").is_none(), "no card fields: {method}");
+        assert!(method["id"].as_str().unwrap().starts_with("pm_"));
+        assert_eq!(after["account"]["premium"], true);
+    }
 }

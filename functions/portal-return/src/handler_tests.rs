@@ -446,3 +446,44 @@ async fn a_round_trip_through_the_hosted_portal() {
         "/dashboard/billing/cancellation-survey"
     );
 }
+
+#[tokio::test]
+async fn a_subscriptions_own_payment_method_change_is_reported_with_its_type() {
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "sepa-user", Workflow::PaymentUpdate).await;
+    come_back(&h, "sepa-user", &reference).await;
+    let second = open_session(&h, "sepa-user", Workflow::PaymentUpdate)
+        .await
+        .id;
+    let sepa = h
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods/pm_sepaDebit/attach",
+            &[("customer", customer.as_str())],
+        )
+        .await;
+    let sub = h.subscription_of(&customer).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("default_payment_method", sepa["id"].as_str().unwrap())],
+    )
+    .await;
+    let (status, body) = come_back(&h, "sepa-user", &second).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        messages(&body),
+        vec![
+            "Saved payment methods: 1 → 2".to_string(),
+            "Payment method for Portico Pro updated: visa 4242 → SEPA debit 3000".to_string(),
+        ]
+    );
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.change.field == format!("subscriptions.{sub}.payment_method"))
+        .expect("audited");
+    assert_eq!(entry.change.to["type"], "sepa_debit");
+    assert_eq!(entry.change.to["bank_code"], "37040044");
+    assert_eq!(entry.change.to["last4"], "3000");
+}

@@ -6,10 +6,12 @@
 //! with the same `lookup_key` minus the `price_` prefix. Test payment methods (templates,
 //! cloned on attach): `pm_card_visa` (4242), `pm_card_mastercard` (4444),
 //! `pm_card_chargeDeclined` (0002, declined with `card_declined` / `generic_decline`),
-//! `pm_card_chargeCustomerFail` (0341, attaches but every charge is declined).
+//! `pm_card_chargeCustomerFail` (0341, attaches but every charge is declined),
+//! `pm_usBankAccount` (`us_bank_account`, STRIPE TEST BANK 6789), `pm_sepaDebit` (`sepa_debit`,
+//! DE 3000).
 
 use crate::resources::catalog::{price_object, product_object};
-use crate::resources::payment_methods::card_template;
+use crate::resources::payment_methods::{bank_template, card_template};
 use crate::state::State;
 
 pub const PRICE_PRO_MONTHLY: &str = "price_pro_monthly";
@@ -23,6 +25,10 @@ pub const PM_MASTERCARD: &str = "pm_card_mastercard";
 pub const PM_DECLINED: &str = "pm_card_chargeDeclined";
 /// Attaches fine, then every charge is declined (renewals go `past_due`).
 pub const PM_CHARGE_FAIL: &str = "pm_card_chargeCustomerFail";
+/// A US bank account (ACH debit), STRIPE TEST BANK ••••6789.
+pub const PM_US_BANK_ACCOUNT: &str = "pm_usBankAccount";
+/// A SEPA Direct Debit account (DE, bank code 37040044) ••••3000.
+pub const PM_SEPA_DEBIT: &str = "pm_sepaDebit";
 pub const CHARGE_FAIL_FINGERPRINT: &str = "Cf0341QxZk2LmN7a";
 
 pub fn seed(s: &mut State) {
@@ -79,6 +85,20 @@ pub fn seed(s: &mut State) {
         "visa",
         "0341",
         CHARGE_FAIL_FINGERPRINT,
+        now,
+    ));
+    s.pm_templates.insert(bank_template(
+        PM_US_BANK_ACCOUNT,
+        "us_bank_account",
+        "6789",
+        "Ub6789TqLw3NzR5e",
+        now,
+    ));
+    s.pm_templates.insert(bank_template(
+        PM_SEPA_DEBIT,
+        "sepa_debit",
+        "3000",
+        "Sd3000XpKe8VbM2q",
         now,
     ));
 }

@@ -260,3 +260,44 @@ async fn objects_have_every_field_of_stripes_samples() {
         errors.join("\n")
     );
 }
+
+#[tokio::test]
+async fn bank_debit_payment_methods_have_their_types_fields() {
+    let Some(r) = reference() else { return };
+    let api = start().await;
+    let made = api
+        .seeded_customer("banker@example.com", serde_json::json!({}))
+        .await;
+    let customer = id(&made["customer"]);
+    let mut errors = Vec::new();
+    for (token, kind) in [
+        ("pm_usBankAccount", "us_bank_account"),
+        ("pm_sepaDebit", "sepa_debit"),
+    ] {
+        let pm = api
+            .post(
+                &format!("/v1/payment_methods/{token}/attach"),
+                &[("customer", &customer)],
+            )
+            .await
+            .ok();
+        assert_eq!(pm["type"], kind);
+        assert!(pm.get("card").is_none(), "only the type's own hash");
+        // The common fields as in Stripe's (card) sample, the type's hash as in the spec.
+        let mut sample = r.fixtures["resources"]["payment_method"].clone();
+        sample.as_object_mut().unwrap().remove("card");
+        r.check(&sample, &pm, r.schema("payment_method"), kind, &mut errors);
+        let schema = r.schema(&format!("payment_method_{kind}")).unwrap();
+        for (field, spec) in schema["properties"].as_object().unwrap() {
+            match pm[kind].get(field) {
+                None => errors.push(format!("{kind}.{field}: missing")),
+                Some(v) if v.is_null() && spec["nullable"] != true => {
+                    errors.push(format!("{kind}.{field}: null, not nullable"))
+                }
+                Some(_) => {}
+            }
+        }
+        assert_eq!(pm[kind]["last4"].as_str().map(str::len), Some(4));
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}

@@ -664,3 +664,43 @@ async fn checkout_completes_with_a_test_card_and_declines_like_stripe() {
         .unwrap()
         .contains("Your card was declined."));
 }
+
+#[tokio::test]
+async fn checkout_sets_the_subscriptions_default_payment_method_not_the_customers() {
+    let api = start().await;
+    for (token, kind) in [
+        ("pm_card_visa", "card"),
+        ("pm_usBankAccount", "us_bank_account"),
+        ("pm_sepaDebit", "sepa_debit"),
+    ] {
+        let cs = checkout_session(&api, &[("customer_email", "payer@example.com")]).await;
+        let url = cs["url"].as_str().unwrap().to_string();
+        let done = post_json(
+            &api,
+            &format!("{url}/complete"),
+            json!({"payment_method": token}),
+        )
+        .await
+        .ok();
+        let session = &done["session"];
+        let sub = api
+            .emulator
+            .object(session["subscription"].as_str().unwrap())
+            .unwrap();
+        let pm_id = sub["default_payment_method"]
+            .as_str()
+            .expect("set by Checkout");
+        assert!(pm_id.starts_with("pm_") && pm_id != token, "{pm_id}");
+        let pm = api.emulator.object(pm_id).unwrap();
+        assert_eq!(pm["type"], kind);
+        assert_eq!(pm["customer"], session["customer"]);
+        let customer = api
+            .emulator
+            .object(session["customer"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            customer["invoice_settings"]["default_payment_method"].is_null(),
+            "Checkout leaves the customer's invoice default alone ({kind})"
+        );
+    }
+}

@@ -528,15 +528,14 @@ impl StripeClient {
 
     // --- payment methods -------------------------------------------------------------------
 
-    /// The customer's cards.
-    pub async fn list_card_payment_methods(
+    /// The customer's payment methods of every type (cards, bank accounts, Link, ...).
+    pub async fn list_customer_payment_methods(
         &self,
         customer: &CustomerId,
         page: Page,
     ) -> Result<List<PaymentMethod>> {
         let request = StripeRequest::new(CUSTOMER_PAYMENT_METHODS)
             .arg(customer.as_str())
-            .params(Params::new().set("type", "card"))
             .params(self::params(&page)?);
         self.send(request).await
     }

@@ -119,6 +119,9 @@ pub struct Customer {
     pub metadata: Metadata,
     #[serde(default, deserialize_with = "null_default")]
     pub invoice_settings: InvoiceSettings,
+    /// A legacy source (`card_…`, `ba_…`, `src_…`) that pays when no payment method is set.
+    #[serde(default)]
+    pub default_source: Option<Expandable<PaymentSource>>,
     #[serde(default)]
     pub created: Option<i64>,
     /// Set on what Stripe returns for a deleted customer (`{id, object, deleted: true}`).
@@ -140,7 +143,52 @@ pub struct PaymentMethod {
     #[serde(default)]
     pub card: Option<Card>,
     #[serde(default)]
+    pub us_bank_account: Option<BankDetails>,
+    #[serde(default)]
+    pub sepa_debit: Option<BankDetails>,
+    #[serde(default)]
+    pub link: Option<LinkDetails>,
+    #[serde(default)]
     pub customer: Option<Expandable<Customer>>,
+}
+
+/// What `us_bank_account` and `sepa_debit` have in common that Portico shows: the bank
+/// (`bank_name` for US accounts; SEPA has only a `bank_code`) and the last four digits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BankDetails {
+    #[serde(default)]
+    pub bank_name: Option<String>,
+    #[serde(default)]
+    pub bank_code: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub last4: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct LinkDetails {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A legacy source as `default_source` expands: a `card` or a `bank_account` object (or a
+/// `source`), with the few fields all of them may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PaymentSource {
+    pub id: String,
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub last4: Option<String>,
+    #[serde(default)]
+    pub exp_month: Option<u32>,
+    #[serde(default)]
+    pub exp_year: Option<u32>,
+    #[serde(default)]
+    pub bank_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -411,6 +459,7 @@ pub struct EventData {
 has_id!(
     Customer,
     PaymentMethod,
+    PaymentSource,
     Subscription,
     SubscriptionItem,
     Price,

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::snapshot::{
-    Address, CardSummary, CustomerSnapshot, InvoiceSummary, SubscriptionSummary,
+    Address, CustomerSnapshot, InvoiceSummary, PaymentMethodSummary, SubscriptionSummary,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::stripe::{
-    list_all, Customer, Expandable, Invoice, InvoiceListParams, Page, PaymentMethod, StripeClient,
-    StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
+    list_all, Customer, Expandable, Invoice, InvoiceListParams, Page, PaymentMethod, PaymentSource,
+    StripeClient, StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
 };
 
 /// How many recent invoices the account view shows.
@@ -28,8 +28,11 @@ pub(super) async fn customer_truth(
     products: &ProductNames,
     id: &CustomerId,
 ) -> Result<Fetched, StripeClientError> {
-    let customer = stripe.retrieve_customer(id, &["invoice_settings.default_payment_method"]);
-    let cards = list_all(|cursor| stripe.list_card_payment_methods(id, Page::full(cursor)));
+    let customer = stripe.retrieve_customer(
+        id,
+        &["invoice_settings.default_payment_method", "default_source"],
+    );
+    let methods = list_all(|cursor| stripe.list_customer_payment_methods(id, Page::full(cursor)));
     let subscriptions = list_all(|cursor| {
         let mut params = SubscriptionListParams::all_for(id);
         params.page = Page::full(cursor);
@@ -55,11 +58,11 @@ pub(super) async fn customer_truth(
         }
         other => other?,
     };
-    let (cards, subscriptions, invoices) = tokio::try_join!(cards, subscriptions, invoices)?;
+    let (methods, subscriptions, invoices) = tokio::try_join!(methods, subscriptions, invoices)?;
     let names = products.names_for(stripe, &subscriptions).await?;
     Ok(Fetched {
         user_id: user_of(&customer),
-        snapshot: snapshot(customer, cards, subscriptions, invoices.data, &names),
+        snapshot: snapshot(customer, methods, subscriptions, invoices.data, &names),
     })
 }
 
@@ -70,15 +73,56 @@ fn user_of(customer: &Customer) -> Option<UserId> {
         .and_then(|id| UserId::parse(id.clone()).ok())
 }
 
-fn card(pm: &PaymentMethod) -> Option<CardSummary> {
-    let card = pm.card.as_ref()?;
-    Some(CardSummary {
-        id: pm.id.clone(),
-        brand: card.brand.clone().unwrap_or_default(),
-        last4: card.last4.clone().unwrap_or_default(),
-        exp_month: card.exp_month.unwrap_or_default(),
-        exp_year: card.exp_year.unwrap_or_default(),
-    })
+/// A payment method's own fields, by type; types Portico has no fields for keep only their type.
+fn method(pm: &PaymentMethod) -> PaymentMethodSummary {
+    let kind = pm.method_type.clone().unwrap_or_else(|| "card".into());
+    let mut summary = PaymentMethodSummary::of_kind(pm.id.clone(), kind);
+    if let Some(card) = &pm.card {
+        summary.brand = card.brand.clone();
+        summary.last4 = card.last4.clone();
+        summary.exp_month = card.exp_month;
+        summary.exp_year = card.exp_year;
+    }
+    if let Some(bank) = pm.us_bank_account.as_ref().or(pm.sepa_debit.as_ref()) {
+        summary.bank_name = bank.bank_name.clone();
+        summary.bank_code = bank.bank_code.clone();
+        summary.country = bank.country.clone();
+        summary.last4 = bank.last4.clone();
+    }
+    if let Some(link) = &pm.link {
+        summary.email = link.email.clone();
+    }
+    summary
+}
+
+fn source(s: &PaymentSource) -> PaymentMethodSummary {
+    PaymentMethodSummary {
+        brand: s.brand.clone(),
+        last4: s.last4.clone(),
+        exp_month: s.exp_month,
+        exp_year: s.exp_year,
+        bank_name: s.bank_name.clone(),
+        ..PaymentMethodSummary::of_kind(
+            s.id.clone(),
+            s.object.clone().unwrap_or_else(|| "source".into()),
+        )
+    }
+}
+
+/// The customer's saved methods, by id, to resolve references that were not expanded.
+struct Methods(Vec<PaymentMethodSummary>);
+
+impl Methods {
+    fn resolve(&self, reference: &Expandable<PaymentMethod>) -> PaymentMethodSummary {
+        reference.object().map(method).unwrap_or_else(|| {
+            self.0
+                .iter()
+                .find(|m| m.id == reference.id())
+                // Not among the customer's methods (detached meanwhile): only its id is known.
+                .cloned()
+                .unwrap_or_else(|| PaymentMethodSummary::of_kind(reference.id(), "unknown"))
+        })
+    }
 }
 
 pub fn status_name(status: SubscriptionStatus) -> &'static str {
@@ -95,7 +139,12 @@ pub fn status_name(status: SubscriptionStatus) -> &'static str {
     }
 }
 
-fn subscription(s: &Subscription, names: &HashMap<String, String>) -> SubscriptionSummary {
+fn subscription(
+    s: &Subscription,
+    names: &HashMap<String, String>,
+    methods: &Methods,
+    customer_default: Option<&PaymentMethodSummary>,
+) -> SubscriptionSummary {
     let price = s.items.data.first().and_then(|i| i.price.as_ref());
     let product_id = price
         .and_then(|p| p.product.as_ref())
@@ -131,6 +180,11 @@ fn subscription(s: &Subscription, names: &HashMap<String, String>) -> Subscripti
         cancellation_reason: details.reason,
         cancellation_feedback: details.feedback,
         cancellation_comment: details.comment,
+        payment_method: s
+            .default_payment_method
+            .as_ref()
+            .map(|pm| methods.resolve(pm))
+            .or_else(|| customer_default.cloned()),
     }
 }
 
@@ -150,25 +204,29 @@ fn invoice(i: &Invoice) -> Option<InvoiceSummary> {
 
 fn snapshot(
     customer: Customer,
-    cards: Vec<PaymentMethod>,
+    methods: Vec<PaymentMethod>,
     subscriptions: Vec<Subscription>,
     invoices: Vec<Invoice>,
     names: &HashMap<String, String>,
 ) -> CustomerSnapshot {
+    let mut payment_methods: Vec<PaymentMethodSummary> = methods.iter().map(method).collect();
+    payment_methods.sort_by(|a, b| a.id.cmp(&b.id));
+    let methods = Methods(payment_methods);
     let default_payment_method = customer
         .invoice_settings
         .default_payment_method
         .as_ref()
-        .and_then(|pm| {
-            pm.object()
-                .and_then(card)
-                .or_else(|| cards.iter().find(|c| c.id == pm.id()).and_then(card))
+        .map(|pm| methods.resolve(pm))
+        .or_else(|| {
+            customer.default_source.as_ref().map(|s| {
+                s.object()
+                    .map(source)
+                    .unwrap_or_else(|| PaymentMethodSummary::of_kind(s.id(), "source"))
+            })
         });
-    let mut payment_methods: Vec<CardSummary> = cards.iter().filter_map(card).collect();
-    payment_methods.sort_by(|a, b| a.id.cmp(&b.id));
     let mut subscriptions: Vec<SubscriptionSummary> = subscriptions
         .iter()
-        .map(|s| subscription(s, names))
+        .map(|s| subscription(s, names, &methods, default_payment_method.as_ref()))
         .collect();
     subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     CustomerSnapshot {
@@ -185,7 +243,7 @@ fn snapshot(
             country: a.country,
         }),
         default_payment_method,
-        payment_methods,
+        payment_methods: methods.0,
         subscriptions,
         invoices: invoices.iter().filter_map(invoice).collect(),
         customer_id: customer.id,
@@ -235,5 +293,111 @@ impl ProductNames {
             .iter()
             .map(|(id, (name, _))| (id.clone(), name.clone()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn customer(invoice_default: serde_json::Value, source: serde_json::Value) -> Customer {
+        serde_json::from_value(json!({
+            "id": "cus_1",
+            "invoice_settings": {"default_payment_method": invoice_default},
+            "default_source": source,
+        }))
+        .unwrap()
+    }
+
+    fn subscription(id: &str, default: serde_json::Value) -> Subscription {
+        serde_json::from_value(json!({
+            "id": id, "customer": "cus_1", "status": "active", "default_payment_method": default,
+        }))
+        .unwrap()
+    }
+
+    fn methods() -> Vec<PaymentMethod> {
+        serde_json::from_value(json!([
+            {"id": "pm_card", "type": "card", "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2031}},
+            {"id": "pm_ach", "type": "us_bank_account", "us_bank_account": {"bank_name": "STRIPE TEST BANK", "last4": "6789"}},
+            {"id": "pm_link", "type": "link", "link": {"email": "a@x.test"}},
+        ]))
+        .unwrap()
+    }
+
+    fn paying(snapshot: &CustomerSnapshot, sub: &str) -> Option<String> {
+        snapshot
+            .subscriptions
+            .iter()
+            .find(|s| s.id == sub)
+            .and_then(|s| s.payment_method.as_ref())
+            .map(|m| m.id.clone())
+    }
+
+    #[test]
+    fn the_subscriptions_default_pays_else_the_invoice_default_else_the_default_source() {
+        let subs = vec![
+            subscription("sub_own", json!("pm_ach")),
+            subscription("sub_inherits", json!(null)),
+        ];
+        let names = HashMap::new();
+        let s = snapshot(
+            customer(json!("pm_card"), json!(null)),
+            methods(),
+            subs.clone(),
+            vec![],
+            &names,
+        );
+        assert_eq!(paying(&s, "sub_own").as_deref(), Some("pm_ach"));
+        assert_eq!(paying(&s, "sub_inherits").as_deref(), Some("pm_card"));
+        assert_eq!(s.default_payment_method.as_ref().unwrap().id, "pm_card");
+
+        let source = json!({"id": "card_legacy", "object": "card", "brand": "Visa", "last4": "1881", "exp_month": 3, "exp_year": 2030});
+        let s = snapshot(
+            customer(json!(null), source),
+            methods(),
+            subs,
+            vec![],
+            &names,
+        );
+        assert_eq!(paying(&s, "sub_inherits").as_deref(), Some("card_legacy"));
+        let legacy = s.default_payment_method.unwrap();
+        assert_eq!(
+            (legacy.kind.as_str(), legacy.last4.as_deref()),
+            ("card", Some("1881"))
+        );
+    }
+
+    #[test]
+    fn non_card_methods_keep_their_own_fields() {
+        let s = snapshot(
+            customer(json!(null), json!(null)),
+            methods(),
+            vec![],
+            vec![],
+            &HashMap::new(),
+        );
+        let kinds: Vec<(&str, Option<&str>)> = s
+            .payment_methods
+            .iter()
+            .map(|m| {
+                (
+                    m.kind.as_str(),
+                    m.bank_name
+                        .as_deref()
+                        .or(m.email.as_deref())
+                        .or(m.brand.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("us_bank_account", Some("STRIPE TEST BANK")),
+                ("card", Some("visa")),
+                ("link", Some("a@x.test")),
+            ]
+        );
     }
 }

@@ -17,18 +17,71 @@ pub struct Address {
     pub country: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardSummary {
-    pub id: String,
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: u32,
-    pub exp_year: u32,
+fn card_type() -> String {
+    "card".into()
 }
 
-impl CardSummary {
+/// A saved payment method as the SPA shows it: its type and that type's own fields (a card's
+/// brand, last 4 and expiry; a bank account's bank and last 4; Link's email). States stored
+/// before non-card methods were kept have no `type`: they were cards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentMethodSummary {
+    pub id: String,
+    /// Stripe's payment method type (`card`, `us_bank_account`, `sepa_debit`, `link`, ...) or,
+    /// for a legacy default source, its object (`card`, `bank_account`, `source`).
+    #[serde(rename = "type", default = "card_type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_month: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_year: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_name: Option<String>,
+    /// SEPA's bank identifier (SEPA debits carry no bank name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl PaymentMethodSummary {
+    /// A method of `kind` with no details yet.
+    pub fn of_kind(id: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: kind.into(),
+            brand: None,
+            last4: None,
+            exp_month: None,
+            exp_year: None,
+            bank_name: None,
+            bank_code: None,
+            country: None,
+            email: None,
+        }
+    }
+
+    /// "visa 4242", "STRIPE TEST BANK 6789", "SEPA debit 3000", "Link".
     fn label(&self) -> String {
-        format!("{} {}", self.brand, self.last4)
+        let last4 = self.last4.as_deref().unwrap_or("????");
+        match self.kind.as_str() {
+            "card" => format!("{} {last4}", self.brand.as_deref().unwrap_or("card")),
+            "us_bank_account" | "bank_account" => {
+                format!(
+                    "{} {last4}",
+                    self.bank_name.as_deref().unwrap_or("bank account")
+                )
+            }
+            "sepa_debit" => format!("SEPA debit {last4}"),
+            "link" => "Link".to_string(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -51,6 +104,10 @@ pub struct SubscriptionSummary {
     pub cancellation_reason: Option<String>,
     pub cancellation_feedback: Option<String>,
     pub cancellation_comment: Option<String>,
+    /// What pays this subscription: its own default payment method, else the customer's
+    /// invoice default, else the customer's default source.
+    #[serde(default)]
+    pub payment_method: Option<PaymentMethodSummary>,
 }
 
 impl SubscriptionSummary {
@@ -93,8 +150,10 @@ pub struct CustomerSnapshot {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub address: Option<Address>,
-    pub default_payment_method: Option<CardSummary>,
-    pub payment_methods: Vec<CardSummary>,
+    /// The customer's own default: `invoice_settings.default_payment_method`, else the
+    /// default source. A subscription may be paid by another method (see its `payment_method`).
+    pub default_payment_method: Option<PaymentMethodSummary>,
+    pub payment_methods: Vec<PaymentMethodSummary>,
     pub subscriptions: Vec<SubscriptionSummary>,
     #[serde(default)]
     pub invoices: Vec<InvoiceSummary>,
@@ -218,8 +277,10 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
     }
 
     if before.default_payment_method != after.default_payment_method {
-        let label =
-            |c: &Option<CardSummary>| c.as_ref().map_or("(none)".to_string(), CardSummary::label);
+        let label = |c: &Option<PaymentMethodSummary>| {
+            c.as_ref()
+                .map_or("(none)".to_string(), PaymentMethodSummary::label)
+        };
         let message = match (
             &before.default_payment_method,
             &after.default_payment_method,
@@ -236,7 +297,8 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
             message,
         ));
     }
-    let ids = |cards: &[CardSummary]| cards.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |methods: &[PaymentMethodSummary]| methods.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
     if ids(&before.payment_methods) != ids(&after.payment_methods) {
         changes.push(change(
             ChangeKind::PaymentMethod,
@@ -262,6 +324,17 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
             )),
             Some(old) => subscription_changes(old, new, &mut changes),
         }
+        let old_method = before
+            .subscriptions
+            .iter()
+            .find(|s| s.id == new.id)
+            .and_then(|s| s.payment_method.as_ref());
+        // A change the customer's default explains is reported once, as that change.
+        let follows_default = old_method == before.default_payment_method.as_ref()
+            && new.payment_method == after.default_payment_method;
+        if old_method != new.payment_method.as_ref() && !follows_default {
+            changes.push(subscription_method_change(new, old_method));
+        }
     }
     for gone in before
         .subscriptions
@@ -277,6 +350,34 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
         ));
     }
     changes
+}
+
+fn subscription_method_change(
+    new: &SubscriptionSummary,
+    old: Option<&PaymentMethodSummary>,
+) -> Change {
+    let message = match (old, &new.payment_method) {
+        (None, Some(m)) => format!("{} is paid with {}", plan(new), m.label()),
+        (Some(m), None) => format!(
+            "{} no longer has a payment method ({} removed)",
+            plan(new),
+            m.label()
+        ),
+        (Some(o), Some(n)) => format!(
+            "Payment method for {} updated: {} → {}",
+            plan(new),
+            o.label(),
+            n.label()
+        ),
+        (None, None) => String::new(),
+    };
+    change(
+        ChangeKind::PaymentMethod,
+        format!("subscriptions.{}.payment_method", new.id),
+        json!(old),
+        json!(new.payment_method),
+        message,
+    )
 }
 
 fn plan(s: &SubscriptionSummary) -> String {
@@ -398,13 +499,13 @@ pub fn premium(snapshot: &CustomerSnapshot, now: i64, grace_seconds: i64) -> Pre
 mod tests {
     use super::*;
 
-    fn card(id: &str, brand: &str, last4: &str) -> CardSummary {
-        CardSummary {
-            id: id.into(),
-            brand: brand.into(),
-            last4: last4.into(),
-            exp_month: 12,
-            exp_year: 2030,
+    fn card(id: &str, brand: &str, last4: &str) -> PaymentMethodSummary {
+        PaymentMethodSummary {
+            brand: Some(brand.into()),
+            last4: Some(last4.into()),
+            exp_month: Some(12),
+            exp_year: Some(2030),
+            ..PaymentMethodSummary::of_kind(id, "card")
         }
     }
 
@@ -427,6 +528,7 @@ mod tests {
             cancellation_reason: None,
             cancellation_feedback: None,
             cancellation_comment: None,
+            payment_method: Some(card("pm_1", "visa", "4242")),
         }
     }
 
@@ -505,6 +607,41 @@ mod tests {
         );
         assert_eq!(changes[0].from, json!("a@x.test"));
         assert_eq!(changes[3].field, "subscriptions.sub_1.cancel_at");
+    }
+
+    #[test]
+    fn a_subscriptions_own_method_is_reported_but_one_that_follows_the_default_is_not() {
+        let before = snapshot();
+        let mut after = snapshot();
+        after.subscriptions[0].payment_method = Some(card("pm_9", "amex", "0005"));
+        let messages: Vec<String> = diff(&before, &after)
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(
+            messages,
+            vec!["Payment method for Portico Pro updated: visa 4242 → amex 0005"]
+        );
+
+        // The customer's default changes and the subscription, paying with it, follows.
+        let mut after = snapshot();
+        after.default_payment_method = Some(card("pm_2", "mastercard", "4444"));
+        after.subscriptions[0].payment_method = after.default_payment_method.clone();
+        let messages: Vec<String> = diff(&before, &after)
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(
+            messages,
+            vec!["Payment method updated: visa 4242 → mastercard 4444"]
+        );
+    }
+
+    #[test]
+    fn states_stored_before_payment_method_types_read_as_cards() {
+        let old = json!({"id": "pm_1", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030});
+        let read: PaymentMethodSummary = serde_json::from_value(old).unwrap();
+        assert_eq!(read, card("pm_1", "visa", "4242"));
     }
 
     #[test]

@@ -185,6 +185,8 @@ pub const TEST_CARDS: &[(&str, &str)] = &[
     (crate::seed::PM_VISA, "Visa •••• 4242"),
     (crate::seed::PM_MASTERCARD, "Mastercard •••• 4444"),
     (crate::seed::PM_DECLINED, "Visa •••• 0002 (declined)"),
+    (crate::seed::PM_US_BANK_ACCOUNT, "US bank account •••• 6789"),
+    (crate::seed::PM_SEPA_DEBIT, "SEPA Direct Debit •••• 3000"),
 ];
 
 /// Completes an open checkout session with a test card, as paying on Stripe's page does:
@@ -214,7 +216,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
     if st.pm_templates.get(pm).is_none() {
         return Err(ApiError::invalid_param(
             "payment_method",
-            format!("Unknown test card: {pm}. Use pm_card_visa, pm_card_mastercard or pm_card_chargeDeclined."),
+            format!("Unknown test payment method: {pm}. Use pm_card_visa, pm_card_mastercard, pm_card_chargeDeclined, pm_usBankAccount or pm_sepaDebit."),
         ));
     }
     if pm == crate::seed::PM_DECLINED || super::payment_methods::charge_fails(st, pm) {
