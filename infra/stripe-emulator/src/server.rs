@@ -6,7 +6,8 @@ use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ids::new_id;
 use crate::params::Params;
 use crate::resources::{
-    catalog, checkout, customers, events, invoices, payment_methods, portal, subscriptions, Handler,
+    catalog, checkout, customers, events, invoices, payment_methods, payments, portal,
+    subscriptions, Handler,
 };
 use crate::state::{Ctx, State};
 use axum::body::{Body, Bytes};
@@ -148,6 +149,13 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("POST", ["billing_portal", "configurations", id]) => one(portal::UPDATE_CONFIGURATION, id),
         ("POST", ["checkout", "sessions"]) => none(checkout::CREATE),
         ("GET", ["checkout", "sessions", id]) => one(checkout::GET, id),
+        ("GET", ["payment_intents"]) => none(payments::LIST_PAYMENT_INTENTS),
+        ("GET", ["payment_intents", id]) => one(payments::GET_PAYMENT_INTENT, id),
+        ("GET", ["charges"]) => none(payments::LIST_CHARGES),
+        ("GET", ["charges", id]) => one(payments::GET_CHARGE, id),
+        ("GET", ["refunds"]) => none(payments::LIST_REFUNDS),
+        ("POST", ["refunds"]) => none(payments::CREATE_REFUND),
+        ("GET", ["refunds", id]) => one(payments::GET_REFUND, id),
         ("GET", ["events"]) => none(events::LIST),
         ("GET", ["events", id]) => one(events::GET, id),
         _ => None,

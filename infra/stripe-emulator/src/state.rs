@@ -82,6 +82,13 @@ pub struct State {
     /// Pending and invoiced invoice items (prorations), `ii_...`.
     #[serde(default)]
     pub invoice_items: Table,
+    /// One-time payments (`payment`-mode Checkout) and their refunds.
+    #[serde(default)]
+    pub payment_intents: Table,
+    #[serde(default)]
+    pub charges: Table,
+    #[serde(default)]
+    pub refunds: Table,
     /// Portal session id → when its URL was first visited (sessions expire unvisited).
     #[serde(default)]
     pub portal_visits: HashMap<String, i64>,
@@ -129,6 +136,9 @@ impl State {
             "bpc" => &self.portal_configurations,
             "bps" => &self.portal_sessions,
             "cs" => &self.checkout_sessions,
+            "pi" => &self.payment_intents,
+            "ch" => &self.charges,
+            "re" => &self.refunds,
             "evt" => &self.events,
             _ => return None,
         };

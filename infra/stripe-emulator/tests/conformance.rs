@@ -28,6 +28,8 @@ const NEWER_NULLABLE: &[&str] = &[
     "subscription.billing_mode.flexible",
     "invoice.parent.quote_details",
     "checkout.session.wallet_options",
+    "charge.source",
+    "payment_intent.payment_method_configuration_details",
 ];
 
 struct Reference {
@@ -242,6 +244,52 @@ async fn objects_have_every_field_of_stripes_samples() {
         "checkout.session",
         get(format!("/v1/checkout/sessions/{}", id(&cs))).await,
     ));
+
+    // A one-time payment: its payment intent, charge and a refund.
+    let lifetime = api
+        .post(
+            "/v1/checkout/sessions",
+            &[
+                ("mode", "payment"),
+                ("customer", &id(&made["customer"])),
+                ("line_items[0][price]", "price_pro_lifetime"),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "https://app.example.com/ok"),
+            ],
+        )
+        .await
+        .ok();
+    let paid = api
+        .raw(
+            api.http
+                .post(format!("{}/complete", lifetime["url"].as_str().unwrap()))
+                .json(&serde_json::json!({"payment_method": "pm_card_visa"})),
+        )
+        .await
+        .ok();
+    let pi = get(format!(
+        "/v1/payment_intents/{}",
+        paid["session"]["payment_intent"].as_str().unwrap()
+    ))
+    .await;
+    objects.push((
+        "charge",
+        get(format!(
+            "/v1/charges/{}",
+            pi["latest_charge"].as_str().unwrap()
+        ))
+        .await,
+    ));
+    objects.push(("payment_intent", pi.clone()));
+    let refund = api
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", &id(&pi)), ("amount", "100")],
+        )
+        .await
+        .ok();
+    objects.push(("refund", get(format!("/v1/refunds/{}", id(&refund))).await));
+    objects.push(("price", get("/v1/prices/price_pro_lifetime".into()).await));
 
     let events = api.get("/v1/events", &[("limit", "1")]).await.ok();
     objects.push((

@@ -704,3 +704,143 @@ async fn checkout_sets_the_subscriptions_default_payment_method_not_the_customer
         );
     }
 }
+
+async fn lifetime_checkout(api: &Api, customer: &str) -> Value {
+    api.post(
+        "/v1/checkout/sessions",
+        &[
+            ("mode", "payment"),
+            ("customer", customer),
+            ("line_items[0][price]", "price_pro_lifetime"),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", "https://app.example.com/ok"),
+            ("payment_intent_data[metadata][purchase]", "lifetime"),
+        ],
+    )
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_payment_mode_checkout_charges_once_and_refunds_fully_or_in_part() {
+    let api = start().await;
+    let made = api.seeded_customer("once@example.com", json!({})).await;
+    let cus = id(&made["customer"]);
+    // Recurring prices are refused in payment mode, as on Stripe.
+    let err = api
+        .post(
+            "/v1/checkout/sessions",
+            &[
+                ("mode", "payment"),
+                ("customer", &cus),
+                ("line_items[0][price]", "price_pro_monthly"),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "https://app.example.com/ok"),
+            ],
+        )
+        .await
+        .err(400);
+    assert_eq!(err["param"], "line_items");
+
+    let cs = lifetime_checkout(&api, &cus).await;
+    assert_eq!(
+        (cs["mode"].as_str(), cs["amount_total"].as_i64()),
+        (Some("payment"), Some(29900))
+    );
+    let n = api.emulator.events().len();
+    let saved_before = api.emulator.object(&cus).unwrap();
+    let done = post_json(
+        &api,
+        &format!("{}/complete", cs["url"].as_str().unwrap()),
+        json!({"payment_method": "pm_card_visa"}),
+    )
+    .await
+    .ok();
+    let session = &done["session"];
+    assert_eq!(session["payment_status"], "paid");
+    assert!(session["subscription"].is_null());
+    let pi_id = session["payment_intent"].as_str().unwrap();
+    let pi = api
+        .get(&format!("/v1/payment_intents/{pi_id}"), &[])
+        .await
+        .ok();
+    assert_eq!(
+        (
+            pi["status"].as_str(),
+            pi["amount_received"].as_i64(),
+            pi["customer"].as_str()
+        ),
+        (Some("succeeded"), Some(29900), Some(cus.as_str()))
+    );
+    assert_eq!(pi["metadata"]["purchase"], "lifetime");
+    let ch_id = pi["latest_charge"].as_str().unwrap().to_string();
+    assert_eq!(
+        types(&events_after(&api, n)),
+        vec![
+            "payment_intent.created",
+            "charge.succeeded",
+            "payment_intent.succeeded",
+            "checkout.session.completed"
+        ]
+    );
+    // Not saved on the customer: no attach, no new default.
+    assert_eq!(api.emulator.object(&cus).unwrap(), saved_before);
+    let listed = api
+        .get(
+            "/v1/payment_intents",
+            &[("customer", &cus), ("expand[]", "data.latest_charge")],
+        )
+        .await
+        .ok();
+    assert_eq!(listed["data"][0]["latest_charge"]["id"], ch_id.as_str());
+
+    // A partial refund, then the rest by payment intent; then nothing is left.
+    let n = api.emulator.events().len();
+    let partial = api
+        .post("/v1/refunds", &[("charge", &ch_id), ("amount", "9900")])
+        .await
+        .ok();
+    assert_eq!(
+        (partial["status"].as_str(), partial["amount"].as_i64()),
+        (Some("succeeded"), Some(9900))
+    );
+    let charge = api.get(&format!("/v1/charges/{ch_id}"), &[]).await.ok();
+    assert_eq!(
+        (
+            charge["amount_refunded"].as_i64(),
+            charge["refunded"].as_bool()
+        ),
+        (Some(9900), Some(false))
+    );
+    let ev = events_after(&api, n);
+    assert_eq!(types(&ev), vec!["refund.created", "charge.refunded"]);
+    assert_eq!(ev[1]["data"]["previous_attributes"]["amount_refunded"], 0);
+    let too_much = api
+        .post("/v1/refunds", &[("charge", &ch_id), ("amount", "20001")])
+        .await
+        .err(400);
+    assert_eq!(too_much["param"], "amount");
+    let rest = api
+        .post("/v1/refunds", &[("payment_intent", pi_id)])
+        .await
+        .ok();
+    assert_eq!(rest["amount"], 20000);
+    let charge = api.get(&format!("/v1/charges/{ch_id}"), &[]).await.ok();
+    assert_eq!(
+        (
+            charge["amount_refunded"].as_i64(),
+            charge["refunded"].as_bool()
+        ),
+        (Some(29900), Some(true))
+    );
+    assert_eq!(charge["refunds"]["data"].as_array().unwrap().len(), 2);
+    let again = api
+        .post("/v1/refunds", &[("charge", &ch_id)])
+        .await
+        .err(400);
+    assert_eq!(again["code"], "charge_already_refunded");
+    api.post("/v1/refunds", &[]).await.err(400);
+    api.post("/v1/refunds", &[("charge", "ch_missing")])
+        .await
+        .err(404);
+}

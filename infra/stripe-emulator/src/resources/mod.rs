@@ -6,6 +6,7 @@ pub mod customers;
 pub mod events;
 pub mod invoices;
 pub mod payment_methods;
+pub mod payments;
 pub mod portal;
 pub mod subscriptions;
 

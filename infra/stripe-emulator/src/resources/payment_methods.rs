@@ -145,6 +145,20 @@ pub fn attach_as(
     Ok(id)
 }
 
+/// A fresh `pm_...` from a test token, attached to no customer: what a one-time payment
+/// leaves behind when the method is not saved.
+pub fn clone_unattached(st: &mut State, template: &str) -> ApiResult<Value> {
+    let mut pm = st
+        .pm_templates
+        .get(template)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("PaymentMethod", template, "payment_method"))?;
+    pm["id"] = json!(new_id("pm_"));
+    pm["created"] = json!(st.now());
+    st.payment_methods.insert(pm.clone());
+    Ok(pm)
+}
+
 /// Whether charging this payment method fails (a clone of `pm_card_chargeCustomerFail`).
 pub fn charge_fails(st: &State, pm_id: &str) -> bool {
     st.payment_methods
