@@ -1,5 +1,5 @@
 //! The signed-in user's billing account: status from the synced state, cancel and resume,
-//! and checkout for a new subscription.
+//! and checkout for a new subscription or a lifetime purchase.
 
 use serde::Serialize;
 
@@ -9,13 +9,16 @@ use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::store::{AuditSource, CustomerStore, StoreError, Table, UserStore};
 use crate::stripe::{
-    CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
-    SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
+    CheckoutPaymentIntentData, CheckoutSessionParams, Metadata, StripeClient, StripeClientError,
+    SubscriptionCancelParams, SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
 };
-use crate::sync::snapshot::{InvoiceSummary, PaymentMethodSummary, SubscriptionSummary};
+use crate::sync::snapshot::{
+    InvoiceSummary, PaymentMethodSummary, PurchaseSummary, SubscriptionSummary,
+};
 use crate::sync::{
-    sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError, SyncOutcome,
-    SyncTrigger,
+    lifetime_purchases, sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError,
+    SyncOutcome, SyncTrigger, PRICE_METADATA, PRODUCT_METADATA, PURCHASE_LIFETIME,
+    PURCHASE_METADATA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum AccountError {
     PriceNotAllowed(String),
     #[error("you already subscribe to this price")]
     AlreadySubscribed,
+    #[error("you already own lifetime access")]
+    AlreadyPurchased,
     #[error("{field}: {reason}")]
     InvalidPath {
         field: &'static str,
@@ -47,8 +52,19 @@ pub enum AccountError {
     Sync(#[from] SyncError),
 }
 
+/// What the account's premium rests on, so the SPA can label its billing button: a
+/// subscription to manage, a lifetime purchase (invoices and payment methods only), or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    Subscription,
+    Lifetime,
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    pub kind: PlanKind,
     pub product_id: Option<String>,
     pub product_name: Option<String>,
     pub price_id: Option<String>,
@@ -75,14 +91,29 @@ pub struct PaymentMethodView {
     pub pays_subscription: Option<String>,
 }
 
+/// The lifetime purchase that grants premium.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifetimeView {
+    pub payment_intent: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub paid_at: i64,
+    /// Refunded in part (a full refund ends the purchase).
+    pub amount_refunded: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountView {
     pub customer_id: Option<CustomerId>,
     pub email: Option<String>,
     pub premium: bool,
     pub premium_until: Option<i64>,
-    pub plan: Option<Plan>,
+    pub plan: Plan,
     pub subscription: Option<SubscriptionView>,
+    pub lifetime: Option<LifetimeView>,
     pub default_payment_method: Option<PaymentMethodView>,
     pub invoices: Vec<InvoiceSummary>,
     pub synced_at: Option<String>,
@@ -95,8 +126,9 @@ impl AccountView {
             email: user.email.clone(),
             premium: false,
             premium_until: None,
-            plan: None,
+            plan: Plan::none(),
             subscription: None,
+            lifetime: None,
             default_payment_method: None,
             invoices: Vec::new(),
             synced_at: None,
@@ -127,13 +159,21 @@ impl AccountView {
                     .iter()
                     .max_by_key(|s| s.current_period_end)
             });
+        let lifetime = snapshot.lifetime();
+        // A live subscription is what there is to manage, lifetime or not.
+        let plan = match (shown.filter(|s| s.is_live()), lifetime) {
+            (Some(s), _) => subscription_plan(s),
+            (None, Some(p)) => lifetime_plan(p),
+            (None, None) => Plan::none(),
+        };
         AccountView {
             customer_id: Some(customer),
             email: snapshot.email.clone(),
             premium: premium.premium,
             premium_until: premium.until,
-            plan: shown.map(plan),
+            plan,
             subscription: shown.map(subscription_view),
+            lifetime: lifetime.map(lifetime_view),
             default_payment_method: paying_method(snapshot, shown),
             invoices: snapshot.invoices.clone(),
             synced_at,
@@ -161,8 +201,48 @@ fn paying_method(
     }
 }
 
-fn plan(s: &SubscriptionSummary) -> Plan {
+impl Plan {
+    fn none() -> Self {
+        Plan {
+            kind: PlanKind::None,
+            product_id: None,
+            product_name: None,
+            price_id: None,
+            interval: None,
+            amount: None,
+            currency: None,
+        }
+    }
+}
+
+fn lifetime_plan(p: &PurchaseSummary) -> Plan {
     Plan {
+        kind: PlanKind::Lifetime,
+        product_id: p.product_id.clone(),
+        product_name: p.product_name.clone(),
+        price_id: p.price_id.clone(),
+        interval: None,
+        amount: Some(p.amount),
+        currency: Some(p.currency.clone()),
+    }
+}
+
+fn lifetime_view(p: &PurchaseSummary) -> LifetimeView {
+    LifetimeView {
+        payment_intent: p.payment_intent.clone(),
+        price_id: p.price_id.clone(),
+        product_id: p.product_id.clone(),
+        product_name: p.product_name.clone(),
+        amount: p.amount,
+        currency: p.currency.clone(),
+        paid_at: p.paid_at,
+        amount_refunded: p.amount_refunded,
+    }
+}
+
+fn subscription_plan(s: &SubscriptionSummary) -> Plan {
+    Plan {
+        kind: PlanKind::Subscription,
         product_id: s.product_id.clone(),
         product_name: s.plan_name.clone(),
         price_id: s.price_id.clone(),
@@ -388,8 +468,9 @@ fn spa_url(
         })
 }
 
-/// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
-/// `Idempotency-Key` makes a double click one session.
+/// A Stripe Checkout session for the caller's own customer: subscription mode for a price of
+/// ALLOWED_PRICES, payment mode (lifetime access) for one of ALLOWED_ONE_TIME_PRICES. The
+/// caller's `Idempotency-Key` makes a double click one session.
 pub async fn checkout(
     table: &Table,
     stripe: &StripeClient,
@@ -398,7 +479,8 @@ pub async fn checkout(
     request: CheckoutRequest,
     idempotency_key: &str,
 ) -> Result<CheckoutCreated, AccountError> {
-    if !config.allowed_prices.contains(&request.price) {
+    let one_time = config.allowed_one_time_prices.contains(&request.price);
+    if !one_time && !config.allowed_prices.contains(&request.price) {
         return Err(AccountError::PriceNotAllowed(request.price));
     }
     let success = spa_url(
@@ -415,6 +497,21 @@ pub async fn checkout(
     )?;
     let stored = table.get_user(&user.id).await?;
     let customer = ensure_customer(table, stripe, user, stored.as_ref()).await?;
+    // Namespaced by user, so two users' keys can never collide at Stripe.
+    let key = format!(
+        "portico-checkout-{}-{idempotency_key}",
+        user.id.short_digest()
+    );
+    if one_time {
+        let mut params = lifetime_checkout(stripe, &customer, request.price, success).await?;
+        params.cancel_url = Some(cancel);
+        params.client_reference_id = Some(user.id.to_string());
+        let session = stripe.create_checkout_session(&params, Some(&key)).await?;
+        return Ok(CheckoutCreated {
+            id: session.id,
+            url: session.url,
+        });
+    }
     let live = stripe
         .list_subscriptions(&SubscriptionListParams {
             customer: Some(customer.clone()),
@@ -433,16 +530,46 @@ pub async fn checkout(
     params.customer = Some(customer);
     params.cancel_url = Some(cancel);
     params.client_reference_id = Some(user.id.to_string());
-    // Namespaced by user, so two users' keys can never collide at Stripe.
-    let user_hash = user.id.short_digest();
-    let session = stripe
-        .create_checkout_session(
-            &params,
-            Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
-        )
-        .await?;
+    let session = stripe.create_checkout_session(&params, Some(&key)).await?;
     Ok(CheckoutCreated {
         id: session.id,
         url: session.url,
     })
+}
+
+/// The parameters of a `payment`-mode checkout for lifetime access, unless the customer owns
+/// it already (paid and not refunded in full, as Stripe says now). The payment intent carries
+/// the metadata the sync recognises a lifetime purchase by, with the price's product.
+async fn lifetime_checkout(
+    stripe: &StripeClient,
+    customer: &CustomerId,
+    price: String,
+    success_url: String,
+) -> Result<CheckoutSessionParams, AccountError> {
+    let (owned, found) = tokio::try_join!(
+        lifetime_purchases(stripe, customer),
+        stripe.retrieve_price(&price, &[])
+    )?;
+    if owned.iter().any(|p| !p.refunded) {
+        return Err(AccountError::AlreadyPurchased);
+    }
+    // A recurring price in the one-time list is a configuration mistake Stripe would refuse.
+    if found.recurring.is_some() || found.active == Some(false) {
+        return Err(AccountError::PriceNotAllowed(price));
+    }
+    let mut metadata = Metadata::from([
+        (PURCHASE_METADATA.to_string(), PURCHASE_LIFETIME.to_string()),
+        (PRICE_METADATA.to_string(), price.clone()),
+    ]);
+    if let Some(product) = &found.product {
+        metadata.insert(PRODUCT_METADATA.to_string(), product.id().to_string());
+    }
+    let mut params = CheckoutSessionParams::payment(price, success_url);
+    params.customer = Some(customer.clone());
+    params.metadata = metadata.clone();
+    params.payment_intent_data = Some(CheckoutPaymentIntentData {
+        description: None,
+        metadata,
+    });
+    Ok(params)
 }

@@ -257,7 +257,7 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
             ChangeKind::PaymentMethod => "payment_method_update",
             ChangeKind::Customer => "customer_update",
             ChangeKind::Subscription if change.field.ends_with(".price") => "subscription_update",
-            ChangeKind::Subscription => continue,
+            ChangeKind::Subscription | ChangeKind::Purchase => continue,
         };
         let sync = format!(
             "{}#{}",

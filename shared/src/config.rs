@@ -33,6 +33,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
     ("PREMIUM_GRACE_DAYS", "days a past_due subscription keeps premium after its renewal failed", Some("3")),
     ("ALLOWED_PRICES", "comma-separated Stripe price ids users may check out (none when unset)", None),
+    ("ALLOWED_ONE_TIME_PRICES", "comma-separated one-time Stripe price ids sold as lifetime access (none when unset)", None),
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
 ];
@@ -92,6 +93,8 @@ pub struct Config {
     pub premium_grace: Duration,
     pub webhook_tolerance_seconds: i64,
     pub allowed_prices: Vec<String>,
+    /// One-time prices whose purchase grants lifetime premium.
+    pub allowed_one_time_prices: Vec<String>,
     pub allow_immediate_cancel: bool,
 }
 
@@ -137,15 +140,8 @@ impl Config {
             stripe: stripe_config(&vars)?,
             portal: portal_config(&vars)?,
             webhook_tolerance_seconds: vars.number("WEBHOOK_TOLERANCE_SECONDS")?,
-            allowed_prices: vars
-                .optional("ALLOWED_PRICES")
-                .map(|list| {
-                    list.split(',')
-                        .map(|p| p.trim().to_string())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed_prices: price_list(&vars, "ALLOWED_PRICES"),
+            allowed_one_time_prices: one_time_prices(&vars)?,
             allow_immediate_cancel: match vars.string("ALLOW_IMMEDIATE_CANCEL")?.as_str() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
@@ -159,6 +155,31 @@ impl Config {
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
         })
     }
+}
+
+fn price_list(vars: &Vars<'_>, name: &str) -> Vec<String> {
+    vars.optional(name)
+        .map(|list| {
+            list.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A price is sold either as a subscription or once, never both: the checkout mode follows
+/// from the list the price is in.
+fn one_time_prices(vars: &Vars<'_>) -> Result<Vec<String>, ConfigError> {
+    let recurring = price_list(vars, "ALLOWED_PRICES");
+    let once = price_list(vars, "ALLOWED_ONE_TIME_PRICES");
+    if let Some(both) = once.iter().find(|p| recurring.contains(p)) {
+        return Err(ConfigError::Invalid {
+            name: "ALLOWED_ONE_TIME_PRICES",
+            reason: format!("{both} is also in ALLOWED_PRICES; a price is recurring or one-time"),
+        });
+    }
+    Ok(once)
 }
 
 impl StripeConfig {
@@ -401,6 +422,24 @@ mod tests {
             Config::from_lookup(lookup(&pairs)),
             Err(ConfigError::Invalid {
                 name: "JWKS_URL",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_price_is_recurring_or_one_time_never_both() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ALLOWED_PRICES", "price_a, price_b"));
+        pairs.push(("ALLOWED_ONE_TIME_PRICES", "price_life"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.allowed_one_time_prices, vec!["price_life"]);
+        pairs.push(("ALLOWED_ONE_TIME_PRICES", "price_life,price_b"));
+        pairs.remove(pairs.len() - 2);
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "ALLOWED_ONE_TIME_PRICES",
                 ..
             })
         ));

@@ -255,6 +255,9 @@ impl From<AccountError> for ApiError {
             AccountError::AlreadySubscribed => {
                 ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
             }
+            AccountError::AlreadyPurchased => {
+                ApiError::new(StatusCode::CONFLICT, "already_purchased", message)
+            }
             AccountError::InvalidPath { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
             }

@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, AUDIT_DAY_SHARDS,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
+    LifetimePurchaseRecord, AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};

@@ -357,8 +357,17 @@ pub const CHECKOUT_SESSION_CREATE: RequestShape = shape(
         "locale",
         "metadata[*]",
         "subscription_data[metadata][*]",
+        "payment_intent_data[metadata][*]",
+        "payment_intent_data[description]",
         "expand[]",
     ],
+);
+
+pub const PAYMENT_INTENT_LIST: RequestShape = shape(
+    "payment_intents.list",
+    Get,
+    "/v1/payment_intents",
+    &["customer", "limit", "starting_after", "expand[]"],
 );
 
 pub const CHECKOUT_SESSION_RETRIEVE: RequestShape = shape(
@@ -413,6 +422,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         PORTAL_CONFIGURATION_UPDATE,
         CHECKOUT_SESSION_CREATE,
         CHECKOUT_SESSION_RETRIEVE,
+        PAYMENT_INTENT_LIST,
         EVENT_RETRIEVE,
         PRICE_RETRIEVE,
         PRICE_LIST,

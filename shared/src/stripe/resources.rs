@@ -395,9 +395,18 @@ pub struct CheckoutSubscriptionData {
     pub metadata: Metadata,
 }
 
+/// What the payment intent of a `payment`-mode session carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckoutPaymentIntentData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckoutSessionParams {
-    /// `subscription` for Portico.
+    /// `subscription`, or `payment` for a one-time (lifetime) purchase.
     pub mode: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerId>,
@@ -415,13 +424,24 @@ pub struct CheckoutSessionParams {
     pub metadata: Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription_data: Option<CheckoutSubscriptionData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_intent_data: Option<CheckoutPaymentIntentData>,
 }
 
 impl CheckoutSessionParams {
     /// A subscription checkout for one price.
     pub fn subscription(price: impl Into<String>, success_url: impl Into<String>) -> Self {
+        Self::of_mode("subscription", price, success_url)
+    }
+
+    /// A one-time payment for one price (of type `one_time`).
+    pub fn payment(price: impl Into<String>, success_url: impl Into<String>) -> Self {
+        Self::of_mode("payment", price, success_url)
+    }
+
+    fn of_mode(mode: &str, price: impl Into<String>, success_url: impl Into<String>) -> Self {
         Self {
-            mode: "subscription".into(),
+            mode: mode.into(),
             customer: None,
             line_items: vec![LineItemParams {
                 price: price.into(),
@@ -434,6 +454,7 @@ impl CheckoutSessionParams {
             locale: None,
             metadata: Metadata::new(),
             subscription_data: None,
+            payment_intent_data: None,
         }
     }
 }
@@ -665,6 +686,21 @@ impl StripeClient {
     pub async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession> {
         self.send(StripeRequest::new(CHECKOUT_SESSION_RETRIEVE).arg(id))
             .await
+    }
+
+    // --- payments ----------------------------------------------------------------------
+
+    /// The customer's payment intents, newest first, each with its latest charge (refunds).
+    pub async fn list_payment_intents(
+        &self,
+        customer: &CustomerId,
+        page: Page,
+    ) -> Result<List<PaymentIntent>> {
+        let request = StripeRequest::new(PAYMENT_INTENT_LIST)
+            .params(Params::new().set("customer", customer.as_str()))
+            .params(self::params(&page)?)
+            .params(self::expand(&["data.latest_charge"]));
+        self.send(request).await
     }
 
     // --- events, prices, products ----------------------------------------------------------

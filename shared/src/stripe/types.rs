@@ -435,6 +435,46 @@ pub struct CheckoutSession {
     pub metadata: Metadata,
 }
 
+/// `payment_intent`: one-time payments (lifetime purchases carry Portico's metadata).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_received: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub customer: Option<Expandable<Customer>>,
+    #[serde(default)]
+    pub latest_charge: Option<Expandable<Charge>>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+/// `charge`: what a payment intent collected, and how much of it was refunded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_captured: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub refunded: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub paid: bool,
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
     pub id: String,
@@ -467,6 +507,8 @@ has_id!(
     PortalSession,
     PortalConfiguration,
     CheckoutSession,
+    PaymentIntent,
+    Charge,
     Event
 );
 
@@ -555,6 +597,8 @@ mod tests {
             serde_json::from_value::<PortalConfiguration>(decode("billing_portal.configuration"))
                 .unwrap();
             serde_json::from_value::<CheckoutSession>(decode("checkout.session")).unwrap();
+            serde_json::from_value::<PaymentIntent>(decode("payment_intent")).unwrap();
+            serde_json::from_value::<Charge>(decode("charge")).unwrap();
             serde_json::from_value::<Event>(decode("event")).unwrap();
         }
     }

@@ -6,17 +6,69 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::snapshot::{
-    Address, CustomerSnapshot, InvoiceSummary, PaymentMethodSummary, SubscriptionSummary,
+    Address, CustomerSnapshot, InvoiceSummary, PaymentMethodSummary, PurchaseSummary,
+    SubscriptionSummary,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::stripe::{
-    list_all, Customer, Expandable, Invoice, InvoiceListParams, Page, PaymentMethod, PaymentSource,
-    StripeClient, StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
+    list_all, Customer, Expandable, Invoice, InvoiceListParams, Page, PaymentIntent, PaymentMethod,
+    PaymentSource, StripeClient, StripeClientError, Subscription, SubscriptionListParams,
+    SubscriptionStatus,
 };
 
 /// How many recent invoices the account view shows.
 const RECENT_INVOICES: u32 = 10;
+
+/// Metadata Portico puts on the payment intent of a lifetime checkout. Only Portico's secret
+/// key can set it, so a payment intent carrying it is a lifetime purchase whatever prices are
+/// on sale today (a price withdrawn from ALLOWED_ONE_TIME_PRICES keeps its buyers).
+pub const PURCHASE_METADATA: &str = "portico_purchase";
+pub const PURCHASE_LIFETIME: &str = "lifetime";
+pub const PRICE_METADATA: &str = "portico_price";
+pub const PRODUCT_METADATA: &str = "portico_product";
+
+/// The customer's lifetime purchases that Stripe says were paid, oldest first, with what was
+/// refunded of each (from the payment's latest charge).
+pub async fn lifetime_purchases(
+    stripe: &StripeClient,
+    customer: &CustomerId,
+) -> Result<Vec<PurchaseSummary>, StripeClientError> {
+    let intents =
+        list_all(|cursor| stripe.list_payment_intents(customer, Page::full(cursor))).await?;
+    let mut purchases: Vec<PurchaseSummary> = intents.iter().filter_map(purchase).collect();
+    purchases.sort_by(|a, b| (a.paid_at, &a.payment_intent).cmp(&(b.paid_at, &b.payment_intent)));
+    Ok(purchases)
+}
+
+fn purchase(pi: &PaymentIntent) -> Option<PurchaseSummary> {
+    let lifetime =
+        pi.metadata.get(PURCHASE_METADATA).map(String::as_str) == Some(PURCHASE_LIFETIME);
+    if !lifetime || pi.status.as_deref() != Some("succeeded") {
+        return None;
+    }
+    let charge = pi.latest_charge.as_ref().and_then(Expandable::object);
+    let amount = if pi.amount_received > 0 {
+        pi.amount_received
+    } else {
+        pi.amount
+    };
+    let amount_refunded = charge.map_or(0, |c| c.amount_refunded);
+    Some(PurchaseSummary {
+        payment_intent: pi.id.clone(),
+        price_id: pi.metadata.get(PRICE_METADATA).cloned(),
+        product_id: pi.metadata.get(PRODUCT_METADATA).cloned(),
+        product_name: None,
+        amount,
+        currency: pi.currency.clone().unwrap_or_default(),
+        paid_at: charge
+            .and_then(|c| c.created)
+            .or(pi.created)
+            .unwrap_or_default(),
+        amount_refunded,
+        refunded: charge.is_some_and(|c| c.refunded) || amount_refunded >= amount,
+    })
+}
 
 pub(super) struct Fetched {
     pub snapshot: CustomerSnapshot,
@@ -47,6 +99,7 @@ pub(super) async fn customer_truth(
         ..Default::default()
     };
     let invoices = stripe.list_invoices(&invoice_params);
+    let purchases = lifetime_purchases(stripe, id);
     let customer = match customer.await {
         Err(StripeClientError::Deleted { .. }) => {
             let mut snapshot = CustomerSnapshot::empty(id.clone());
@@ -58,11 +111,27 @@ pub(super) async fn customer_truth(
         }
         other => other?,
     };
-    let (methods, subscriptions, invoices) = tokio::try_join!(methods, subscriptions, invoices)?;
-    let names = products.names_for(stripe, &subscriptions).await?;
+    let (methods, subscriptions, invoices, mut purchases) =
+        tokio::try_join!(methods, subscriptions, invoices, purchases)?;
+    let wanted = subscriptions
+        .iter()
+        .flat_map(|s| s.items.data.iter())
+        .filter_map(|i| i.price.as_ref()?.product.as_ref())
+        .filter(|p| p.object().is_none())
+        .map(|p| p.id().to_string())
+        .chain(purchases.iter().filter_map(|p| p.product_id.clone()));
+    let names = products.names_for(stripe, wanted).await?;
+    for p in &mut purchases {
+        p.product_name = p.product_id.as_ref().and_then(|id| names.get(id).cloned());
+    }
+    let user_id = user_of(&customer);
+    let snapshot = snapshot(customer, methods, subscriptions, invoices.data, &names);
     Ok(Fetched {
-        user_id: user_of(&customer),
-        snapshot: snapshot(customer, methods, subscriptions, invoices.data, &names),
+        snapshot: CustomerSnapshot {
+            purchases,
+            ..snapshot
+        },
+        user_id,
     })
 }
 
@@ -246,6 +315,7 @@ fn snapshot(
         payment_methods: methods.0,
         subscriptions,
         invoices: invoices.iter().filter_map(invoice).collect(),
+        purchases: Vec::new(),
         customer_id: customer.id,
     }
 }
@@ -270,15 +340,8 @@ impl ProductNames {
     async fn names_for(
         &self,
         stripe: &StripeClient,
-        subscriptions: &[Subscription],
+        wanted: impl Iterator<Item = String>,
     ) -> Result<HashMap<String, String>, StripeClientError> {
-        let wanted: Vec<String> = subscriptions
-            .iter()
-            .flat_map(|s| s.items.data.iter())
-            .filter_map(|i| i.price.as_ref()?.product.as_ref())
-            .filter(|p| p.object().is_none())
-            .map(|p| p.id().to_string())
-            .collect();
         let mut cache = self.cache.lock().await;
         for id in wanted {
             let fresh = cache

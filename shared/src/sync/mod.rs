@@ -14,14 +14,17 @@ pub mod snapshot;
 
 use std::time::Duration;
 
-pub use fetch::ProductNames;
+pub use fetch::{
+    lifetime_purchases, ProductNames, PRICE_METADATA, PRODUCT_METADATA, PURCHASE_LIFETIME,
+    PURCHASE_METADATA,
+};
 pub use snapshot::{diff, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus};
 
 use crate::http::now_rfc3339;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, StoreError, Table,
-    Transaction,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
+    LifetimePurchaseRecord, StoreError, Table, Transaction,
 };
 use crate::stripe::{StripeClient, StripeClientError};
 
@@ -144,6 +147,20 @@ pub async fn sync_customer(
                     cancellation: cancellation_details(change, &state.snapshot),
                 };
                 tx.put_audit_entry(ctx.table, &entry, ticket, n)?;
+            }
+            for purchase in state
+                .snapshot
+                .purchases
+                .iter()
+                .filter(|p| !previous_snapshot.purchases.contains(p))
+            {
+                let record = LifetimePurchaseRecord {
+                    customer_id: customer_id.clone(),
+                    purchase: purchase.clone(),
+                    synced_version: ticket,
+                    synced_at: state.synced_at.clone(),
+                };
+                tx.put_lifetime_purchase(ctx.table, &record)?;
             }
             let caller_start = tx.len();
             caller.add(ctx.table, &mut tx)?;

@@ -142,6 +142,30 @@ pub struct InvoiceSummary {
     pub created: i64,
 }
 
+/// A one-time purchase of lifetime access, as Stripe's payment intent and charge record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseSummary {
+    pub payment_intent: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub paid_at: i64,
+    pub amount_refunded: i64,
+    /// Refunded in full: the purchase no longer grants anything.
+    pub refunded: bool,
+}
+
+impl PurchaseSummary {
+    fn label(&self) -> String {
+        self.product_name
+            .clone()
+            .or_else(|| self.price_id.clone())
+            .unwrap_or_else(|| self.payment_intent.clone())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerSnapshot {
     pub customer_id: CustomerId,
@@ -157,6 +181,16 @@ pub struct CustomerSnapshot {
     pub subscriptions: Vec<SubscriptionSummary>,
     #[serde(default)]
     pub invoices: Vec<InvoiceSummary>,
+    /// Lifetime purchases, oldest first, refunded ones included.
+    #[serde(default)]
+    pub purchases: Vec<PurchaseSummary>,
+}
+
+impl CustomerSnapshot {
+    /// The lifetime purchase that grants premium: the first one not refunded in full.
+    pub fn lifetime(&self) -> Option<&PurchaseSummary> {
+        self.purchases.iter().find(|p| !p.refunded)
+    }
 }
 
 impl CustomerSnapshot {
@@ -173,6 +207,7 @@ impl CustomerSnapshot {
             payment_methods: Vec::new(),
             subscriptions: Vec::new(),
             invoices: Vec::new(),
+            purchases: Vec::new(),
         }
     }
 }
@@ -183,6 +218,8 @@ pub enum ChangeKind {
     Customer,
     PaymentMethod,
     Subscription,
+    /// A lifetime purchase: bought, refunded in part, or refunded in full (access revoked).
+    Purchase,
 }
 
 /// One field that differs between two snapshots, with a sentence for people.
@@ -336,6 +373,13 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
             changes.push(subscription_method_change(new, old_method));
         }
     }
+    for new in &after.purchases {
+        let old = before
+            .purchases
+            .iter()
+            .find(|p| p.payment_intent == new.payment_intent);
+        purchase_changes(old, new, &mut changes);
+    }
     for gone in before
         .subscriptions
         .iter()
@@ -350,6 +394,52 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
         ));
     }
     changes
+}
+
+fn money(amount: i64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", amount / 100, amount % 100)
+}
+
+fn purchase_changes(old: Option<&PurchaseSummary>, new: &PurchaseSummary, out: &mut Vec<Change>) {
+    let field = |name: &str| format!("purchases.{}.{name}", new.payment_intent);
+    let (old_refunded, was_revoked) = old.map_or((0, false), |o| (o.amount_refunded, o.refunded));
+    if old.is_none() {
+        out.push(change(
+            ChangeKind::Purchase,
+            format!("purchases.{}", new.payment_intent),
+            Value::Null,
+            json!(new),
+            format!(
+                "Lifetime access purchased: {} ({})",
+                new.label(),
+                money(new.amount, &new.currency)
+            ),
+        ));
+    }
+    if new.refunded && !was_revoked {
+        out.push(change(
+            ChangeKind::Purchase,
+            field("refunded"),
+            json!(false),
+            json!(true),
+            format!(
+                "Lifetime purchase refunded in full: {} (lifetime access revoked)",
+                new.label()
+            ),
+        ));
+    } else if new.amount_refunded != old_refunded && !new.refunded {
+        out.push(change(
+            ChangeKind::Purchase,
+            field("amount_refunded"),
+            json!(old_refunded),
+            json!(new.amount_refunded),
+            format!(
+                "Partial refund on the lifetime purchase of {}: {} refunded in all (access kept)",
+                new.label(),
+                money(new.amount_refunded, &new.currency)
+            ),
+        ));
+    }
 }
 
 fn subscription_method_change(
@@ -454,8 +544,11 @@ pub struct PremiumStatus {
     pub subscription_id: Option<String>,
     pub status: Option<String>,
     /// When premium ends unless something changes: period end of a cancelling subscription,
-    /// or the end of the grace period of a past-due one.
+    /// or the end of the grace period of a past-due one; never with a lifetime purchase.
     pub until: Option<i64>,
+    /// The payment intent of the lifetime purchase that grants premium, if one does.
+    #[serde(default)]
+    pub lifetime: Option<String>,
 }
 
 /// Premium is derived from the subscriptions, never toggled by an event: active or trialing is
@@ -479,19 +572,18 @@ pub fn premium(snapshot: &CustomerSnapshot, now: i64, grace_seconds: i64) -> Pre
         .iter()
         .filter(|s| grants(s))
         .max_by_key(|s| until(s).unwrap_or(i64::MAX));
-    match best {
-        Some(s) => PremiumStatus {
-            premium: true,
-            subscription_id: Some(s.id.clone()),
-            status: Some(s.status.clone()),
-            until: until(s),
+    // A lifetime purchase grants premium whatever the subscriptions do, with no end.
+    let lifetime = snapshot.lifetime().map(|p| p.payment_intent.clone());
+    PremiumStatus {
+        premium: best.is_some() || lifetime.is_some(),
+        subscription_id: best.map(|s| s.id.clone()),
+        status: best.map(|s| s.status.clone()),
+        until: if lifetime.is_some() {
+            None
+        } else {
+            best.and_then(until)
         },
-        None => PremiumStatus {
-            premium: false,
-            subscription_id: None,
-            status: None,
-            until: None,
-        },
+        lifetime,
     }
 }
 
@@ -726,6 +818,82 @@ mod tests {
             s.subscriptions[0].status = status.into();
             assert!(!premium(&s, now, 7 * 86_400).premium, "{status}");
         }
+    }
+
+    fn lifetime(refunded: i64) -> PurchaseSummary {
+        PurchaseSummary {
+            payment_intent: "pi_1".into(),
+            price_id: Some("price_pro_lifetime".into()),
+            product_id: Some("prod_pro".into()),
+            product_name: Some("Portico Pro".into()),
+            amount: 29900,
+            currency: "usd".into(),
+            paid_at: 1_795_000_000,
+            amount_refunded: refunded,
+            refunded: refunded >= 29900,
+        }
+    }
+
+    #[test]
+    fn lifetime_is_premium_without_end_until_refunded_in_full() {
+        let now = 1_795_100_000;
+        let mut s = snapshot();
+        s.subscriptions[0].status = "canceled".into();
+        assert!(!premium(&s, now, 0).premium);
+        s.purchases = vec![lifetime(0)];
+        let status = premium(&s, now, 0);
+        assert!(status.premium);
+        assert_eq!(
+            (status.until, status.lifetime.as_deref()),
+            (None, Some("pi_1"))
+        );
+        s.subscriptions[0].status = "active".into();
+        s.subscriptions[0].cancel_at_period_end = true;
+        assert_eq!(
+            premium(&s, now, 0).until,
+            None,
+            "the subscription's end ends nothing"
+        );
+        s.purchases = vec![lifetime(9900)];
+        assert!(
+            premium(&s, now, 0).lifetime.is_some(),
+            "a partial refund keeps it"
+        );
+        s.subscriptions[0].status = "canceled".into();
+        s.purchases = vec![lifetime(29900)];
+        assert!(!premium(&s, now, 0).premium, "a full refund revokes it");
+    }
+
+    #[test]
+    fn purchases_and_refunds_are_reported() {
+        let before = snapshot();
+        let mut bought = snapshot();
+        bought.purchases = vec![lifetime(0)];
+        let mut partial = snapshot();
+        partial.purchases = vec![lifetime(9900)];
+        let mut refunded = snapshot();
+        refunded.purchases = vec![lifetime(29900)];
+        let messages = |a: &CustomerSnapshot, b: &CustomerSnapshot| -> Vec<String> {
+            diff(a, b).into_iter().map(|c| c.message).collect()
+        };
+        assert_eq!(
+            messages(&before, &bought),
+            vec!["Lifetime access purchased: Portico Pro (299.00 usd)"]
+        );
+        assert_eq!(
+            messages(&bought, &partial),
+            vec!["Partial refund on the lifetime purchase of Portico Pro: 99.00 usd refunded in all (access kept)"]
+        );
+        assert_eq!(
+            messages(&partial, &refunded),
+            vec!["Lifetime purchase refunded in full: Portico Pro (lifetime access revoked)"]
+        );
+        assert!(messages(&refunded, &refunded).is_empty());
+        let changes = diff(&bought, &refunded);
+        assert_eq!(
+            (changes[0].kind, changes[0].field.as_str()),
+            (ChangeKind::Purchase, "purchases.pi_1.refunded")
+        );
     }
 
     #[test]
