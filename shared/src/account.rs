@@ -7,13 +7,15 @@ use crate::auth::User;
 use crate::config::Config;
 use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
+use crate::portal::Workflow;
 use crate::store::{AuditSource, CustomerStore, StoreError, Table, UserStore};
 use crate::stripe::{
-    CheckoutPaymentIntentData, CheckoutSessionParams, Metadata, StripeClient, StripeClientError,
-    SubscriptionCancelParams, SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
+    CheckoutPaymentIntentData, CheckoutSessionParams, InvoicePreviewParams, Metadata, StripeClient,
+    StripeClientError, SubscriptionCancelParams, SubscriptionItemParams, SubscriptionListParams,
+    SubscriptionPreviewDetails, SubscriptionStatus, SubscriptionUpdateParams,
 };
 use crate::sync::snapshot::{
-    InvoiceSummary, PaymentMethodSummary, PurchaseSummary, SubscriptionSummary,
+    InvoiceSummary, PaymentMethodSummary, PurchaseSummary, ScheduledChange, SubscriptionSummary,
 };
 use crate::sync::{
     lifetime_purchases, sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError,
@@ -37,6 +39,8 @@ pub enum AccountError {
     AlreadySubscribed,
     #[error("you already own lifetime access")]
     AlreadyPurchased,
+    #[error("the subscription is already on price {0}")]
+    AlreadyOnPrice(String),
     #[error("{field}: {reason}")]
     InvalidPath {
         field: &'static str,
@@ -80,6 +84,9 @@ pub struct SubscriptionView {
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
+    /// A price change Stripe has waiting (a subscription schedule's next phase, or a
+    /// `pending_update`).
+    pub scheduled_change: Option<ScheduledChange>,
 }
 
 /// The method that pays, and the subscription it pays (`None`: the customer's default, with no
@@ -259,6 +266,7 @@ fn subscription_view(s: &SubscriptionSummary) -> SubscriptionView {
         current_period_end: s.current_period_end,
         cancel_at_period_end: s.cancel_at_period_end,
         cancel_at: s.cancel_at,
+        scheduled_change: s.scheduled_change.clone(),
     }
 }
 
@@ -572,4 +580,146 @@ async fn lifetime_checkout(
         metadata,
     });
     Ok(params)
+}
+
+/// What switching a subscription to another price now would cost, from Stripe's invoice
+/// preview, so the SPA can show it before the user confirms in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanChangePreview {
+    pub subscription_id: String,
+    pub current_price: Option<String>,
+    pub new_price: String,
+    pub currency: Option<String>,
+    /// The portal configuration's `proration_behavior` the preview was made with.
+    pub proration_behavior: String,
+    /// Charged when the change is made (0 when the prorations go on the next invoice).
+    pub amount_due_today: i64,
+    pub proration_lines: Vec<PreviewLine>,
+    pub next_invoice: NextInvoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviewLine {
+    pub description: Option<String>,
+    pub amount: i64,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextInvoice {
+    pub amount: i64,
+    pub date: Option<i64>,
+}
+
+/// The proration behaviour the subscription-management portal applies: its configuration's
+/// `features.subscription_update.proration_behavior`, Stripe's `create_prorations` by default.
+async fn portal_proration_behavior(
+    ctx: SyncContext<'_>,
+    config: &Config,
+) -> Result<String, AccountError> {
+    let mapping = ctx.table.workflow_mapping().await?;
+    let settings = mapping.settings(Workflow::SubscriptionManagement);
+    let behavior =
+        match settings.effective_configuration(config.portal.default_configuration.as_deref()) {
+            Some(id) => ctx
+                .stripe
+                .retrieve_portal_configuration(id)
+                .await?
+                .features
+                .as_ref()
+                .and_then(|f| f["subscription_update"]["proration_behavior"].as_str())
+                .map(str::to_string),
+            None => None,
+        };
+    Ok(behavior.unwrap_or_else(|| "create_prorations".into()))
+}
+
+/// `GET /billing/subscriptions/{id}/preview?price=`: the caller's own live subscription switched
+/// to an allowed price, previewed (nothing changes).
+pub async fn preview_plan_change(
+    ctx: SyncContext<'_>,
+    config: &Config,
+    user: &User,
+    id: &SubscriptionId,
+    price: String,
+) -> Result<PlanChangePreview, AccountError> {
+    if !config.allowed_prices.contains(&price) {
+        return Err(AccountError::PriceNotAllowed(price));
+    }
+    let (customer, subscription) = own_subscription(ctx, user, id).await?;
+    if has_ended(subscription.status) {
+        return Err(AccountError::SubscriptionEnded);
+    }
+    let item = subscription
+        .items
+        .data
+        .first()
+        .ok_or(AccountError::SubscriptionNotFound)?;
+    let current = item.price.as_ref();
+    if current.is_some_and(|p| p.id == price) {
+        return Err(AccountError::AlreadyOnPrice(price));
+    }
+    let behavior = portal_proration_behavior(ctx, config).await?;
+    let params = InvoicePreviewParams {
+        customer,
+        subscription: id.clone(),
+        subscription_details: SubscriptionPreviewDetails {
+            items: vec![SubscriptionItemParams {
+                id: Some(item.id.clone()),
+                price: Some(price.clone()),
+                ..Default::default()
+            }],
+            proration_behavior: Some(behavior.clone()),
+        },
+    };
+    let (invoice, new_price) = tokio::try_join!(
+        ctx.stripe.preview_invoice(&params),
+        ctx.stripe.retrieve_price(&price, &[])
+    )?;
+    let interval = |p: Option<&crate::stripe::Price>| {
+        p.and_then(|p| p.recurring.as_ref())
+            .map(|r| (r.interval.clone(), r.interval_count))
+    };
+    // Stripe bills at once with `always_invoice`, and when the interval changes (the billing
+    // period restarts now); otherwise the prorations wait for the next renewal.
+    let due_now = behavior == "always_invoice" || interval(current) != interval(Some(&new_price));
+    let (prorations, regular): (Vec<_>, Vec<_>) =
+        invoice.lines.data.iter().partition(|l| l.is_proration());
+    let period_end = subscription.current_period().map(|(_, end)| end);
+    let amount_due = invoice.amount_due.unwrap_or_default();
+    let next_invoice = if due_now {
+        let quantity = i64::try_from(item.quantity.unwrap_or(1)).unwrap_or(1);
+        NextInvoice {
+            amount: new_price.unit_amount.unwrap_or_default() * quantity,
+            date: regular
+                .iter()
+                .filter_map(|l| l.period.map(|p| p.end))
+                .max()
+                .or(period_end),
+        }
+    } else {
+        NextInvoice {
+            amount: amount_due,
+            date: invoice.next_payment_attempt.or(period_end),
+        }
+    };
+    Ok(PlanChangePreview {
+        subscription_id: id.to_string(),
+        current_price: current.map(|p| p.id.clone()),
+        new_price: price,
+        currency: invoice.currency.clone(),
+        proration_behavior: behavior,
+        amount_due_today: if due_now { amount_due } else { 0 },
+        proration_lines: prorations
+            .iter()
+            .map(|l| PreviewLine {
+                description: l.description.clone(),
+                amount: l.amount,
+                period_start: l.period.map(|p| p.start),
+                period_end: l.period.map(|p| p.end),
+            })
+            .collect(),
+        next_invoice,
+    })
 }

@@ -78,6 +78,8 @@ pub struct PortalConfig {
     /// `scheme://host[:port]` strings, compared exactly with a return URL's origin.
     pub allowed_return_origins: Vec<String>,
     pub default_configuration: Option<String>,
+    /// ALLOWED_PRICES again: the prices a portal plan change may switch to.
+    pub plan_prices: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +268,7 @@ fn portal_config(vars: &Vars<'_>) -> Result<PortalConfig, ConfigError> {
         frontend_url,
         allowed_return_origins,
         default_configuration,
+        plan_prices: price_list(vars, "ALLOWED_PRICES"),
     })
 }
 

@@ -196,6 +196,15 @@ impl From<PortalError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
             }
             PortalError::SessionNotFound => ApiError::not_found(message),
+            PortalError::PriceNotAllowed(_) => {
+                ApiError::bad_request("price_not_allowed", message).with_field("price")
+            }
+            PortalError::AlreadyOnPrice(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
+            }
+            PortalError::PriceWithoutPlanChange => {
+                ApiError::bad_request("invalid_field", message).with_field("price")
+            }
             PortalError::Customer(e) => e.into(),
             PortalError::Stripe(e) => e.into(),
             PortalError::Store(e) => e.into(),
@@ -257,6 +266,9 @@ impl From<AccountError> for ApiError {
             }
             AccountError::AlreadyPurchased => {
                 ApiError::new(StatusCode::CONFLICT, "already_purchased", message)
+            }
+            AccountError::AlreadyOnPrice(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
             }
             AccountError::InvalidPath { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)

@@ -663,3 +663,84 @@ async fn one_time_prices_are_sold_only_when_configured() {
         "{body}"
     );
 }
+
+async fn preview(h: &Harness, sub: &str, subscription: &str, price: &str) -> (u16, Value) {
+    call(
+        h,
+        "billing-account/preview-plan-change",
+        sub,
+        &[("SUBSCRIPTION", subscription), ("PRICE", price)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_plan_change_is_priced_before_it_is_made() {
+    let h = Harness::with(&[
+        PRICES,
+        (
+            "ALLOWED_PRICES",
+            "price_pro_monthly,price_pro_yearly,price_team_monthly",
+        ),
+    ])
+    .await;
+    let customer = h.subscribed_customer("upgrader").await;
+    let sub = h.subscription_of(&customer).await;
+    let before = h.emulator.object(&sub).unwrap();
+    let period_end = before["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let events = h.emulator.events().len();
+
+    // Same interval, the portal's create_prorations: nothing today, prorations next time.
+    let (status, body) = preview(&h, "upgrader", &sub, "price_team_monthly").await;
+    assert_eq!(status, 200, "{body}");
+    let p = &body["preview"];
+    assert_eq!(
+        (p["current_price"].as_str(), p["new_price"].as_str()),
+        (Some("price_pro_monthly"), Some("price_team_monthly"))
+    );
+    assert_eq!(p["proration_behavior"], "create_prorations");
+    assert_eq!(p["amount_due_today"], 0);
+    let lines = p["proration_lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{p}");
+    let credit = lines[0]["amount"].as_i64().unwrap();
+    let charge = lines[1]["amount"].as_i64().unwrap();
+    assert!(credit < 0 && charge > 0 && charge > -credit, "{lines:?}");
+    assert_eq!(p["next_invoice"]["date"], period_end);
+    assert_eq!(p["next_invoice"]["amount"], 2900 + credit + charge);
+
+    // A new interval restarts the period: billed today.
+    let (status, body) = preview(&h, "upgrader", &sub, "price_pro_yearly").await;
+    assert_eq!(status, 200, "{body}");
+    let p = &body["preview"];
+    assert!(p["amount_due_today"].as_i64().unwrap() > 0, "{p}");
+    assert_eq!(p["next_invoice"]["amount"], 12000);
+    assert!(p["next_invoice"]["date"].as_i64().unwrap() > period_end);
+
+    // Nothing changed at Stripe.
+    assert_eq!(h.emulator.object(&sub).unwrap(), before);
+    assert_eq!(h.emulator.events().len(), events);
+
+    let (status, body) = preview(&h, "upgrader", &sub, "price_pro_monthly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (409, Some("already_on_price"))
+    );
+    let (status, body) = preview(&h, "upgrader", &sub, "price_team_yearly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_not_allowed"))
+    );
+    let (status, body) = preview(&h, "upgrader", &sub, "").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_required"))
+    );
+    h.subscribed_customer("nosy").await;
+    let (status, body) = preview(&h, "nosy", &sub, "price_team_monthly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (404, Some("subscription_not_found"))
+    );
+}

@@ -137,6 +137,7 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("POST", ["subscriptions", id]) => one(subscriptions::UPDATE, id),
         ("DELETE", ["subscriptions", id]) => one(subscriptions::CANCEL, id),
         ("GET", ["invoices"]) => none(invoices::LIST),
+        ("POST", ["invoices", "create_preview"]) => none(invoices::CREATE_PREVIEW),
         ("GET", ["invoices", id]) => one(invoices::GET, id),
         ("GET", ["prices"]) => none(catalog::LIST_PRICES),
         ("GET", ["prices", id]) => one(catalog::GET_PRICE, id),

@@ -29,6 +29,12 @@ pub enum PortalError {
     SubscriptionNotFound(String),
     #[error("no such portal session")]
     SessionNotFound,
+    #[error("price {0} is not offered")]
+    PriceNotAllowed(String),
+    #[error("the subscription is already on price {0}")]
+    AlreadyOnPrice(String),
+    #[error("price is only for the subscription_management workflow")]
+    PriceWithoutPlanChange,
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]

@@ -17,8 +17,8 @@ use crate::http::now_rfc3339;
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::store::{PortalSessionRecord, Table};
 use crate::stripe::{
-    random_idempotency_key, FlowData, PortalSessionParams, StripeClient, SubscriptionListParams,
-    SubscriptionStatus,
+    random_idempotency_key, FlowData, FlowItem, PortalSessionParams, StripeClient, Subscription,
+    SubscriptionListParams, SubscriptionStatus,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +28,9 @@ pub struct CreateSessionRequest {
     pub return_url: Option<String>,
     pub locale: Option<Locale>,
     pub subscription_id: Option<SubscriptionId>,
+    /// With `subscription_management`: the price to switch to, confirmed on the portal's
+    /// `subscription_update_confirm` page (one of ALLOWED_PRICES).
+    pub price: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +58,14 @@ pub async fn create_session(
         .as_deref()
         .map(|raw| validate(raw, &portal.allowed_return_origins))
         .transpose()?;
+    if let Some(price) = &request.price {
+        if workflow != Workflow::SubscriptionManagement {
+            return Err(PortalError::PriceWithoutPlanChange);
+        }
+        if !portal.plan_prices.contains(price) {
+            return Err(PortalError::PriceNotAllowed(price.clone()));
+        }
+    }
 
     let (stored_user, workflow_config) = table.get_user_and_workflow(&user.id, workflow).await?;
     let workflow_config = workflow_config.map(|r| r.settings).unwrap_or_default();
@@ -76,6 +87,7 @@ pub async fn create_session(
         &workflow_config,
         &customer,
         request.subscription_id,
+        request.price,
         &return_url,
     )
     .await?;
@@ -170,6 +182,7 @@ async fn flow_for(
     config: &WorkflowSettings,
     customer: &CustomerId,
     chosen: Option<SubscriptionId>,
+    price: Option<String>,
     return_url: &str,
 ) -> Result<Option<FlowData>, PortalError> {
     let finish = |flow: FlowData| match config.after_completion.unwrap_or_default() {
@@ -177,18 +190,45 @@ async fn flow_for(
         AfterCompletion::HostedConfirmation => flow.then_confirm(None),
         AfterCompletion::Redirect => flow.then_redirect(return_url),
     };
-    Ok(match workflow {
-        Workflow::PaymentUpdate => Some(finish(FlowData::payment_method_update())),
-        Workflow::BillingReview | Workflow::ProfileUpdate => None,
-        Workflow::CancellationProcess => {
+    Ok(match (workflow, price) {
+        (Workflow::PaymentUpdate, _) => Some(finish(FlowData::payment_method_update())),
+        (Workflow::BillingReview | Workflow::ProfileUpdate, _) => None,
+        (Workflow::CancellationProcess, _) => {
             let subscription = pick_subscription(stripe, customer, chosen, workflow).await?;
-            Some(finish(FlowData::subscription_cancel(subscription.ok_or(
-                PortalError::NoActiveSubscription(workflow.as_str()),
-            )?)))
+            Some(finish(FlowData::subscription_cancel(
+                subscription
+                    .ok_or(PortalError::NoActiveSubscription(workflow.as_str()))?
+                    .id,
+            )))
         }
-        Workflow::SubscriptionManagement => {
+        (Workflow::SubscriptionManagement, Some(price)) => {
+            let subscription = pick_subscription(stripe, customer, chosen, workflow)
+                .await?
+                .ok_or(PortalError::NoActiveSubscription(workflow.as_str()))?;
+            let item = subscription
+                .items
+                .data
+                .first()
+                .ok_or(PortalError::NoActiveSubscription(workflow.as_str()))?;
+            if item.price.as_ref().is_some_and(|p| p.id == price) {
+                return Err(PortalError::AlreadyOnPrice(price));
+            }
+            // The same change the preview (GET /billing/subscriptions/{id}/preview) priced.
+            let items = vec![FlowItem {
+                id: item.id.clone(),
+                price: Some(price),
+                quantity: item.quantity,
+            }];
+            Some(finish(FlowData::subscription_update_confirm(
+                subscription.id,
+                items,
+            )))
+        }
+        (Workflow::SubscriptionManagement, None) => {
             match pick_subscription(stripe, customer, chosen, workflow).await {
-                Ok(Some(subscription)) => Some(finish(FlowData::subscription_update(subscription))),
+                Ok(Some(subscription)) => {
+                    Some(finish(FlowData::subscription_update(subscription.id)))
+                }
                 // With none, or several and no choice, the portal home lists them all.
                 Ok(None) | Err(PortalError::SubscriptionRequired(_)) => None,
                 Err(e) => return Err(e),
@@ -204,12 +244,12 @@ async fn pick_subscription(
     customer: &CustomerId,
     chosen: Option<SubscriptionId>,
     workflow: Workflow,
-) -> Result<Option<SubscriptionId>, PortalError> {
+) -> Result<Option<Subscription>, PortalError> {
     let params = SubscriptionListParams {
         customer: Some(customer.clone()),
         ..Default::default()
     };
-    let live: Vec<SubscriptionId> = stripe
+    let mut live: Vec<Subscription> = stripe
         .list_subscriptions(&params)
         .await?
         .data
@@ -222,21 +262,21 @@ async fn pick_subscription(
                     | SubscriptionStatus::PastDue
             )
         })
-        .map(|s| s.id)
         .collect();
     match chosen {
-        Some(id) if live.contains(&id) => Ok(Some(id)),
-        Some(id) => Err(PortalError::SubscriptionNotFound(id.to_string())),
-        None => match live.as_slice() {
-            [] if workflow == Workflow::CancellationProcess => {
+        Some(id) => match live.iter().position(|s| s.id == id) {
+            Some(n) => Ok(Some(live.swap_remove(n))),
+            None => Err(PortalError::SubscriptionNotFound(id.to_string())),
+        },
+        None => match live.len() {
+            0 if workflow == Workflow::CancellationProcess => {
                 Err(PortalError::NoActiveSubscription(workflow.as_str()))
             }
-            [] => Ok(None),
-            [only] => Ok(Some(only.clone())),
-            several => Err(PortalError::SubscriptionRequired(
-                several
-                    .iter()
-                    .map(SubscriptionId::to_string)
+            0 => Ok(None),
+            1 => Ok(live.pop()),
+            _ => Err(PortalError::SubscriptionRequired(
+                live.iter()
+                    .map(|s| s.id.to_string())
                     .collect::<Vec<_>>()
                     .join(", "),
             )),

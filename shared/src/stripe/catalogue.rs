@@ -237,6 +237,23 @@ pub const INVOICE_LIST: RequestShape = shape(
     ],
 );
 
+/// Since 2025-03-31 the preview of a subscription change (it replaced `GET /v1/invoices/upcoming`).
+pub const INVOICE_CREATE_PREVIEW: RequestShape = shape(
+    "invoices.create_preview",
+    Post,
+    "/v1/invoices/create_preview",
+    &[
+        "customer",
+        "subscription",
+        "subscription_details[items][][id]",
+        "subscription_details[items][][price]",
+        "subscription_details[items][][quantity]",
+        "subscription_details[proration_behavior]",
+        "subscription_details[proration_date]",
+        "expand[]",
+    ],
+);
+
 pub const PORTAL_SESSION_CREATE: RequestShape = shape(
     "billing_portal.sessions.create",
     Post,
@@ -415,6 +432,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         SUBSCRIPTION_UPDATE,
         SUBSCRIPTION_CANCEL,
         INVOICE_LIST,
+        INVOICE_CREATE_PREVIEW,
         PORTAL_SESSION_CREATE,
         PORTAL_CONFIGURATION_LIST,
         PORTAL_CONFIGURATION_RETRIEVE,

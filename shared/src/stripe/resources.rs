@@ -112,12 +112,12 @@ pub struct SubscriptionListParams {
 }
 
 impl SubscriptionListParams {
-    /// Every subscription of `customer` in any status, prices expanded.
+    /// Every subscription of `customer` in any status, prices and schedules expanded.
     pub fn all_for(customer: &CustomerId) -> Self {
         Self {
             customer: Some(customer.clone()),
             status: Some("all".into()),
-            expand: vec!["data.items.data.price".into()],
+            expand: vec!["data.items.data.price".into(), "data.schedule".into()],
             ..Self::default()
         }
     }
@@ -182,6 +182,23 @@ pub struct InvoiceListParams {
     pub status: Option<String>,
     #[serde(flatten)]
     pub page: Page,
+}
+
+/// What `POST /v1/invoices/create_preview` is asked: the invoice a subscription would get if
+/// its items changed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoicePreviewParams {
+    pub customer: CustomerId,
+    pub subscription: SubscriptionId,
+    pub subscription_details: SubscriptionPreviewDetails,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionPreviewDetails {
+    pub items: Vec<SubscriptionItemParams>,
+    /// `create_prorations`, `none` or `always_invoice`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proration_behavior: Option<String>,
 }
 
 /// A portal deep link (`flow_data`, notes §1). Build with the constructors.
@@ -620,6 +637,12 @@ impl StripeClient {
         self.send(request).await
     }
 
+    /// The invoice Stripe would issue for the change described (nothing changes).
+    pub async fn preview_invoice(&self, params: &InvoicePreviewParams) -> Result<Invoice> {
+        let request = StripeRequest::new(INVOICE_CREATE_PREVIEW).params(self::params(params)?);
+        self.send(request).await
+    }
+
     // --- billing portal --------------------------------------------------------------------
 
     pub async fn create_portal_session(
@@ -807,7 +830,7 @@ mod tests {
         p.page = Page::full(Some("sub_9".into()));
         assert_eq!(
             params(&p).unwrap().encode(),
-            "customer=cus_1&expand[0]=data.items.data.price&limit=100&starting_after=sub_9&status=all"
+            "customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&limit=100&starting_after=sub_9&status=all"
         );
     }
 

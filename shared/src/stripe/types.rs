@@ -238,6 +238,45 @@ pub struct Subscription {
     pub default_payment_method: Option<Expandable<PaymentMethod>>,
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: Metadata,
+    #[serde(default)]
+    pub schedule: Option<Expandable<SubscriptionSchedule>>,
+    /// Changes waiting for a payment (`payment_behavior=pending_if_incomplete`).
+    #[serde(default)]
+    pub pending_update: Option<PendingUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingUpdate {
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub subscription_items: Option<Vec<SubscriptionItem>>,
+}
+
+/// `subscription_schedule`: the phases a subscription will move through.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SubscriptionSchedule {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub phases: Vec<SchedulePhase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SchedulePhase {
+    #[serde(default)]
+    pub start_date: i64,
+    #[serde(default)]
+    pub end_date: Option<i64>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub items: Vec<PhaseItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PhaseItem {
+    #[serde(default)]
+    pub price: Option<Expandable<Price>>,
 }
 
 fn empty_list<T>() -> List<T> {
@@ -351,6 +390,64 @@ pub struct Invoice {
     pub invoice_pdf: Option<String>,
     #[serde(default)]
     pub created: Option<i64>,
+    #[serde(default)]
+    pub total: Option<i64>,
+    /// When Stripe will charge it: the period end for an upcoming invoice, `null` for one due now.
+    #[serde(default)]
+    pub next_payment_attempt: Option<i64>,
+    #[serde(default)]
+    pub period_end: Option<i64>,
+    #[serde(default = "empty_list", deserialize_with = "null_default")]
+    pub lines: List<InvoiceLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InvoiceLine {
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub period: Option<Period>,
+    /// Since 2025-03-31 the proration flag lives under `parent`.
+    #[serde(default)]
+    pub parent: Option<InvoiceLineParent>,
+    /// Before 2025-03-31: the line's own flag.
+    #[serde(default)]
+    pub proration: Option<bool>,
+}
+
+impl InvoiceLine {
+    pub fn is_proration(&self) -> bool {
+        self.proration.unwrap_or(false)
+            || self
+                .parent
+                .as_ref()
+                .and_then(|p| p.subscription_item_details.as_ref())
+                .is_some_and(|d| d.proration)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Period {
+    #[serde(default)]
+    pub start: i64,
+    #[serde(default)]
+    pub end: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct InvoiceLineParent {
+    #[serde(default)]
+    pub subscription_item_details: Option<SubscriptionItemDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SubscriptionItemDetails {
+    #[serde(default, deserialize_with = "null_default")]
+    pub proration: bool,
 }
 
 impl HasId for Invoice {
@@ -497,6 +594,7 @@ pub struct EventData {
 }
 
 has_id!(
+    SubscriptionSchedule,
     Customer,
     PaymentMethod,
     PaymentSource,
@@ -599,6 +697,10 @@ mod tests {
             serde_json::from_value::<CheckoutSession>(decode("checkout.session")).unwrap();
             serde_json::from_value::<PaymentIntent>(decode("payment_intent")).unwrap();
             serde_json::from_value::<Charge>(decode("charge")).unwrap();
+            if r.get("subscription_schedule").is_some() {
+                serde_json::from_value::<SubscriptionSchedule>(decode("subscription_schedule"))
+                    .unwrap();
+            }
             serde_json::from_value::<Event>(decode("event")).unwrap();
         }
     }

@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 
 use super::snapshot::{
     Address, CustomerSnapshot, InvoiceSummary, PaymentMethodSummary, PurchaseSummary,
-    SubscriptionSummary,
+    ScheduledChange, SubscriptionSummary,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
@@ -249,12 +249,51 @@ fn subscription(
         cancellation_reason: details.reason,
         cancellation_feedback: details.feedback,
         cancellation_comment: details.comment,
+        scheduled_change: scheduled_change(s),
         payment_method: s
             .default_payment_method
             .as_ref()
             .map(|pm| methods.resolve(pm))
             .or_else(|| customer_default.cloned()),
     }
+}
+
+/// The price change Stripe has waiting for `s`: the schedule's first phase that starts after the
+/// current period began (with its first item's price), else a pending update.
+fn scheduled_change(s: &Subscription) -> Option<ScheduledChange> {
+    let started = s.current_period().map_or(0, |(start, _)| start);
+    let from_schedule = s
+        .schedule
+        .as_ref()
+        .and_then(Expandable::object)
+        .filter(|schedule| {
+            matches!(
+                schedule.status.as_deref(),
+                None | Some("active" | "not_started")
+            )
+        })
+        .and_then(|schedule| schedule.phases.iter().find(|p| p.start_date > started))
+        .map(|phase| ScheduledChange {
+            source: "subscription_schedule".into(),
+            price_id: phase
+                .items
+                .first()
+                .and_then(|i| i.price.as_ref())
+                .map(|p| p.id().to_string()),
+            at: Some(phase.start_date),
+        });
+    from_schedule.or_else(|| {
+        s.pending_update.as_ref().map(|u| ScheduledChange {
+            source: "pending_update".into(),
+            price_id: u
+                .subscription_items
+                .as_ref()
+                .and_then(|items| items.first())
+                .and_then(|i| i.price.as_ref())
+                .map(|p| p.id.clone()),
+            at: u.expires_at,
+        })
+    })
 }
 
 fn invoice(i: &Invoice) -> Option<InvoiceSummary> {
@@ -462,5 +501,36 @@ mod tests {
                 ("link", Some("a@x.test")),
             ]
         );
+    }
+
+    #[test]
+    fn a_schedules_next_phase_or_a_pending_update_is_the_scheduled_change() {
+        let item = json!({"object": "list", "data": [{"id": "si_1", "current_period_start": 100,
+            "current_period_end": 200, "price": {"id": "price_month"}}]});
+        let scheduled: Subscription = serde_json::from_value(json!({
+            "id": "sub_1", "customer": "cus_1", "status": "active", "items": item,
+            "schedule": {"id": "sub_sched_1", "status": "active", "phases": [
+                {"start_date": 100, "end_date": 200, "items": [{"price": "price_month"}]},
+                {"start_date": 200, "end_date": null, "items": [{"price": "price_year"}]}
+            ]}
+        }))
+        .unwrap();
+        let change = scheduled_change(&scheduled).unwrap();
+        assert_eq!(
+            (change.source.as_str(), change.price_id.as_deref(), change.at),
+            ("subscription_schedule", Some("price_year"), Some(200))
+        );
+        let pending: Subscription = serde_json::from_value(json!({
+            "id": "sub_2", "customer": "cus_1", "status": "active", "items": item,
+            "schedule": null,
+            "pending_update": {"expires_at": 150, "subscription_items": [{"id": "si_1", "price": {"id": "price_team"}}]}
+        }))
+        .unwrap();
+        let change = scheduled_change(&pending).unwrap();
+        assert_eq!(
+            (change.source.as_str(), change.price_id.as_deref(), change.at),
+            ("pending_update", Some("price_team"), Some(150))
+        );
+        assert!(scheduled_change(&subscription("sub_3", json!(null))).is_none());
     }
 }

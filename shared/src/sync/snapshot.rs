@@ -108,6 +108,19 @@ pub struct SubscriptionSummary {
     /// invoice default, else the customer's default source.
     #[serde(default)]
     pub payment_method: Option<PaymentMethodSummary>,
+    #[serde(default)]
+    pub scheduled_change: Option<ScheduledChange>,
+}
+
+/// A change of price Stripe will apply later: the next phase of a subscription schedule, or
+/// a `pending_update` waiting for its payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledChange {
+    /// `subscription_schedule` or `pending_update`.
+    pub source: String,
+    pub price_id: Option<String>,
+    /// When the schedule's phase starts, or when the pending update expires.
+    pub at: Option<i64>,
 }
 
 impl SubscriptionSummary {
@@ -621,6 +634,7 @@ mod tests {
             cancellation_feedback: None,
             cancellation_comment: None,
             payment_method: Some(card("pm_1", "visa", "4242")),
+            scheduled_change: None,
         }
     }
 
