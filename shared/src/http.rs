@@ -196,6 +196,9 @@ impl From<PortalError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
             }
             PortalError::SessionNotFound => ApiError::not_found(message),
+            PortalError::SessionExpired => {
+                ApiError::new(StatusCode::GONE, "session_expired", message)
+            }
             PortalError::PriceNotAllowed(_) => {
                 ApiError::bad_request("price_not_allowed", message).with_field("price")
             }

@@ -487,3 +487,40 @@ async fn a_subscriptions_own_payment_method_change_is_reported_with_its_type() {
     assert_eq!(entry.change.to["bank_code"], "37040044");
     assert_eq!(entry.change.to["last4"], "3000");
 }
+
+#[tokio::test]
+async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("late-user").await;
+    let now = time::OffsetDateTime::now_utc();
+    let reference = "0123456789abcdef0123456789abcdef";
+    h.services
+        .table
+        .insert_portal_session(&shared::store::PortalSessionRecord {
+            reference: reference.into(),
+            user_id: UserId::parse("late-user").unwrap(),
+            customer_id: customer.clone(),
+            workflow: "billing_review".into(),
+            stripe_session_id: "bps_old".into(),
+            configuration_id: h.configuration.clone(),
+            return_url: format!(
+                "{}/dashboard/billing/history?session={reference}",
+                portico_testkit::FRONTEND
+            ),
+            created_at: "2026-11-01T00:00:00Z".into(),
+            returned_at: None,
+            action: None,
+            return_until: Some(now.unix_timestamp() - 1),
+        })
+        .await
+        .unwrap();
+    h.emulator.clear_requests();
+    let (status, body) = come_back(&h, "late-user", reference).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (410, Some("session_expired")),
+        "{body}"
+    );
+    assert!(h.stripe_calls().is_empty());
+    h.assert_nothing_synced(&customer).await;
+}

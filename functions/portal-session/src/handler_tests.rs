@@ -459,3 +459,45 @@ async fn a_plan_change_opens_the_confirm_flow_and_the_hosted_page_makes_it() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_session_says_until_when_its_return_link_works_and_its_record_expires() {
+    let h = Harness::new().await;
+    h.subscribed_customer("ttl-user").await;
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (status, body) = create(&h, "portal-session/create-billing-review", "ttl-user").await;
+    assert_eq!(status, 201, "{body}");
+    let session = &body["portal_session"];
+    let expires_at = session["expires_at"].as_i64().unwrap();
+    let window = shared::portal::RETURN_WINDOW_SECONDS;
+    assert!(
+        (before + window..=before + window + 5).contains(&expires_at),
+        "{session}"
+    );
+    let reference = session["id"].as_str().unwrap();
+    let record = h
+        .services
+        .table
+        .get_portal_session(reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.return_until, Some(expires_at));
+    // The table's TTL attribute, kept past the link for a year of analytics.
+    let item = h
+        .services
+        .table
+        .get(shared::store::key(format!("PSESS#{reference}"), "META"))
+        .await
+        .unwrap()
+        .unwrap();
+    let ttl: i64 = item[shared::store::TTL_ATTRIBUTE]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ttl,
+        expires_at + shared::store::PORTAL_SESSION_RETENTION_SECONDS
+    );
+}

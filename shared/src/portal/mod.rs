@@ -7,7 +7,7 @@ mod session;
 pub mod workflow;
 
 pub use returning::{handle_return, ReturnOutcome, ReturnRequest};
-pub use session::{create_session, CreateSessionRequest, CreatedSession};
+pub use session::{create_session, CreateSessionRequest, CreatedSession, RETURN_WINDOW_SECONDS};
 pub use workflow::{AfterCompletion, Branding, Locale, Workflow, WorkflowSettings};
 
 use crate::customers::CustomerError;
@@ -29,6 +29,8 @@ pub enum PortalError {
     SubscriptionNotFound(String),
     #[error("no such portal session")]
     SessionNotFound,
+    #[error("this portal session's return link has expired; open the portal again")]
+    SessionExpired,
     #[error("price {0} is not offered")]
     PriceNotAllowed(String),
     #[error("the subscription is already on price {0}")]

@@ -40,9 +40,16 @@ pub struct CreatedSession {
     pub workflow: Workflow,
     pub return_url: String,
     pub created_at: String,
+    /// Until when (unix seconds) the return link (`return_url`) works. Stripe's portal `url`
+    /// itself is short-lived: it expires if not visited soon, so open it at once.
+    pub expires_at: i64,
     /// What Stripe's API cannot apply to the portal itself, for the SPA to show around it.
     pub branding: Option<Branding>,
 }
+
+/// How long after its creation a session's return link works: long enough for a user who
+/// lingers in the portal, short enough that an old link in the browser history re-syncs nothing.
+pub const RETURN_WINDOW_SECONDS: i64 = 24 * 3600;
 
 pub async fn create_session(
     table: &Table,
@@ -127,6 +134,7 @@ pub async fn create_session(
         })?;
 
     let created_at = now_rfc3339();
+    let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + RETURN_WINDOW_SECONDS;
     table
         .insert_portal_session(&PortalSessionRecord {
             reference: reference.clone(),
@@ -139,6 +147,7 @@ pub async fn create_session(
             created_at: created_at.clone(),
             returned_at: None,
             action: None,
+            return_until: Some(expires_at),
         })
         .await?;
     Ok(CreatedSession {
@@ -147,6 +156,7 @@ pub async fn create_session(
         workflow,
         return_url,
         created_at,
+        expires_at,
         branding: workflow_config.branding,
     })
 }

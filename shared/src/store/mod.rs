@@ -21,7 +21,9 @@ pub use customers::{
     LifetimePurchaseRecord, AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
+pub use portal::{
+    PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping, PORTAL_SESSION_RETENTION_SECONDS,
+};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};

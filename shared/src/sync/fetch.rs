@@ -517,7 +517,11 @@ mod tests {
         .unwrap();
         let change = scheduled_change(&scheduled).unwrap();
         assert_eq!(
-            (change.source.as_str(), change.price_id.as_deref(), change.at),
+            (
+                change.source.as_str(),
+                change.price_id.as_deref(),
+                change.at
+            ),
             ("subscription_schedule", Some("price_year"), Some(200))
         );
         let pending: Subscription = serde_json::from_value(json!({
@@ -528,7 +532,11 @@ mod tests {
         .unwrap();
         let change = scheduled_change(&pending).unwrap();
         assert_eq!(
-            (change.source.as_str(), change.price_id.as_deref(), change.at),
+            (
+                change.source.as_str(),
+                change.price_id.as_deref(),
+                change.at
+            ),
             ("pending_update", Some("price_team"), Some(150))
         );
         assert!(scheduled_change(&subscription("sub_3", json!(null))).is_none());
