@@ -294,6 +294,12 @@ impl From<PortalAdminError> for ApiError {
             PortalAdminError::InvalidField { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
             }
+            PortalAdminError::CouponNotFound(_) => {
+                ApiError::bad_request("coupon_not_found", message).with_field("retention_coupon")
+            }
+            PortalAdminError::CouponNotUsable(_) => {
+                ApiError::bad_request("coupon_not_usable", message).with_field("retention_coupon")
+            }
             PortalAdminError::StripeRejected { param, .. } => {
                 let error = ApiError::bad_request("stripe_invalid_request", message);
                 match param {

@@ -102,6 +102,7 @@ async fn insert_session(
             returned_at: returned.map(|d| rfc3339(created + d)),
             action: None,
             return_until: None,
+            retention_offer: None,
         })
         .await
         .unwrap();

@@ -511,6 +511,7 @@ async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
             returned_at: None,
             action: None,
             return_until: Some(now.unix_timestamp() - 1),
+            retention_offer: None,
         })
         .await
         .unwrap();

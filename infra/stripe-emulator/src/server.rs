@@ -6,7 +6,7 @@ use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ids::new_id;
 use crate::params::Params;
 use crate::resources::{
-    catalog, checkout, customers, events, invoices, payment_methods, payments, portal,
+    catalog, checkout, coupons, customers, events, invoices, payment_methods, payments, portal,
     subscriptions, Handler,
 };
 use crate::state::{Ctx, State};
@@ -157,6 +157,8 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("GET", ["refunds"]) => none(payments::LIST_REFUNDS),
         ("POST", ["refunds"]) => none(payments::CREATE_REFUND),
         ("GET", ["refunds", id]) => one(payments::GET_REFUND, id),
+        ("POST", ["coupons"]) => none(coupons::CREATE),
+        ("GET", ["coupons", id]) => one(coupons::GET, id),
         ("GET", ["events"]) => none(events::LIST),
         ("GET", ["events", id]) => one(events::GET, id),
         _ => None,

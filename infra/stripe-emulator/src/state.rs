@@ -89,6 +89,11 @@ pub struct State {
     pub charges: Table,
     #[serde(default)]
     pub refunds: Table,
+    /// Coupons (ids chosen by their creator, no prefix) and the discounts made from them.
+    #[serde(default)]
+    pub coupons: Table,
+    #[serde(default)]
+    pub discounts: Table,
     /// Portal session id → when its URL was first visited (sessions expire unvisited).
     #[serde(default)]
     pub portal_visits: HashMap<String, i64>,
@@ -119,6 +124,9 @@ impl State {
 
     /// The table holding ids with this prefix (for expansion and generic lookups).
     pub fn table_for(&self, id: &str) -> Option<&Table> {
+        if self.coupons.get(id).is_some() {
+            return Some(&self.coupons);
+        }
         let t = match id.split_once('_').map(|(p, _)| p)? {
             "cus" => &self.customers,
             "pm" => {
@@ -139,6 +147,7 @@ impl State {
             "pi" => &self.payment_intents,
             "ch" => &self.charges,
             "re" => &self.refunds,
+            "di" => &self.discounts,
             "evt" => &self.events,
             _ => return None,
         };

@@ -290,6 +290,21 @@ async fn objects_have_every_field_of_stripes_samples() {
         .ok();
     objects.push(("refund", get(format!("/v1/refunds/{}", id(&refund))).await));
     objects.push(("price", get("/v1/prices/price_pro_lifetime".into()).await));
+    let coupon = api
+        .post(
+            "/v1/coupons",
+            &[
+                ("id", "CONFORM"),
+                ("percent_off", "25.5"),
+                ("duration", "repeating"),
+                ("duration_in_months", "3"),
+                ("name", "25.5% off"),
+                ("redeem_by", "4102444800"),
+            ],
+        )
+        .await
+        .ok();
+    objects.push(("coupon", get(format!("/v1/coupons/{}", id(&coupon))).await));
 
     let events = api.get("/v1/events", &[("limit", "1")]).await.ok();
     objects.push((

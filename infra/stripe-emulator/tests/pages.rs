@@ -844,3 +844,147 @@ async fn a_payment_mode_checkout_charges_once_and_refunds_fully_or_in_part() {
         .await
         .err(404);
 }
+
+#[tokio::test]
+async fn a_cancellation_flow_offers_its_coupon_and_accepting_applies_the_discount() {
+    let api = start().await;
+    let made = api.seeded_customer("stay@example.com", json!({})).await;
+    let (cus, sub) = (id(&made["customer"]), id(&made["subscription"]));
+    api.portal_configuration().await;
+    let coupon = api
+        .post(
+            "/v1/coupons",
+            &[
+                ("id", "STAY25"),
+                ("name", "25% off for 3 months"),
+                ("percent_off", "25"),
+                ("duration", "repeating"),
+                ("duration_in_months", "3"),
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (coupon["valid"].as_bool(), coupon["times_redeemed"].as_i64()),
+        (Some(true), Some(0))
+    );
+    assert_eq!(
+        api.get("/v1/coupons/STAY25", &[]).await.ok()["percent_off"],
+        25.0
+    );
+    api.get("/v1/coupons/NOPE", &[]).await.err(404);
+
+    let cancel_flow = |coupon: &'static str| {
+        vec![
+            ("flow_data[type]", "subscription_cancel"),
+            ("flow_data[subscription_cancel][subscription]", sub.as_str()),
+            (
+                "flow_data[subscription_cancel][retention][type]",
+                "coupon_offer",
+            ),
+            (
+                "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                coupon,
+            ),
+        ]
+    };
+    let err = api
+        .post(
+            "/v1/billing_portal/sessions",
+            &[vec![("customer", cus.as_str())], cancel_flow("NOPE")].concat(),
+        )
+        .await
+        .err(404);
+    assert_eq!(
+        err["param"],
+        "flow_data[subscription_cancel][retention][coupon_offer][coupon]"
+    );
+    let session = portal_session(&api, &cus, &cancel_flow("STAY25")).await;
+    assert_eq!(
+        session["flow"]["subscription_cancel"]["retention"]["coupon_offer"]["coupon"],
+        "STAY25"
+    );
+    let url = session["url"].as_str().unwrap().to_string();
+    let page = get_url(&api, &url).await;
+    assert!(page.body.as_str().unwrap().contains("25% off for 3 months"));
+
+    let n = api.emulator.events().len();
+    let accepted = post_json(&api, &format!("{url}/retention"), json!({}))
+        .await
+        .ok();
+    let discount_id = accepted["subscription"]["discounts"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        types(&events_after(&api, n)),
+        vec!["customer.discount.created", "customer.subscription.updated"]
+    );
+    let expanded = api
+        .get(
+            &format!("/v1/subscriptions/{sub}"),
+            &[("expand[]", "discounts.source.coupon")],
+        )
+        .await
+        .ok();
+    assert_eq!(expanded["discounts"][0]["id"], discount_id.as_str());
+    assert_eq!(expanded["discounts"][0]["source"]["coupon"]["id"], "STAY25");
+    assert!(
+        expanded["discounts"][0]["end"].as_i64().is_some(),
+        "repeating: ends"
+    );
+    assert_eq!(
+        accepted["subscription"]["cancel_at_period_end"], false,
+        "not cancelled"
+    );
+    assert_eq!(
+        api.get("/v1/coupons/STAY25", &[]).await.ok()["times_redeemed"],
+        1
+    );
+    // Taken once: a second accept is refused; cancelling still works.
+    post_json(&api, &format!("{url}/retention"), json!({}))
+        .await
+        .err(403);
+    post_json(&api, &format!("{url}/cancel"), json!({}))
+        .await
+        .ok();
+
+    // A used-up coupon is refused like an unknown one would be at Stripe.
+    api.post(
+        "/v1/coupons",
+        &[
+            ("id", "ONCE"),
+            ("percent_off", "10"),
+            ("max_redemptions", "1"),
+        ],
+    )
+    .await
+    .ok();
+    let other = api.seeded_customer("other@example.com", json!({})).await;
+    let other_sub = id(&other["subscription"]);
+    let s = portal_session(
+        &api,
+        &id(&other["customer"]),
+        &[
+            ("flow_data[type]", "subscription_cancel"),
+            ("flow_data[subscription_cancel][subscription]", &other_sub),
+            (
+                "flow_data[subscription_cancel][retention][type]",
+                "coupon_offer",
+            ),
+            (
+                "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                "ONCE",
+            ),
+        ],
+    )
+    .await;
+    post_json(
+        &api,
+        &format!("{}/retention", s["url"].as_str().unwrap()),
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(api.get("/v1/coupons/ONCE", &[]).await.ok()["valid"], false);
+}

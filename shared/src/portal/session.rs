@@ -103,7 +103,7 @@ pub async fn create_session(
         configuration: Some(configuration.clone()),
         return_url: Some(return_url.clone()),
         locale: request.locale.map(|l| l.as_str().to_string()),
-        flow_data: flow,
+        flow_data: flow.clone(),
         ..PortalSessionParams::new(customer.clone())
     };
     let session = stripe
@@ -133,6 +133,11 @@ pub async fn create_session(
             }
         })?;
 
+    let retention_offer = flow
+        .as_ref()
+        .and_then(|f| f.subscription_cancel.as_ref())
+        .and_then(|c| c.retention.as_ref())
+        .map(|r| r.coupon_offer.coupon.clone());
     let created_at = now_rfc3339();
     let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + RETURN_WINDOW_SECONDS;
     table
@@ -148,6 +153,7 @@ pub async fn create_session(
             returned_at: None,
             action: None,
             return_until: Some(expires_at),
+            retention_offer,
         })
         .await?;
     Ok(CreatedSession {
@@ -204,11 +210,19 @@ async fn flow_for(
         (Workflow::PaymentUpdate, _) => Some(finish(FlowData::payment_method_update())),
         (Workflow::BillingReview | Workflow::ProfileUpdate, _) => None,
         (Workflow::CancellationProcess, _) => {
-            let subscription = pick_subscription(stripe, customer, chosen, workflow).await?;
+            let subscription = pick_subscription(stripe, customer, chosen, workflow)
+                .await?
+                .ok_or(PortalError::NoActiveSubscription(workflow.as_str()))?;
+            // Offered once: a subscription that already has a discount (an offer it took
+            // before, or any other) cancels without a new one.
+            let offer = config
+                .retention_coupon
+                .as_ref()
+                .filter(|_| subscription.discounts.is_empty())
+                .map(|c| c.to_string());
             Some(finish(FlowData::subscription_cancel(
-                subscription
-                    .ok_or(PortalError::NoActiveSubscription(workflow.as_str()))?
-                    .id,
+                subscription.id,
+                offer,
             )))
         }
         (Workflow::SubscriptionManagement, Some(price)) => {

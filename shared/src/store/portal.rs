@@ -28,6 +28,9 @@ pub struct PortalSessionRecord {
     /// Unix time until which the session's return link works (absent on older records: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_until: Option<i64>,
+    /// The coupon the cancellation flow offered, if it offered one (analytics: offers shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_offer: Option<String>,
 }
 
 /// How long a session record is kept after its return link stops working: analytics counts

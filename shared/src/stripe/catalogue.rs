@@ -394,6 +394,13 @@ pub const CHECKOUT_SESSION_RETRIEVE: RequestShape = shape(
     &["expand[]"],
 );
 
+pub const COUPON_RETRIEVE: RequestShape = shape(
+    "coupons.retrieve",
+    Get,
+    "/v1/coupons/{coupon}",
+    &["expand[]"],
+);
+
 pub const EVENT_RETRIEVE: RequestShape =
     shape("events.retrieve", Get, "/v1/events/{id}", &["expand[]"]);
 
@@ -441,6 +448,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         CHECKOUT_SESSION_CREATE,
         CHECKOUT_SESSION_RETRIEVE,
         PAYMENT_INTENT_LIST,
+        COUPON_RETRIEVE,
         EVENT_RETRIEVE,
         PRICE_RETRIEVE,
         PRICE_LIST,

@@ -117,7 +117,11 @@ impl SubscriptionListParams {
         Self {
             customer: Some(customer.clone()),
             status: Some("all".into()),
-            expand: vec!["data.items.data.price".into(), "data.schedule".into()],
+            expand: vec![
+                "data.items.data.price".into(),
+                "data.schedule".into(),
+                "data.discounts.source.coupon".into(),
+            ],
             ..Self::default()
         }
     }
@@ -303,11 +307,15 @@ impl FlowData {
         Self::of_type("payment_method_update")
     }
 
-    pub fn subscription_cancel(subscription: SubscriptionId) -> Self {
+    /// A cancellation flow; with a coupon, the portal offers it before the user cancels.
+    pub fn subscription_cancel(subscription: SubscriptionId, offer: Option<String>) -> Self {
         Self {
             subscription_cancel: Some(SubscriptionCancelFlow {
                 subscription,
-                retention: None,
+                retention: offer.map(|coupon| RetentionParams {
+                    retention_type: "coupon_offer".into(),
+                    coupon_offer: CouponOffer { coupon },
+                }),
             }),
             ..Self::of_type("subscription_cancel")
         }
@@ -726,6 +734,10 @@ impl StripeClient {
         self.send(request).await
     }
 
+    pub async fn retrieve_coupon(&self, id: &str) -> Result<Coupon> {
+        self.send(StripeRequest::new(COUPON_RETRIEVE).arg(id)).await
+    }
+
     // --- events, prices, products ----------------------------------------------------------
 
     pub async fn retrieve_event(&self, id: &str) -> Result<Event> {
@@ -797,7 +809,7 @@ mod tests {
 
     #[test]
     fn cancel_flow_with_hosted_confirmation() {
-        let flow = FlowData::subscription_cancel(sub()).then_confirm(Some("Bye".into()));
+        let flow = FlowData::subscription_cancel(sub(), None).then_confirm(Some("Bye".into()));
         let encoded = params(&flow).unwrap().encode();
         assert_eq!(
             encoded,
@@ -830,7 +842,7 @@ mod tests {
         p.page = Page::full(Some("sub_9".into()));
         assert_eq!(
             params(&p).unwrap().encode(),
-            "customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&limit=100&starting_after=sub_9&status=all"
+            "customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&expand[2]=data.discounts.source.coupon&limit=100&starting_after=sub_9&status=all"
         );
     }
 

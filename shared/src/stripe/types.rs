@@ -240,6 +240,9 @@ pub struct Subscription {
     pub metadata: Metadata,
     #[serde(default)]
     pub schedule: Option<Expandable<SubscriptionSchedule>>,
+    /// Discounts (ids unless expanded) applied to the whole subscription.
+    #[serde(default, deserialize_with = "null_default")]
+    pub discounts: Vec<Expandable<Discount>>,
     /// Changes waiting for a payment (`payment_behavior=pending_if_incomplete`).
     #[serde(default)]
     pub pending_update: Option<PendingUpdate>,
@@ -532,6 +535,58 @@ pub struct CheckoutSession {
     pub metadata: Metadata,
 }
 
+/// `coupon`: what a retention offer gives.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Coupon {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub percent_off: Option<f64>,
+    #[serde(default)]
+    pub amount_off: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub duration_in_months: Option<i64>,
+    /// Whether it can still be redeemed.
+    #[serde(default, deserialize_with = "null_default")]
+    pub valid: bool,
+}
+
+/// A discount on a subscription (expanded in `discounts`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Discount {
+    pub id: String,
+    #[serde(default)]
+    pub coupon: Option<Coupon>,
+    /// Since 2025-03-31 the coupon sits under `source`.
+    #[serde(default)]
+    pub source: Option<DiscountSource>,
+    #[serde(default)]
+    pub start: Option<i64>,
+    #[serde(default)]
+    pub end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DiscountSource {
+    #[serde(default)]
+    pub coupon: Option<Expandable<Coupon>>,
+}
+
+impl Discount {
+    /// The coupon's id, wherever this API version keeps it.
+    pub fn coupon_id(&self) -> Option<&str> {
+        self.coupon
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .or_else(|| self.source.as_ref()?.coupon.as_ref().map(Expandable::id))
+    }
+}
+
 /// `payment_intent`: one-time payments (lifetime purchases carry Portico's metadata).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PaymentIntent {
@@ -594,6 +649,8 @@ pub struct EventData {
 }
 
 has_id!(
+    Coupon,
+    Discount,
     SubscriptionSchedule,
     Customer,
     PaymentMethod,
@@ -697,6 +754,7 @@ mod tests {
             serde_json::from_value::<CheckoutSession>(decode("checkout.session")).unwrap();
             serde_json::from_value::<PaymentIntent>(decode("payment_intent")).unwrap();
             serde_json::from_value::<Charge>(decode("charge")).unwrap();
+            serde_json::from_value::<Coupon>(decode("coupon")).unwrap();
             if r.get("subscription_schedule").is_some() {
                 serde_json::from_value::<SubscriptionSchedule>(decode("subscription_schedule"))
                     .unwrap();

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::snapshot::{
-    Address, CustomerSnapshot, InvoiceSummary, PaymentMethodSummary, PurchaseSummary,
-    ScheduledChange, SubscriptionSummary,
+    Address, CustomerSnapshot, DiscountSummary, InvoiceSummary, PaymentMethodSummary,
+    PurchaseSummary, ScheduledChange, SubscriptionSummary,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
@@ -250,6 +250,28 @@ fn subscription(
         cancellation_feedback: details.feedback,
         cancellation_comment: details.comment,
         scheduled_change: scheduled_change(s),
+        discount: s
+            .discounts
+            .iter()
+            .filter_map(Expandable::object)
+            .next()
+            .map(|d| {
+                let coupon = d.coupon.as_ref().or_else(|| {
+                    d.source
+                        .as_ref()?
+                        .coupon
+                        .as_ref()
+                        .and_then(Expandable::object)
+                });
+                DiscountSummary {
+                    coupon_id: d.coupon_id().map(str::to_string),
+                    coupon_name: coupon.and_then(|c| c.name.clone()),
+                    percent_off: coupon.and_then(|c| c.percent_off),
+                    amount_off: coupon.and_then(|c| c.amount_off),
+                    duration: coupon.and_then(|c| c.duration.clone()),
+                    end: d.end,
+                }
+            }),
         payment_method: s
             .default_payment_method
             .as_ref()

@@ -110,6 +110,36 @@ pub struct SubscriptionSummary {
     pub payment_method: Option<PaymentMethodSummary>,
     #[serde(default)]
     pub scheduled_change: Option<ScheduledChange>,
+    /// The discount on the whole subscription (a retention offer the user accepted, or any).
+    #[serde(default)]
+    pub discount: Option<DiscountSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscountSummary {
+    pub coupon_id: Option<String>,
+    pub coupon_name: Option<String>,
+    pub percent_off: Option<f64>,
+    pub amount_off: Option<i64>,
+    pub duration: Option<String>,
+    pub end: Option<i64>,
+}
+
+// `percent_off` comes from JSON, which has no NaN, so equality is total.
+impl Eq for DiscountSummary {}
+
+impl DiscountSummary {
+    fn label(&self) -> String {
+        if let Some(name) = &self.coupon_name {
+            return name.clone();
+        }
+        let id = self.coupon_id.as_deref().unwrap_or("a coupon");
+        match (self.percent_off, self.amount_off) {
+            (Some(p), _) => format!("{id} ({p}% off)"),
+            (None, Some(a)) => format!("{id} ({}.{:02} off)", a / 100, a % 100),
+            _ => id.to_string(),
+        }
+    }
 }
 
 /// A change of price Stripe will apply later: the next phase of a subscription schedule, or
@@ -519,6 +549,20 @@ fn subscription_changes(
             format!("Plan changed: {} → {}", plan(old), plan(new)),
         ));
     }
+    if old.discount != new.discount {
+        let message = match (&old.discount, &new.discount) {
+            (_, Some(d)) => format!("Discount applied to {}: {}", plan(new), d.label()),
+            (Some(d), None) => format!("Discount ended on {}: {}", plan(new), d.label()),
+            (None, None) => String::new(),
+        };
+        out.push(change(
+            ChangeKind::Subscription,
+            field("discount"),
+            json!(old.discount),
+            json!(new.discount),
+            message,
+        ));
+    }
     let (old_end, new_end) = (old.pending_end(), new.pending_end());
     if old_end != new_end && new.status != "canceled" {
         let message = match new_end {
@@ -635,6 +679,7 @@ mod tests {
             cancellation_comment: None,
             payment_method: Some(card("pm_1", "visa", "4242")),
             scheduled_change: None,
+            discount: None,
         }
     }
 

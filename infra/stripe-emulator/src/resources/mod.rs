@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod coupons;
 pub mod customers;
 pub mod events;
 pub mod invoices;
