@@ -772,4 +772,73 @@ async fn a_retention_coupon_is_checked_offered_when_cancelling_and_counted_when_
         "{stats:?}"
     );
     assert_eq!(stats.retention_offers.acceptance_rate, 1.0);
+
+    // A coupon used up after it was saved: Stripe refuses the offer, the user can still cancel.
+    h.stripe_api(
+        "POST",
+        "/v1/coupons",
+        &[
+            ("id", "LAST1"),
+            ("percent_off", "10"),
+            ("max_redemptions", "1"),
+        ],
+    )
+    .await;
+    let (status, _) = put("cancellation_process", json!({"retention_coupon": "LAST1"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let redeemer = h.subscribed_customer("redeemer").await;
+    let sub = h.subscription_of(&redeemer).await;
+    let used = h
+        .stripe_api(
+            "POST",
+            "/v1/billing_portal/sessions",
+            &[
+                ("customer", redeemer.as_str()),
+                ("flow_data[type]", "subscription_cancel"),
+                ("flow_data[subscription_cancel][subscription]", &sub),
+                (
+                    "flow_data[subscription_cancel][retention][type]",
+                    "coupon_offer",
+                ),
+                (
+                    "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                    "LAST1",
+                ),
+            ],
+        )
+        .await;
+    reqwest::Client::new()
+        .post(format!("{}/retention", used["url"].as_str().unwrap()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    h.subscribed_customer("late").await;
+    let late = shared::auth::User {
+        id: shared::ids::UserId::parse("late").unwrap(),
+        email: None,
+        is_admin: false,
+    };
+    let session = create_session(
+        &services.table,
+        &services.stripe,
+        &services.config.portal,
+        &late,
+        CreateSessionRequest {
+            workflow: Some(Workflow::CancellationProcess),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let record = services
+        .table
+        .get_portal_session(&session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.retention_offer, None);
+    let flow = &h.emulator.object(&record.stripe_session_id).unwrap()["flow"];
+    assert_eq!(flow["type"], "subscription_cancel");
+    assert!(flow["subscription_cancel"]["retention"].is_null());
 }

@@ -99,41 +99,69 @@ pub async fn create_session(
     )
     .await?;
 
-    let params = PortalSessionParams {
+    let mut params = PortalSessionParams {
         configuration: Some(configuration.clone()),
         return_url: Some(return_url.clone()),
         locale: request.locale.map(|l| l.as_str().to_string()),
-        flow_data: flow.clone(),
+        flow_data: flow,
         ..PortalSessionParams::new(customer.clone())
     };
-    let session = stripe
+    let mut created = stripe
         .create_portal_session(&params, Some(&reference))
-        .await
-        .map_err(|e| {
-            match e.api_error() {
-                // Stripe's "no configuration" / unknown configuration: a set-up problem, say how to fix it.
-                Some(api)
-                    if api.param.as_deref() == Some("configuration")
-                        || api.message.contains("configuration") =>
-                {
-                    PortalError::NotConfigured(format!(
-                        "{NOT_CONFIGURED} (Stripe said: {})",
-                        api.message
-                    ))
-                }
-                Some(api)
-                    if api
-                        .param
-                        .as_deref()
-                        .is_some_and(|p| p.starts_with("flow_data")) =>
-                {
-                    PortalError::NoActiveSubscription(workflow.as_str())
-                }
-                _ => PortalError::Stripe(e),
+        .await;
+    let refused_offer = created
+        .as_ref()
+        .err()
+        .and_then(|e| e.api_error())
+        .is_some_and(|api| {
+            api.param
+                .as_deref()
+                .is_some_and(|p| p.starts_with("flow_data[subscription_cancel][retention]"))
+        });
+    if refused_offer {
+        // The coupon stopped being redeemable after an admin saved it: the user can still
+        // cancel, without the offer (under a key of its own: the request differs).
+        tracing::warn!(
+            workflow = workflow.as_str(),
+            "retention coupon refused by Stripe; cancelling without the offer"
+        );
+        if let Some(cancel) = params
+            .flow_data
+            .as_mut()
+            .and_then(|f| f.subscription_cancel.as_mut())
+        {
+            cancel.retention = None;
+        }
+        created = stripe
+            .create_portal_session(&params, Some(&format!("{reference}-without-offer")))
+            .await;
+    }
+    let session = created.map_err(|e| {
+        match e.api_error() {
+            // Stripe's "no configuration" / unknown configuration: a set-up problem, say how to fix it.
+            Some(api)
+                if api.param.as_deref() == Some("configuration")
+                    || api.message.contains("configuration") =>
+            {
+                PortalError::NotConfigured(format!(
+                    "{NOT_CONFIGURED} (Stripe said: {})",
+                    api.message
+                ))
             }
-        })?;
+            Some(api)
+                if api
+                    .param
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("flow_data")) =>
+            {
+                PortalError::NoActiveSubscription(workflow.as_str())
+            }
+            _ => PortalError::Stripe(e),
+        }
+    })?;
 
-    let retention_offer = flow
+    let retention_offer = params
+        .flow_data
         .as_ref()
         .and_then(|f| f.subscription_cancel.as_ref())
         .and_then(|c| c.retention.as_ref())
