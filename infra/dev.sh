@@ -96,6 +96,7 @@ STRIPE_API_BASE=$STRIPE_API_BASE
 DEFAULT_PORTAL_CONFIGURATION=$portal_configuration
 FRONTEND_URL=${FRONTEND_URL:-http://localhost:5173}
 ALLOWED_PRICES=${ALLOWED_PRICES:-price_pro_monthly,price_pro_yearly,price_team_monthly,price_team_yearly}
+ALLOWED_ONE_TIME_PRICES=${ALLOWED_ONE_TIME_PRICES:-price_pro_lifetime}
 RUST_LOG=${RUST_LOG:-info}
 DYNAMODB_TIMEOUT_MS=${DYNAMODB_TIMEOUT_MS:-5000}
 ENV

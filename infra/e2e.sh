@@ -2,7 +2,8 @@
 # End to end through the `make dev` stack (moto, the Stripe emulator, cargo lambda watch), on
 # ports of its own so it runs beside a developer's stack: a user opens the portal, changes their
 # email there, comes back, and the return reports the change; then a cancellation reaches the
-# webhook function and shows in the account without any return call.
+# webhook function and shows in the account without any return call; a lifetime purchase grants
+# premium with no end; a plan change is priced by the preview, then made in the portal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,5 +99,48 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 expect "premium ends when the clock passes the period end" "$premium" "False"
+
+# Lifetime access: a payment-mode Checkout paid on the emulator's page; its webhook alone makes the
+# account premium with no end and no subscription.
+token3=$(target/debug/devstack token --dir "$STATE_DIR" --sub e2e-lifer --email e2e-life@example.test)
+auth3=(-H "Authorization: Bearer $token3")
+checkout=$(curl -sf -X POST "${auth3[@]}" -H 'content-type: application/json' -H 'Idempotency-Key: e2e-life-1' \
+  -d '{"price": "price_pro_lifetime"}' "$base/billing-account/billing/checkout-sessions" | json "['checkout_session']['url']")
+curl -sf -X POST -H 'content-type: application/json' -d '{"payment_method": "pm_card_visa"}' "$checkout/complete" >/dev/null
+for _ in $(seq 1 100); do
+  kind=$(curl -sf "${auth3[@]}" "$base/billing-account/billing/account" | json "['account']['plan']['kind']")
+  [ "$kind" = "lifetime" ] && break
+  sleep 0.2
+done
+expect "a lifetime purchase reaches the account by webhook alone" "$kind" "lifetime"
+expect "lifetime premium has no end" \
+  "$(curl -sf "${auth3[@]}" "$base/billing-account/billing/account" | json " and [d['account'][k] for k in ('premium', 'premium_until', 'subscription')]")" \
+  "[True, None, None]"
+expect "a second lifetime checkout is refused" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "${auth3[@]}" -H 'content-type: application/json' -H 'Idempotency-Key: e2e-life-2' \
+    -d '{"price": "price_pro_lifetime"}' "$base/billing-account/billing/checkout-sessions")" "409"
+
+# A plan change: subscribe through Checkout, price the switch to yearly, confirm it in the portal.
+token4=$(target/debug/devstack token --dir "$STATE_DIR" --sub e2e-upgrader --email e2e-up@example.test)
+auth4=(-H "Authorization: Bearer $token4")
+checkout=$(curl -sf -X POST "${auth4[@]}" -H 'content-type: application/json' -H 'Idempotency-Key: e2e-up-1' \
+  -d '{"price": "price_pro_monthly"}' "$base/billing-account/billing/checkout-sessions" | json "['checkout_session']['url']")
+curl -sf -X POST -H 'content-type: application/json' -d '{"payment_method": "pm_card_visa"}' "$checkout/complete" >/dev/null
+account=$(curl -sf "${auth4[@]}" "$base/billing-account/billing/account?refresh=true")
+expect "checkout's card is the one shown" "$(echo "$account" | json "['account']['default_payment_method']['last4']")" "4242"
+sub4=$(echo "$account" | json "['account']['subscription']['id']")
+preview=$(curl -sf "${auth4[@]}" "$base/billing-account/billing/subscriptions/$sub4/preview?price=price_pro_yearly")
+expect "the preview bills the new interval today" \
+  "$(echo "$preview" | json "['preview']['amount_due_today'] > 0 and d['preview']['next_invoice']['amount']")" "12000"
+portal=$(curl -sf -X POST "${auth4[@]}" -H 'content-type: application/json' \
+  -d '{"workflow": "subscription_management", "price": "price_pro_yearly"}' \
+  "$base/portal-session/portal/sessions" | json "['portal_session']['url']")
+curl -sf -X POST -H 'content-type: application/json' -d '{"price": "price_pro_yearly"}' "$portal/update" >/dev/null
+for _ in $(seq 1 100); do
+  price=$(curl -sf "${auth4[@]}" "$base/billing-account/billing/account" | json "['account']['plan']['price_id']")
+  [ "$price" = "price_pro_yearly" ] && break
+  sleep 0.2
+done
+expect "the confirmed plan change reaches the account" "$price" "price_pro_yearly"
 
 echo "e2e: all passed"

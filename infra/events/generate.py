@@ -58,6 +58,11 @@ event("billing-account/resume", "POST", "/billing/subscriptions/${SUBSCRIPTION}/
 event("billing-account/checkout", "POST", "/billing/checkout-sessions",
       body={"price": "price_pro_monthly", "success_path": "/welcome", "cancel_path": "/pricing"},
       extra_headers={"idempotency-key": "${IDEMPOTENCY_KEY}"})
+event("billing-account/checkout-lifetime", "POST", "/billing/checkout-sessions",
+      body={"price": "price_pro_lifetime", "success_path": "/welcome", "cancel_path": "/pricing"},
+      extra_headers={"idempotency-key": "${IDEMPOTENCY_KEY}"})
+event("billing-account/preview-plan-change", "GET", "/billing/subscriptions/${SUBSCRIPTION}/preview",
+      query="price=${PRICE}")
 event("billing-account/checkout-without-key", "POST", "/billing/checkout-sessions",
       body={"price": "price_pro_monthly"})
 

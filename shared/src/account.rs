@@ -1,5 +1,5 @@
 //! The signed-in user's billing account: status from the synced state, cancel and resume,
-//! and checkout for a new subscription.
+//! and checkout for a new subscription or a lifetime purchase.
 
 use std::time::Duration;
 
@@ -11,18 +11,23 @@ use crate::config::Config;
 use crate::customers::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::portal::return_url::{spa_path, ReturnUrlError};
+use crate::portal::Workflow;
 use crate::store::{
     AuditSource, CheckoutRecord, CustomerStore, OpenCheckout, OpenCheckoutClaim, StoreError,
     SyncSlot, Table, UserStore, CHECKOUT_RETENTION_SECONDS,
 };
 use crate::stripe::{
-    CheckoutSessionParams, StripeClient, StripeClientError, SubscriptionCancelParams,
-    SubscriptionListParams, SubscriptionStatus, SubscriptionUpdateParams,
+    CheckoutPaymentIntentData, CheckoutSessionParams, InvoicePreviewParams, Metadata, StripeClient,
+    StripeClientError, SubscriptionCancelParams, SubscriptionItemParams, SubscriptionListParams,
+    SubscriptionPreviewDetails, SubscriptionStatus, SubscriptionUpdateParams,
 };
-use crate::sync::snapshot::{CardSummary, InvoiceSummary, SubscriptionSummary};
+use crate::sync::snapshot::{
+    InvoiceSummary, PaymentMethodSummary, PurchaseSummary, ScheduledChange, SubscriptionSummary,
+};
 use crate::sync::{
-    sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError, SyncOutcome,
-    SyncTrigger,
+    lifetime_purchases, sync_customer, CustomerSnapshot, PremiumStatus, SyncContext, SyncError,
+    SyncOutcome, SyncTrigger, PRICE_METADATA, PRODUCT_METADATA, PURCHASE_LIFETIME,
+    PURCHASE_METADATA,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,15 @@ pub enum AccountError {
     InvalidReturn(#[from] ReturnUrlError),
     #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
     RefreshThrottled(Duration),
+    #[error("you already own lifetime access")]
+    AlreadyPurchased,
+    #[error("the subscription is already on price {0}")]
+    AlreadyOnPrice(String),
+    #[error("{field}: {reason}")]
+    InvalidPath {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -53,8 +67,19 @@ pub enum AccountError {
     Sync(#[from] SyncError),
 }
 
+/// What the account's premium rests on, so the SPA can label its billing button: a
+/// subscription to manage, a lifetime purchase (invoices and payment methods only), or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    Subscription,
+    Lifetime,
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    pub kind: PlanKind,
     pub product_id: Option<String>,
     pub product_name: Option<String>,
     pub price_id: Option<String>,
@@ -70,6 +95,32 @@ pub struct SubscriptionView {
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
+    /// A price change Stripe has waiting (a subscription schedule's next phase, or a
+    /// `pending_update`).
+    pub scheduled_change: Option<ScheduledChange>,
+}
+
+/// The method that pays, and the subscription it pays (`None`: the customer's default, with no
+/// subscription it pays).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentMethodView {
+    #[serde(flatten)]
+    pub method: PaymentMethodSummary,
+    pub pays_subscription: Option<String>,
+}
+
+/// The lifetime purchase that grants premium.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifetimeView {
+    pub payment_intent: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub paid_at: i64,
+    /// Refunded in part (a full refund ends the purchase).
+    pub amount_refunded: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,9 +129,10 @@ pub struct AccountView {
     pub email: Option<String>,
     pub premium: bool,
     pub premium_until: Option<i64>,
-    pub plan: Option<Plan>,
+    pub plan: Plan,
     pub subscription: Option<SubscriptionView>,
-    pub default_payment_method: Option<CardSummary>,
+    pub lifetime: Option<LifetimeView>,
+    pub default_payment_method: Option<PaymentMethodView>,
     pub invoices: Vec<InvoiceSummary>,
     pub synced_at: Option<String>,
     /// Whether this answer was re-synced from Stripe just now.
@@ -94,8 +146,9 @@ impl AccountView {
             email: user.email.clone(),
             premium: false,
             premium_until: None,
-            plan: None,
+            plan: Plan::none(),
             subscription: None,
+            lifetime: None,
             default_payment_method: None,
             invoices: Vec::new(),
             synced_at: None,
@@ -127,14 +180,22 @@ impl AccountView {
                     .iter()
                     .max_by_key(|s| s.current_period_end)
             });
+        let lifetime = snapshot.lifetime();
+        // A live subscription is what there is to manage, lifetime or not.
+        let plan = match (shown.filter(|s| s.is_live()), lifetime) {
+            (Some(s), _) => subscription_plan(s),
+            (None, Some(p)) => lifetime_plan(p),
+            (None, None) => Plan::none(),
+        };
         AccountView {
             customer_id: Some(customer),
             email: snapshot.email.clone(),
             premium: premium.premium,
             premium_until: premium.until,
-            plan: shown.map(plan),
+            plan,
             subscription: shown.map(subscription_view),
-            default_payment_method: snapshot.default_payment_method.clone(),
+            lifetime: lifetime.map(lifetime_view),
+            default_payment_method: paying_method(snapshot, shown),
             invoices: snapshot.invoices.clone(),
             synced_at,
             refreshed: false,
@@ -142,8 +203,68 @@ impl AccountView {
     }
 }
 
-fn plan(s: &SubscriptionSummary) -> Plan {
+/// What pays the shown subscription if it still bills; otherwise the customer's default.
+fn paying_method(
+    snapshot: &CustomerSnapshot,
+    shown: Option<&SubscriptionSummary>,
+) -> Option<PaymentMethodView> {
+    match shown.filter(|s| s.is_live()) {
+        Some(s) => s.payment_method.clone().map(|method| PaymentMethodView {
+            method,
+            pays_subscription: Some(s.id.clone()),
+        }),
+        None => snapshot
+            .default_payment_method
+            .clone()
+            .map(|method| PaymentMethodView {
+                method,
+                pays_subscription: None,
+            }),
+    }
+}
+
+impl Plan {
+    fn none() -> Self {
+        Plan {
+            kind: PlanKind::None,
+            product_id: None,
+            product_name: None,
+            price_id: None,
+            interval: None,
+            amount: None,
+            currency: None,
+        }
+    }
+}
+
+fn lifetime_plan(p: &PurchaseSummary) -> Plan {
     Plan {
+        kind: PlanKind::Lifetime,
+        product_id: p.product_id.clone(),
+        product_name: p.product_name.clone(),
+        price_id: p.price_id.clone(),
+        interval: None,
+        amount: Some(p.amount),
+        currency: Some(p.currency.clone()),
+    }
+}
+
+fn lifetime_view(p: &PurchaseSummary) -> LifetimeView {
+    LifetimeView {
+        payment_intent: p.payment_intent.clone(),
+        price_id: p.price_id.clone(),
+        product_id: p.product_id.clone(),
+        product_name: p.product_name.clone(),
+        amount: p.amount,
+        currency: p.currency.clone(),
+        paid_at: p.paid_at,
+        amount_refunded: p.amount_refunded,
+    }
+}
+
+fn subscription_plan(s: &SubscriptionSummary) -> Plan {
+    Plan {
+        kind: PlanKind::Subscription,
         product_id: s.product_id.clone(),
         product_name: s.plan_name.clone(),
         price_id: s.price_id.clone(),
@@ -160,6 +281,7 @@ fn subscription_view(s: &SubscriptionSummary) -> SubscriptionView {
         current_period_end: s.current_period_end,
         cancel_at_period_end: s.cancel_at_period_end,
         cancel_at: s.cancel_at,
+        scheduled_change: s.scheduled_change.clone(),
     }
 }
 
@@ -393,9 +515,10 @@ impl CheckoutCreated {
     }
 }
 
-/// A Stripe Checkout session in subscription mode for the caller's own customer. The caller's
-/// `Idempotency-Key` makes a double click one session, and while one is open for the user and
-/// price every further request gets that one (`reused`), whatever its key.
+/// A Stripe Checkout session for the caller's own customer: subscription mode for a price of
+/// ALLOWED_PRICES, payment mode (lifetime access) for one of ALLOWED_ONE_TIME_PRICES. The
+/// caller's `Idempotency-Key` makes a double click one session, and while one is open for the
+/// user and price every further request gets that one (`reused`), whatever its key.
 pub async fn checkout(
     table: &Table,
     stripe: &StripeClient,
@@ -405,25 +528,28 @@ pub async fn checkout(
     request: CheckoutRequest,
     idempotency_key: &str,
 ) -> Result<CheckoutCreated, AccountError> {
-    if !config.allowed_prices.contains(&request.price) {
+    let one_time = config.allowed_one_time_prices.contains(&request.price);
+    if !one_time && !config.allowed_prices.contains(&request.price) {
         return Err(AccountError::PriceNotAllowed(request.price));
     }
     let (success, cancel) = request.return_urls(config)?;
     let stored = table.get_user(&user.id).await?;
     let customer = ensure_customer(table, stripe, clock, user, stored.as_ref()).await?;
-    let live = stripe
-        .list_subscriptions(&SubscriptionListParams {
-            customer: Some(customer.clone()),
-            price: Some(request.price.clone()),
-            ..Default::default()
-        })
-        .await?;
-    if live
-        .data
-        .iter()
-        .any(|s| !has_ended(s.status) && s.status != SubscriptionStatus::IncompleteExpired)
-    {
-        return Err(AccountError::AlreadySubscribed);
+    if !one_time {
+        let live = stripe
+            .list_subscriptions(&SubscriptionListParams {
+                customer: Some(customer.clone()),
+                price: Some(request.price.clone()),
+                ..Default::default()
+            })
+            .await?;
+        if live
+            .data
+            .iter()
+            .any(|s| !has_ended(s.status) && s.status != SubscriptionStatus::IncompleteExpired)
+        {
+            return Err(AccountError::AlreadySubscribed);
+        }
     }
     // While a session for this price is open, a second purchase (another tab, another click
     // with a new key) gets it back: two open sessions could both be paid.
@@ -434,18 +560,21 @@ pub async fn checkout(
         }
         found => found.map(|o| o.session_id),
     };
-    let mut params = CheckoutSessionParams::subscription(request.price.clone(), success);
-    params.customer = Some(customer.clone());
+    let mut params = if one_time {
+        lifetime_checkout(stripe, &customer, request.price.clone(), success).await?
+    } else {
+        let mut params = CheckoutSessionParams::subscription(request.price.clone(), success);
+        params.customer = Some(customer.clone());
+        params
+    };
     params.cancel_url = Some(cancel);
     params.client_reference_id = Some(user.id.to_string());
     // Namespaced by user, so two users' keys can never collide at Stripe.
-    let user_hash = user.id.short_digest();
-    let session = stripe
-        .create_checkout_session(
-            &params,
-            Some(&format!("portico-checkout-{user_hash}-{idempotency_key}")),
-        )
-        .await?;
+    let key = format!(
+        "portico-checkout-{}-{idempotency_key}",
+        user.id.short_digest()
+    );
+    let session = stripe.create_checkout_session(&params, Some(&key)).await?;
     let now = clock.unix();
     // The record is what later proves that this session's completion is this user's.
     table
@@ -505,4 +634,183 @@ async fn still_open(
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The parameters of a `payment`-mode checkout for lifetime access, unless the customer owns
+/// it already (paid and not refunded in full, as Stripe says now). The payment intent carries
+/// the metadata the sync recognises a lifetime purchase by, with the price's product.
+async fn lifetime_checkout(
+    stripe: &StripeClient,
+    customer: &CustomerId,
+    price: String,
+    success_url: String,
+) -> Result<CheckoutSessionParams, AccountError> {
+    let (owned, found) = tokio::try_join!(
+        lifetime_purchases(stripe, customer),
+        stripe.retrieve_price(&price, &[])
+    )?;
+    if owned.iter().any(|p| !p.refunded) {
+        return Err(AccountError::AlreadyPurchased);
+    }
+    // A recurring price in the one-time list is a configuration mistake Stripe would refuse.
+    if found.recurring.is_some() || found.active == Some(false) {
+        return Err(AccountError::PriceNotAllowed(price));
+    }
+    let mut metadata = Metadata::from([
+        (PURCHASE_METADATA.to_string(), PURCHASE_LIFETIME.to_string()),
+        (PRICE_METADATA.to_string(), price.clone()),
+    ]);
+    if let Some(product) = &found.product {
+        metadata.insert(PRODUCT_METADATA.to_string(), product.id().to_string());
+    }
+    let mut params = CheckoutSessionParams::payment(price, success_url);
+    params.customer = Some(customer.clone());
+    params.metadata = metadata.clone();
+    params.payment_intent_data = Some(CheckoutPaymentIntentData {
+        description: None,
+        metadata,
+    });
+    Ok(params)
+}
+
+/// What switching a subscription to another price now would cost, from Stripe's invoice
+/// preview, so the SPA can show it before the user confirms in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanChangePreview {
+    pub subscription_id: String,
+    pub current_price: Option<String>,
+    pub new_price: String,
+    pub currency: Option<String>,
+    /// The portal configuration's `proration_behavior` the preview was made with.
+    pub proration_behavior: String,
+    /// Charged when the change is made (0 when the prorations go on the next invoice).
+    pub amount_due_today: i64,
+    pub proration_lines: Vec<PreviewLine>,
+    pub next_invoice: NextInvoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviewLine {
+    pub description: Option<String>,
+    pub amount: i64,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextInvoice {
+    pub amount: i64,
+    pub date: Option<i64>,
+}
+
+/// The proration behaviour the subscription-management portal applies: its configuration's
+/// `features.subscription_update.proration_behavior`, Stripe's `create_prorations` by default.
+async fn portal_proration_behavior(
+    ctx: SyncContext<'_>,
+    config: &Config,
+) -> Result<String, AccountError> {
+    let mapping = ctx.table.workflow_mapping().await?;
+    let settings = mapping.settings(Workflow::SubscriptionManagement);
+    let behavior =
+        match settings.effective_configuration(config.portal.default_configuration.as_deref()) {
+            Some(id) => ctx
+                .stripe
+                .retrieve_portal_configuration(id)
+                .await?
+                .features
+                .as_ref()
+                .and_then(|f| f["subscription_update"]["proration_behavior"].as_str())
+                .map(str::to_string),
+            None => None,
+        };
+    Ok(behavior.unwrap_or_else(|| "create_prorations".into()))
+}
+
+/// `GET /billing/subscriptions/{id}/preview?price=`: the caller's own live subscription switched
+/// to an allowed price, previewed (nothing changes).
+pub async fn preview_plan_change(
+    ctx: SyncContext<'_>,
+    config: &Config,
+    user: &User,
+    id: &SubscriptionId,
+    price: String,
+) -> Result<PlanChangePreview, AccountError> {
+    if !config.allowed_prices.contains(&price) {
+        return Err(AccountError::PriceNotAllowed(price));
+    }
+    let (customer, subscription) = own_subscription(ctx, user, id).await?;
+    if has_ended(subscription.status) {
+        return Err(AccountError::SubscriptionEnded);
+    }
+    let item = subscription
+        .items
+        .data
+        .first()
+        .ok_or(AccountError::SubscriptionNotFound)?;
+    let current = item.price.as_ref();
+    if current.is_some_and(|p| p.id == price) {
+        return Err(AccountError::AlreadyOnPrice(price));
+    }
+    let behavior = portal_proration_behavior(ctx, config).await?;
+    let params = InvoicePreviewParams {
+        customer,
+        subscription: id.clone(),
+        subscription_details: SubscriptionPreviewDetails {
+            items: vec![SubscriptionItemParams {
+                id: Some(item.id.clone()),
+                price: Some(price.clone()),
+                ..Default::default()
+            }],
+            proration_behavior: Some(behavior.clone()),
+        },
+    };
+    let (invoice, new_price) = tokio::try_join!(
+        ctx.stripe.preview_invoice(&params),
+        ctx.stripe.retrieve_price(&price, &[])
+    )?;
+    let interval = |p: Option<&crate::stripe::Price>| {
+        p.and_then(|p| p.recurring.as_ref())
+            .map(|r| (r.interval.clone(), r.interval_count))
+    };
+    // Stripe bills at once with `always_invoice`, and when the interval changes (the billing
+    // period restarts now); otherwise the prorations wait for the next renewal.
+    let due_now = behavior == "always_invoice" || interval(current) != interval(Some(&new_price));
+    let (prorations, regular): (Vec<_>, Vec<_>) =
+        invoice.lines.data.iter().partition(|l| l.is_proration());
+    let period_end = subscription.current_period().map(|(_, end)| end);
+    let amount_due = invoice.amount_due.unwrap_or_default();
+    let next_invoice = if due_now {
+        let quantity = i64::try_from(item.quantity.unwrap_or(1)).unwrap_or(1);
+        NextInvoice {
+            amount: new_price.unit_amount.unwrap_or_default() * quantity,
+            date: regular
+                .iter()
+                .filter_map(|l| l.period.map(|p| p.end))
+                .max()
+                .or(period_end),
+        }
+    } else {
+        NextInvoice {
+            amount: amount_due,
+            date: invoice.next_payment_attempt.or(period_end),
+        }
+    };
+    Ok(PlanChangePreview {
+        subscription_id: id.to_string(),
+        current_price: current.map(|p| p.id.clone()),
+        new_price: price,
+        currency: invoice.currency.clone(),
+        proration_behavior: behavior,
+        amount_due_today: if due_now { amount_due } else { 0 },
+        proration_lines: prorations
+            .iter()
+            .map(|l| PreviewLine {
+                description: l.description.clone(),
+                amount: l.amount,
+                period_start: l.period.map(|p| p.start),
+                period_end: l.period.map(|p| p.end),
+            })
+            .collect(),
+        next_invoice,
+    })
 }

@@ -12,7 +12,9 @@ use tokio::task::JoinSet;
 
 use crate::ids::CustomerId;
 use crate::portal::Workflow;
-use crate::store::{AuditEntry, AuditSource, CancellationDetails, StoreError, Table};
+use crate::store::{
+    AuditEntry, AuditSource, CancellationDetails, PortalSessionRecord, StoreError, Table,
+};
 use crate::sync::ChangeKind;
 
 /// The longest period one request may cover.
@@ -127,7 +129,20 @@ pub struct PortalAnalytics {
     pub session_duration_stats: DurationStats,
     /// `[reason, cancellations]`, most frequent first.
     pub cancellation_reasons: Vec<(String, usize)>,
+    pub retention_offers: RetentionStats,
     pub period: PeriodView,
+}
+
+/// Retention coupons offered by cancellation sessions, and how many were taken.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionStats {
+    /// Sessions whose cancellation flow offered a coupon.
+    pub shown: usize,
+    /// Of those, sessions after which that coupon's discount was applied to the customer's
+    /// subscription (in the audit trail of the period).
+    pub accepted: usize,
+    /// accepted / shown (0 without offers).
+    pub acceptance_rate: f64,
 }
 
 /// Runs `fetch` for every day, at most a few days at once (a new one starts as soon as one
@@ -195,6 +210,7 @@ pub async fn portal_analytics(
     let returned_sessions = sessions.iter().filter(|s| s.returned_at.is_some()).count();
 
     let portal_use = portal_use(&audit, &customers);
+    let retention_offers = retention(&sessions, &audit);
     let total = sessions.len();
     Ok(PortalAnalytics {
         total_sessions: total,
@@ -209,6 +225,7 @@ pub async fn portal_analytics(
         },
         session_duration_stats: duration_stats(durations),
         cancellation_reasons: ranked(portal_use.cancellation_reasons),
+        retention_offers,
         period: PeriodView {
             start_date: period.start.to_string(),
             end_date: period.end.to_string(),
@@ -249,7 +266,10 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
             ChangeKind::PaymentMethod => "payment_method_update",
             ChangeKind::Customer => "customer_update",
             ChangeKind::Subscription if change.field.ends_with(".price") => "subscription_update",
-            ChangeKind::Subscription | ChangeKind::Omitted | ChangeKind::Link => continue,
+            ChangeKind::Subscription
+            | ChangeKind::Omitted
+            | ChangeKind::Link
+            | ChangeKind::Purchase => continue,
         };
         let sync = format!(
             "{}#{}",
@@ -281,6 +301,36 @@ fn portal_use(audit: &[AuditEntry], customers: &HashSet<&CustomerId>) -> PortalU
     PortalUse {
         features,
         cancellation_reasons,
+    }
+}
+
+/// An offer counts as accepted when a discount with the offered coupon was applied to the
+/// session's customer at or after the session opened.
+fn retention(sessions: &[PortalSessionRecord], audit: &[AuditEntry]) -> RetentionStats {
+    let offered: Vec<(&PortalSessionRecord, &str)> = sessions
+        .iter()
+        .filter_map(|s| Some((s, s.retention_offer.as_deref()?)))
+        .collect();
+    let accepted = offered
+        .iter()
+        .filter(|(session, coupon)| {
+            audit.iter().any(|e| {
+                e.customer_id == session.customer_id
+                    && e.at >= session.created_at
+                    && e.change.field.ends_with(".discount")
+                    && e.change.to["coupon_id"] == *coupon
+            })
+        })
+        .count();
+    let shown = offered.len();
+    RetentionStats {
+        shown,
+        accepted,
+        acceptance_rate: if shown == 0 {
+            0.0
+        } else {
+            round(accepted as f64 / shown as f64, 4)
+        },
     }
 }
 

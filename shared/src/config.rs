@@ -37,6 +37,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("DEFAULT_PORTAL_CONFIGURATION", "portal configuration (bpc_...) for workflows without their own", None),
     ("PREMIUM_GRACE_DAYS", "days a past_due subscription keeps premium after its renewal failed", Some("3")),
     ("ALLOWED_PRICES", "comma-separated Stripe price ids users may check out (none when unset)", None),
+    ("ALLOWED_ONE_TIME_PRICES", "comma-separated one-time Stripe price ids sold as lifetime access (none when unset)", None),
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
     ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
@@ -95,6 +96,8 @@ pub struct PortalConfig {
     /// `scheme://host[:port]` strings, compared exactly with a return URL's origin.
     pub allowed_return_origins: Vec<String>,
     pub default_configuration: Option<String>,
+    /// ALLOWED_PRICES again: the prices a portal plan change may switch to.
+    pub plan_prices: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +114,8 @@ pub struct Config {
     pub premium_grace: Duration,
     pub webhook_tolerance_seconds: i64,
     pub allowed_prices: Vec<String>,
+    /// One-time prices whose purchase grants lifetime premium.
+    pub allowed_one_time_prices: Vec<String>,
     pub allow_immediate_cancel: bool,
     /// Least time between two Stripe re-syncs of one customer that users trigger.
     pub sync_refresh_min_interval: Duration,
@@ -185,15 +190,8 @@ impl Config {
                 }
                 t => t,
             },
-            allowed_prices: vars
-                .optional("ALLOWED_PRICES")
-                .map(|list| {
-                    list.split(',')
-                        .map(|p| p.trim().to_string())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed_prices: price_list(&vars, "ALLOWED_PRICES"),
+            allowed_one_time_prices: one_time_prices(&vars)?,
             allow_immediate_cancel: vars.boolean("ALLOW_IMMEDIATE_CANCEL")?,
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
             sync_refresh_min_interval: Duration::from_secs(
@@ -201,6 +199,31 @@ impl Config {
             ),
         })
     }
+}
+
+fn price_list(vars: &Vars<'_>, name: &str) -> Vec<String> {
+    vars.optional(name)
+        .map(|list| {
+            list.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A price is sold either as a subscription or once, never both: the checkout mode follows
+/// from the list the price is in.
+fn one_time_prices(vars: &Vars<'_>) -> Result<Vec<String>, ConfigError> {
+    let recurring = price_list(vars, "ALLOWED_PRICES");
+    let once = price_list(vars, "ALLOWED_ONE_TIME_PRICES");
+    if let Some(both) = once.iter().find(|p| recurring.contains(p)) {
+        return Err(ConfigError::Invalid {
+            name: "ALLOWED_ONE_TIME_PRICES",
+            reason: format!("{both} is also in ALLOWED_PRICES; a price is recurring or one-time"),
+        });
+    }
+    Ok(once)
 }
 
 impl StripeConfig {
@@ -309,6 +332,7 @@ fn portal_config(vars: &Vars<'_>) -> Result<PortalConfig, ConfigError> {
         frontend_url,
         allowed_return_origins,
         default_configuration,
+        plan_prices: price_list(vars, "ALLOWED_PRICES"),
     })
 }
 
@@ -492,6 +516,24 @@ mod tests {
             Config::from_lookup(lookup(&pairs)),
             Err(ConfigError::Invalid {
                 name: "JWKS_URL",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_price_is_recurring_or_one_time_never_both() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ALLOWED_PRICES", "price_a, price_b"));
+        pairs.push(("ALLOWED_ONE_TIME_PRICES", "price_life"));
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.allowed_one_time_prices, vec!["price_life"]);
+        pairs.push(("ALLOWED_ONE_TIME_PRICES", "price_life,price_b"));
+        pairs.remove(pairs.len() - 2);
+        assert!(matches!(
+            Config::from_lookup(lookup(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "ALLOWED_ONE_TIME_PRICES",
                 ..
             })
         ));

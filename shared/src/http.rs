@@ -226,6 +226,18 @@ impl From<PortalError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
             }
             PortalError::SessionNotFound => ApiError::not_found(message),
+            PortalError::SessionExpired => {
+                ApiError::new(StatusCode::GONE, "session_expired", message)
+            }
+            PortalError::PriceNotAllowed(_) => {
+                ApiError::bad_request("price_not_allowed", message).with_field("price")
+            }
+            PortalError::AlreadyOnPrice(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
+            }
+            PortalError::PriceWithoutPlanChange => {
+                ApiError::bad_request("invalid_field", message).with_field("price")
+            }
             PortalError::Customer(e) => e.into(),
             PortalError::Stripe(e) => e.into(),
             PortalError::Store(e) => e.into(),
@@ -297,6 +309,15 @@ impl From<AccountError> for ApiError {
             AccountError::RefreshThrottled(retry_after) => {
                 ApiError::too_many_requests("refresh_throttled", message, retry_after)
             }
+            AccountError::AlreadyPurchased => {
+                ApiError::new(StatusCode::CONFLICT, "already_purchased", message)
+            }
+            AccountError::AlreadyOnPrice(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
+            }
+            AccountError::InvalidPath { field, .. } => {
+                ApiError::bad_request("invalid_field", message).with_field(field)
+            }
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
             AccountError::Store(e) => e.into(),
@@ -314,6 +335,12 @@ impl From<PortalAdminError> for ApiError {
             }
             PortalAdminError::InvalidField { field, .. } => {
                 ApiError::bad_request("invalid_field", message).with_field(field)
+            }
+            PortalAdminError::CouponNotFound(_) => {
+                ApiError::bad_request("coupon_not_found", message).with_field("retention_coupon")
+            }
+            PortalAdminError::CouponNotUsable(_) => {
+                ApiError::bad_request("coupon_not_usable", message).with_field("retention_coupon")
             }
             PortalAdminError::StripeRejected { param, .. } => {
                 let error = ApiError::bad_request("stripe_invalid_request", message);

@@ -103,6 +103,22 @@ string_id!(
     |s| stripe_id(s, "bpc_")
 );
 
+string_id!(
+    /// A Stripe coupon id: chosen by whoever created it (no prefix), 1 to 200 characters of
+    /// letters, digits, `_` and `-`.
+    CouponId,
+    "coupon id",
+    |s| {
+        if s.is_empty() || s.len() > 200 {
+            Err("has a bad length")
+        } else if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            Err("contains characters other than letters, digits, _ and -")
+        } else {
+            Ok(())
+        }
+    }
+);
+
 /// Stripe ids are a fixed prefix and an alphanumeric tail.
 fn stripe_id(s: &str, prefix: &str) -> Result<(), &'static str> {
     match s.strip_prefix(prefix) {

@@ -582,7 +582,7 @@ async fn list_all_follows_starting_after_across_three_pages() {
     let ids: Vec<_> = all.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["sub_1", "sub_2", "sub_3", "sub_4", "sub_5"]);
     let targets: Vec<_> = server.requests().into_iter().map(|r| r.target).collect();
-    let base = "/v1/subscriptions?customer=cus_1&expand[0]=data.items.data.price&limit=100";
+    let base = "/v1/subscriptions?customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&expand[2]=data.discounts.source.coupon&limit=100";
     assert_eq!(
         targets,
         [

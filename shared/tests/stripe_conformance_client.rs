@@ -58,6 +58,15 @@ const NEWER_THAN_SPEC: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Requests whose endpoint is newer than the spec, as (request name, reason). Their parameters
+/// follow Stripe's typed params of the SDKs named in the reason.
+const NEWER_REQUESTS: &[(&str, &str)] = &[(
+    "invoices.create_preview",
+    "POST /v1/invoices/create_preview replaced GET /v1/invoices/upcoming in 2025-03-31.basil \
+     (`subscription_details[items][]`, `subscription_details[proration_behavior]`, \
+     `subscription_details[proration_date]`: stripe-python InvoiceCreatePreviewParams)",
+)];
+
 fn spec_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("STRIPE_REFERENCE_DIR") {
         let path = PathBuf::from(dir).join("spec3.json");
@@ -196,6 +205,14 @@ fn every_catalogued_request_exists_in_stripes_spec() {
     };
     let mut problems = Vec::new();
     for shape in request_catalogue() {
+        if NEWER_REQUESTS.iter().any(|(name, _)| *name == shape.name) {
+            assert!(
+                operation(spec, &shape).is_none(),
+                "{} is in the spec now; check it there",
+                shape.name
+            );
+            continue;
+        }
         let Some(op) = operation(spec, &shape) else {
             problems.push(format!(
                 "{}: {} {} is not in the spec",

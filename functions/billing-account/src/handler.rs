@@ -12,6 +12,7 @@ enum Route {
     Account,
     Cancel,
     Resume,
+    Preview,
     Checkout,
 }
 
@@ -26,6 +27,11 @@ const ROUTES: Router<Route> = Router::new(&[
         Method::POST,
         "/billing/subscriptions/{id}/resume",
         Route::Resume,
+    ),
+    (
+        Method::GET,
+        "/billing/subscriptions/{id}/preview",
+        Route::Preview,
     ),
     (Method::POST, "/billing/checkout-sessions", Route::Checkout),
 ]);
@@ -95,6 +101,21 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             let id = subscription_id(&params)?;
             let result = account::resume(ctx, &user, &id, &request_id).await?;
             Ok(http::json(StatusCode::OK, json!({ "result": result })))
+        }
+        Route::Preview => {
+            let id = subscription_id(&params)?;
+            let price = request
+                .query_string_parameters_ref()
+                .and_then(|q| q.first("price"))
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    ApiError::bad_request("price_required", "say which price: ?price=price_...")
+                        .with_field("price")
+                })?
+                .to_string();
+            let preview =
+                account::preview_plan_change(ctx, &services.config, &user, &id, price).await?;
+            Ok(http::json(StatusCode::OK, json!({ "preview": preview })))
         }
         Route::Checkout => {
             let key = http::idempotency_key(request)?.ok_or_else(|| {

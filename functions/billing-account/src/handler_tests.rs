@@ -285,9 +285,13 @@ async fn tokens_routes_and_methods() {
 
 /// Completes a checkout session on the emulator's hosted page with a test card.
 async fn pay(url: &str) -> Value {
+    pay_with(url, "pm_card_visa").await
+}
+
+async fn pay_with(url: &str, payment_method: &str) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{url}/complete"))
-        .json(&serde_json::json!({"payment_method": "pm_card_visa"}))
+        .json(&serde_json::json!({ "payment_method": payment_method }))
         .send()
         .await
         .unwrap();
@@ -649,4 +653,371 @@ async fn two_concurrent_checkouts_of_one_price_leave_one_payable_session() {
     let yearly = json!({"price": "price_pro_yearly"});
     let (status, other) = checkout_with(&h, "two-tabs", "tab-e", &yearly).await;
     assert_eq!(status, 201, "{other}");
+}
+
+#[tokio::test]
+async fn the_card_checkout_saved_on_the_subscription_is_the_one_shown() {
+    let h = Harness::with(&[PRICES]).await;
+    checkout_and_pay(&h, "card-buyer", "card-1").await;
+    let (_, after) = call(&h, "billing-account/get-account-refresh", "card-buyer", &[]).await;
+    let account = &after["account"];
+    let method = &account["default_payment_method"];
+    assert_eq!(
+        (
+            method["type"].as_str(),
+            method["brand"].as_str(),
+            method["last4"].as_str()
+        ),
+        (Some("card"), Some("visa"), Some("4242")),
+        "{after}"
+    );
+    assert_eq!(method["pays_subscription"], account["subscription"]["id"]);
+    // Checkout set the subscription's default, not the customer's.
+    let customer = h
+        .emulator
+        .object(account["customer_id"].as_str().unwrap())
+        .unwrap();
+    assert!(customer["invoice_settings"]["default_payment_method"].is_null());
+    let (_, stored) = call(&h, "billing-account/get-account", "card-buyer", &[]).await;
+    assert_eq!(stored["account"]["default_payment_method"], *method);
+}
+
+#[tokio::test]
+async fn bank_debits_are_shown_with_their_own_fields() {
+    let h = Harness::with(&[PRICES]).await;
+    for (user, token, expected) in [
+        (
+            "ach-buyer",
+            "pm_usBankAccount",
+            json!({"type": "us_bank_account", "bank_name": "STRIPE TEST BANK", "last4": "6789"}),
+        ),
+        (
+            "sepa-buyer",
+            "pm_sepaDebit",
+            json!({"type": "sepa_debit", "bank_code": "37040044", "country": "DE", "last4": "3000"}),
+        ),
+    ] {
+        let (status, body) = call(
+            &h,
+            "billing-account/checkout",
+            user,
+            &[("IDEMPOTENCY_KEY", user)],
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        pay_with(body["checkout_session"]["url"].as_str().unwrap(), token).await;
+        let (_, after) = call(&h, "billing-account/get-account-refresh", user, &[]).await;
+        let method = &after["account"]["default_payment_method"];
+        for (field, value) in expected.as_object().unwrap() {
+            assert_eq!(&method[field], value, "{field} of {method}");
+        }
+        assert!(method.get("brand").is_none(), "no card fields: {method}");
+        assert!(method["id"].as_str().unwrap().starts_with("pm_"));
+        assert_eq!(after["account"]["premium"], true);
+    }
+}
+
+const LIFETIME: (&str, &str) = ("ALLOWED_ONE_TIME_PRICES", "price_pro_lifetime");
+
+/// Buys lifetime access through the checkout route and the hosted page; returns the session.
+async fn buy_lifetime(h: &Harness, sub: &str, key: &str) -> Value {
+    let (status, body) = call(
+        h,
+        "billing-account/checkout-lifetime",
+        sub,
+        &[("IDEMPOTENCY_KEY", key)],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let paid = pay(body["checkout_session"]["url"].as_str().unwrap()).await;
+    paid["session"].clone()
+}
+
+/// Delivers every recorded event of `kind` to the webhook processing, as Stripe would.
+async fn deliver(h: &Harness, kind: &str) {
+    for event in h.emulator.events().into_iter().map(|e| e.event) {
+        if event["type"] == kind {
+            let envelope = shared::webhook::parse_envelope(event.to_string().as_bytes()).unwrap();
+            shared::webhook::process(h.services.sync_context(), &envelope, false)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lifetime_purchase_grants_premium_without_end_and_without_a_subscription() {
+    let h = Harness::with(&[PRICES, LIFETIME]).await;
+    let session = buy_lifetime(&h, "lifer", "life-1").await;
+    assert_eq!(session["mode"], "payment");
+    let pi = session["payment_intent"].as_str().unwrap();
+    assert_eq!(
+        h.emulator.object(pi).unwrap()["metadata"]["portico_purchase"],
+        "lifetime"
+    );
+    // The webhook alone makes it premium (no refresh).
+    deliver(&h, "checkout.session.completed").await;
+    let (_, body) = call(&h, "billing-account/get-account", "lifer", &[]).await;
+    let account = &body["account"];
+    assert_eq!(account["premium"], true, "{body}");
+    assert_eq!(account["premium_until"], Value::Null);
+    assert_eq!(account["subscription"], Value::Null);
+    assert_eq!(account["plan"]["kind"], "lifetime");
+    assert_eq!(account["plan"]["product_name"], "Portico Pro");
+    assert_eq!(account["plan"]["price_id"], "price_pro_lifetime");
+    assert_eq!(account["lifetime"]["payment_intent"], pi);
+    assert_eq!(account["lifetime"]["amount"], 29900);
+    assert!(account["lifetime"]["paid_at"].as_i64().unwrap() > 0);
+    // Stored as its own item too, and the user record is premium.
+    let customer =
+        shared::ids::CustomerId::parse(account["customer_id"].as_str().unwrap()).unwrap();
+    let items = h
+        .services
+        .table
+        .lifetime_purchases(&customer)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].purchase.payment_intent, pi);
+    assert_eq!(
+        items[0].purchase.product_id.as_deref(),
+        Some("prod_portico_pro")
+    );
+    use shared::store::UserStore;
+    let user = h
+        .services
+        .table
+        .get_user(&shared::ids::UserId::parse("lifer").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.premium);
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.change.message == "Lifetime access purchased: Portico Pro (299.00 usd)"),
+        "{audit:?}"
+    );
+
+    // A second lifetime checkout for an owner is refused before Stripe sees one.
+    h.emulator.clear_requests();
+    let (status, body) = call(
+        &h,
+        "billing-account/checkout-lifetime",
+        "lifer",
+        &[("IDEMPOTENCY_KEY", "life-2")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (409, Some("already_purchased")),
+        "{body}"
+    );
+    assert!(!h
+        .stripe_calls()
+        .iter()
+        .any(|c| c == "POST /v1/checkout/sessions"));
+}
+
+#[tokio::test]
+async fn a_partial_refund_keeps_lifetime_and_a_full_refund_revokes_it() {
+    let h = Harness::with(&[LIFETIME]).await;
+    let session = buy_lifetime(&h, "refunded", "ref-1").await;
+    let pi = session["payment_intent"].as_str().unwrap().to_string();
+    call(&h, "billing-account/get-account-refresh", "refunded", &[]).await;
+
+    h.stripe_api(
+        "POST",
+        "/v1/refunds",
+        &[("payment_intent", &pi), ("amount", "9900")],
+    )
+    .await;
+    deliver(&h, "charge.refunded").await;
+    let (_, body) = call(&h, "billing-account/get-account", "refunded", &[]).await;
+    assert_eq!(body["account"]["premium"], true, "{body}");
+    assert_eq!(body["account"]["lifetime"]["amount_refunded"], 9900);
+
+    h.stripe_api("POST", "/v1/refunds", &[("payment_intent", &pi)])
+        .await;
+    deliver(&h, "charge.refunded").await;
+    let (_, body) = call(&h, "billing-account/get-account", "refunded", &[]).await;
+    let account = &body["account"];
+    assert_eq!(account["premium"], false, "{body}");
+    assert_eq!(account["plan"]["kind"], "none");
+    assert_eq!(account["lifetime"], Value::Null);
+    let customer =
+        shared::ids::CustomerId::parse(account["customer_id"].as_str().unwrap()).unwrap();
+    let audit: Vec<String> = h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.change.kind == shared::sync::ChangeKind::Purchase)
+        .map(|e| e.change.message)
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            "Lifetime access purchased: Portico Pro (299.00 usd)",
+            "Partial refund on the lifetime purchase of Portico Pro: 99.00 usd refunded in all (access kept)",
+            "Lifetime purchase refunded in full: Portico Pro (lifetime access revoked)",
+        ]
+    );
+    let items = h
+        .services
+        .table
+        .lifetime_purchases(&customer)
+        .await
+        .unwrap();
+    assert!(items[0].purchase.refunded);
+    // Refunded, it can be bought again.
+    let (status, _) = call(
+        &h,
+        "billing-account/checkout-lifetime",
+        "refunded",
+        &[("IDEMPOTENCY_KEY", "ref-2")],
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn a_subscriber_who_bought_lifetime_stays_premium_after_the_subscription_ends() {
+    let h = Harness::with(&[PRICES, LIFETIME, ("ALLOW_IMMEDIATE_CANCEL", "true")]).await;
+    let customer = h.subscribed_customer("both").await;
+    buy_lifetime(&h, "both", "both-1").await;
+    let (_, body) = call(&h, "billing-account/get-account-refresh", "both", &[]).await;
+    assert_eq!(
+        body["account"]["plan"]["kind"], "subscription",
+        "a subscription to manage"
+    );
+    assert_eq!(body["account"]["premium_until"], Value::Null);
+    let sub = h.subscription_of(&customer).await;
+    let (status, body) = call(
+        &h,
+        "billing-account/cancel-immediately",
+        "both",
+        &[("SUBSCRIPTION", sub.as_str())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = call(&h, "billing-account/get-account", "both", &[]).await;
+    let account = &body["account"];
+    assert_eq!(account["premium"], true, "{body}");
+    assert_eq!(account["plan"]["kind"], "lifetime");
+    assert_eq!(account["subscription"]["status"], "canceled");
+}
+
+#[tokio::test]
+async fn one_time_prices_are_sold_only_when_configured() {
+    let h = Harness::with(&[PRICES]).await;
+    let (status, body) = call(
+        &h,
+        "billing-account/checkout-lifetime",
+        "nolife",
+        &[("IDEMPOTENCY_KEY", "n-1")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_not_allowed"))
+    );
+    // A recurring price listed as one-time is refused, not sold as a subscription.
+    let h = Harness::with(&[("ALLOWED_ONE_TIME_PRICES", "price_pro_monthly")]).await;
+    let (status, body) = call(
+        &h,
+        "billing-account/checkout",
+        "misconfigured",
+        &[("IDEMPOTENCY_KEY", "m-1")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_not_allowed")),
+        "{body}"
+    );
+}
+
+async fn preview(h: &Harness, sub: &str, subscription: &str, price: &str) -> (u16, Value) {
+    call(
+        h,
+        "billing-account/preview-plan-change",
+        sub,
+        &[("SUBSCRIPTION", subscription), ("PRICE", price)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_plan_change_is_priced_before_it_is_made() {
+    let h = Harness::with(&[
+        PRICES,
+        (
+            "ALLOWED_PRICES",
+            "price_pro_monthly,price_pro_yearly,price_team_monthly",
+        ),
+    ])
+    .await;
+    let customer = h.subscribed_customer("upgrader").await;
+    let sub = h.subscription_of(&customer).await;
+    let before = h.emulator.object(&sub).unwrap();
+    let period_end = before["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let events = h.emulator.events().len();
+
+    // Same interval, the portal's create_prorations: nothing today, prorations next time.
+    let (status, body) = preview(&h, "upgrader", &sub, "price_team_monthly").await;
+    assert_eq!(status, 200, "{body}");
+    let p = &body["preview"];
+    assert_eq!(
+        (p["current_price"].as_str(), p["new_price"].as_str()),
+        (Some("price_pro_monthly"), Some("price_team_monthly"))
+    );
+    assert_eq!(p["proration_behavior"], "create_prorations");
+    assert_eq!(p["amount_due_today"], 0);
+    let lines = p["proration_lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{p}");
+    let credit = lines[0]["amount"].as_i64().unwrap();
+    let charge = lines[1]["amount"].as_i64().unwrap();
+    assert!(credit < 0 && charge > 0 && charge > -credit, "{lines:?}");
+    assert_eq!(p["next_invoice"]["date"], period_end);
+    assert_eq!(p["next_invoice"]["amount"], 2900 + credit + charge);
+
+    // A new interval restarts the period: billed today.
+    let (status, body) = preview(&h, "upgrader", &sub, "price_pro_yearly").await;
+    assert_eq!(status, 200, "{body}");
+    let p = &body["preview"];
+    assert!(p["amount_due_today"].as_i64().unwrap() > 0, "{p}");
+    assert_eq!(p["next_invoice"]["amount"], 12000);
+    assert!(p["next_invoice"]["date"].as_i64().unwrap() > period_end);
+
+    // Nothing changed at Stripe.
+    assert_eq!(h.emulator.object(&sub).unwrap(), before);
+    assert_eq!(h.emulator.events().len(), events);
+
+    let (status, body) = preview(&h, "upgrader", &sub, "price_pro_monthly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (409, Some("already_on_price"))
+    );
+    let (status, body) = preview(&h, "upgrader", &sub, "price_team_yearly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_not_allowed"))
+    );
+    let (status, body) = preview(&h, "upgrader", &sub, "").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_required"))
+    );
+    h.subscribed_customer("nosy").await;
+    let (status, body) = preview(&h, "nosy", &sub, "price_team_monthly").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (404, Some("subscription_not_found"))
+    );
 }

@@ -101,6 +101,8 @@ async fn insert_session(
             created_at: rfc3339(created),
             returned_at: returned.map(|d| rfc3339(created + d)),
             action: None,
+            return_until: None,
+            retention_offer: None,
         })
         .await
         .unwrap();

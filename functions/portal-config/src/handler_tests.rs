@@ -584,3 +584,272 @@ async fn concurrent_mappings_cannot_both_brand_one_configuration() {
     assert_eq!(mapping.records.len(), 1);
     assert_eq!(mapping.version, 1);
 }
+
+#[tokio::test]
+async fn a_retention_coupon_is_checked_offered_when_cancelling_and_counted_when_taken() {
+    let h = Harness::new().await;
+    let put = |workflow: &'static str, body: Value| {
+        let h = &h;
+        async move {
+            let path = format!("/portal/workflows/{workflow}");
+            admin_at(h, "portal-config/put-workflow", Some(&path), &[], &body).await
+        }
+    };
+    h.stripe_api(
+        "POST",
+        "/v1/coupons",
+        &[
+            ("id", "STAY20"),
+            ("name", "20% off"),
+            ("percent_off", "20"),
+            ("duration", "forever"),
+        ],
+    )
+    .await;
+    h.stripe_api(
+        "POST",
+        "/v1/coupons",
+        &[
+            ("id", "GONE"),
+            ("percent_off", "5"),
+            ("redeem_by", &(h.emulator.now() + 60).to_string()),
+        ],
+    )
+    .await;
+    h.emulator.advance_clock(120).unwrap();
+
+    let (status, body) = put("cancellation_process", json!({"retention_coupon": "NOPE"})).await;
+    assert_eq!(
+        (status, body["error_code"].as_str(), body["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("coupon_not_found"),
+            Some("retention_coupon")
+        ),
+        "{body}"
+    );
+    let (status, body) = put("cancellation_process", json!({"retention_coupon": "GONE"})).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("coupon_not_usable"))
+    );
+    let (status, body) = put("payment_update", json!({"retention_coupon": "STAY20"})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("retention_coupon"))
+    );
+    let (status, body) = put(
+        "cancellation_process",
+        json!({"retention_coupon": "bad coupon!"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        h.services
+            .table
+            .workflow_mapping()
+            .await
+            .unwrap()
+            .records
+            .is_empty(),
+        "nothing saved"
+    );
+    let (status, body) = put(
+        "cancellation_process",
+        json!({"retention_coupon": "STAY20"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["workflow"]["settings"]["retention_coupon"], "STAY20");
+
+    // The user starts cancelling: the session offers the coupon.
+    let customer = h.subscribed_customer("wavering").await;
+    let user = shared::auth::User {
+        id: shared::ids::UserId::parse("wavering").unwrap(),
+        email: None,
+        is_admin: false,
+    };
+    let services = &h.services;
+    // A first sync stores the baseline the return is compared with.
+    shared::account::get_account(
+        services.sync_context(),
+        &user,
+        true,
+        std::time::Duration::ZERO,
+        "baseline",
+    )
+    .await
+    .unwrap();
+    let request = CreateSessionRequest {
+        workflow: Some(Workflow::CancellationProcess),
+        ..Default::default()
+    };
+    let session = create_session(
+        &services.table,
+        &services.stripe,
+        &services.clock,
+        &services.config.portal,
+        &user,
+        request,
+    )
+    .await
+    .unwrap();
+    let record = services
+        .table
+        .get_portal_session(&session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.retention_offer.as_deref(), Some("STAY20"));
+    let flow = &h.emulator.object(&record.stripe_session_id).unwrap()["flow"];
+    assert_eq!(
+        flow["subscription_cancel"]["retention"]["type"],
+        "coupon_offer"
+    );
+    assert_eq!(
+        flow["subscription_cancel"]["retention"]["coupon_offer"]["coupon"],
+        "STAY20"
+    );
+
+    // Accepted on the hosted page, then the user comes back.
+    let accepted = reqwest::Client::new()
+        .post(format!("{}/retention", session.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(accepted.status().is_success());
+    let back = shared::portal::handle_return(
+        services.sync_context(),
+        &user,
+        shared::portal::ReturnRequest {
+            session: session.id.clone(),
+            action: None,
+        },
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let messages: Vec<&str> = back.changes.iter().map(|c| c.message.as_str()).collect();
+    assert!(
+        messages.contains(&"Discount applied to Portico Pro: 20% off"),
+        "{messages:?}"
+    );
+    let audit = services.table.audit_entries(&customer).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.change.field.ends_with(".discount"))
+        .expect("audited");
+    assert_eq!(entry.change.to["coupon_id"], "STAY20");
+    assert_eq!(entry.source, shared::store::AuditSource::PortalReturn);
+
+    // A second cancellation session offers nothing: the discount is taken.
+    let again = create_session(
+        &services.table,
+        &services.stripe,
+        &services.clock,
+        &services.config.portal,
+        &user,
+        CreateSessionRequest {
+            workflow: Some(Workflow::CancellationProcess),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let record = services
+        .table
+        .get_portal_session(&again.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.retention_offer, None);
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let period = shared::analytics::Period {
+        start: today,
+        end: today,
+    };
+    let stats = shared::analytics::portal_analytics(&services.table, period)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.retention_offers.shown,
+            stats.retention_offers.accepted
+        ),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.retention_offers.acceptance_rate, 1.0);
+
+    // A coupon used up after it was saved: Stripe refuses the offer, the user can still cancel.
+    h.stripe_api(
+        "POST",
+        "/v1/coupons",
+        &[
+            ("id", "LAST1"),
+            ("percent_off", "10"),
+            ("max_redemptions", "1"),
+        ],
+    )
+    .await;
+    let (status, _) = put("cancellation_process", json!({"retention_coupon": "LAST1"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let redeemer = h.subscribed_customer("redeemer").await;
+    let sub = h.subscription_of(&redeemer).await;
+    let used = h
+        .stripe_api(
+            "POST",
+            "/v1/billing_portal/sessions",
+            &[
+                ("customer", redeemer.as_str()),
+                ("flow_data[type]", "subscription_cancel"),
+                ("flow_data[subscription_cancel][subscription]", &sub),
+                (
+                    "flow_data[subscription_cancel][retention][type]",
+                    "coupon_offer",
+                ),
+                (
+                    "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                    "LAST1",
+                ),
+            ],
+        )
+        .await;
+    reqwest::Client::new()
+        .post(format!("{}/retention", used["url"].as_str().unwrap()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    h.subscribed_customer("late").await;
+    let late = shared::auth::User {
+        id: shared::ids::UserId::parse("late").unwrap(),
+        email: None,
+        is_admin: false,
+    };
+    let session = create_session(
+        &services.table,
+        &services.stripe,
+        &services.clock,
+        &services.config.portal,
+        &late,
+        CreateSessionRequest {
+            workflow: Some(Workflow::CancellationProcess),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let record = services
+        .table
+        .get_portal_session(&session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.retention_offer, None);
+    let flow = &h.emulator.object(&record.stripe_session_id).unwrap()["flow"];
+    assert_eq!(flow["type"], "subscription_cancel");
+    assert!(flow["subscription_cancel"]["retention"].is_null());
+}

@@ -485,3 +485,82 @@ async fn a_repeated_return_within_the_interval_answers_the_stored_state() {
         .unwrap();
     assert!(state.is_some());
 }
+
+#[tokio::test]
+async fn a_subscriptions_own_payment_method_change_is_reported_with_its_type() {
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "sepa-user", Workflow::PaymentUpdate).await;
+    come_back(&h, "sepa-user", &reference).await;
+    let second = open_session(&h, "sepa-user", Workflow::PaymentUpdate)
+        .await
+        .id;
+    let sepa = h
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods/pm_sepaDebit/attach",
+            &[("customer", customer.as_str())],
+        )
+        .await;
+    let sub = h.subscription_of(&customer).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("default_payment_method", sepa["id"].as_str().unwrap())],
+    )
+    .await;
+    let (status, body) = come_back(&h, "sepa-user", &second).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        messages(&body),
+        vec![
+            "Saved payment methods: 1 → 2".to_string(),
+            "Payment method for Portico Pro updated: visa 4242 → SEPA debit 3000".to_string(),
+        ]
+    );
+    let audit = h.services.table.audit_entries(&customer).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.change.field == format!("subscriptions.{sub}.payment_method"))
+        .expect("audited");
+    assert_eq!(entry.change.to["type"], "sepa_debit");
+    assert_eq!(entry.change.to["bank_code"], "37040044");
+    assert_eq!(entry.change.to["last4"], "3000");
+}
+
+#[tokio::test]
+async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("late-user").await;
+    let now = time::OffsetDateTime::now_utc();
+    let reference = "0123456789abcdef0123456789abcdef";
+    h.services
+        .table
+        .insert_portal_session(&shared::store::PortalSessionRecord {
+            reference: reference.into(),
+            user_id: UserId::parse("late-user").unwrap(),
+            customer_id: customer.clone(),
+            workflow: "billing_review".into(),
+            stripe_session_id: "bps_old".into(),
+            configuration_id: h.configuration.clone(),
+            return_url: format!(
+                "{}/dashboard/billing/history?session={reference}",
+                portico_testkit::FRONTEND
+            ),
+            created_at: "2026-11-01T00:00:00Z".into(),
+            returned_at: None,
+            action: None,
+            return_until: Some(now.unix_timestamp() - 1),
+            retention_offer: None,
+        })
+        .await
+        .unwrap();
+    h.emulator.clear_requests();
+    let (status, body) = come_back(&h, "late-user", reference).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (410, Some("session_expired")),
+        "{body}"
+    );
+    assert!(h.stripe_calls().is_empty());
+    h.assert_nothing_synced(&customer).await;
+}

@@ -379,3 +379,154 @@ async fn an_unverified_email_never_reaches_the_stripe_customer() {
         .unwrap();
     assert_eq!(customer["email"], Value::Null, "{customer}");
 }
+
+async fn plan_change(h: &Harness, sub: &str, body: Value) -> (u16, Value) {
+    let request = fixtures::request_with_body(
+        "portal-session/create-subscription-management",
+        &h.stack.token(sub),
+        &body,
+    );
+    let (status, body) = decode(handle(&h.services, request).await);
+    (status.as_u16(), body)
+}
+
+#[tokio::test]
+async fn a_plan_change_opens_the_confirm_flow_and_the_hosted_page_makes_it() {
+    let h = Harness::with(&[("ALLOWED_PRICES", "price_pro_monthly,price_pro_yearly")]).await;
+    let customer = h.subscribed_customer("switcher").await;
+    let sub = h.subscription_of(&customer).await;
+    let item = h.emulator.object(&sub).unwrap()["items"]["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (status, body) = plan_change(
+        &h,
+        "switcher",
+        json!({"workflow": "subscription_management", "price": "price_pro_yearly"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let session = &body["portal_session"];
+    let stripe = stripe_session(&h, session["id"].as_str().unwrap()).await;
+    let flow = &stripe["flow"];
+    assert_eq!(flow["type"], "subscription_update_confirm");
+    assert_eq!(
+        flow["subscription_update_confirm"]["subscription"],
+        sub.as_str()
+    );
+    assert_eq!(
+        flow["subscription_update_confirm"]["items"][0]["id"],
+        item.as_str()
+    );
+    assert_eq!(
+        flow["subscription_update_confirm"]["items"][0]["price"],
+        "price_pro_yearly"
+    );
+    assert_eq!(flow["after_completion"]["type"], "redirect");
+
+    // The hosted confirm page makes the change.
+    let url = session["url"].as_str().unwrap();
+    let done: Value = reqwest::Client::new()
+        .post(format!("{url}/update"))
+        .json(&json!({"price": "price_pro_yearly"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        done["after_completion"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("subscription-updated"),
+        "{done}"
+    );
+    assert_eq!(
+        h.emulator.object(&sub).unwrap()["items"]["data"][0]["price"]["id"],
+        "price_pro_yearly"
+    );
+
+    let (status, body) = plan_change(
+        &h,
+        "switcher",
+        json!({"workflow": "subscription_management", "price": "price_pro_yearly"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (409, Some("already_on_price")),
+        "{body}"
+    );
+    let (status, body) = plan_change(
+        &h,
+        "switcher",
+        json!({"workflow": "subscription_management", "price": "price_team_monthly"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("price_not_allowed"))
+    );
+    let (status, body) = plan_change(
+        &h,
+        "switcher",
+        json!({"workflow": "payment_update", "price": "price_pro_monthly"}),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("price")));
+    let (status, body) = plan_change(
+        &h,
+        "no-subscription",
+        json!({"workflow": "subscription_management", "price": "price_pro_monthly"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (422, Some("no_active_subscription")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_says_until_when_its_return_link_works_and_its_record_expires() {
+    let h = Harness::new().await;
+    h.subscribed_customer("ttl-user").await;
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (status, body) = create(&h, "portal-session/create-billing-review", "ttl-user").await;
+    assert_eq!(status, 201, "{body}");
+    let session = &body["portal_session"];
+    let expires_at = session["expires_at"].as_i64().unwrap();
+    let window = shared::portal::RETURN_WINDOW_SECONDS;
+    assert!(
+        (before + window..=before + window + 5).contains(&expires_at),
+        "{session}"
+    );
+    let reference = session["id"].as_str().unwrap();
+    let record = h
+        .services
+        .table
+        .get_portal_session(reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.return_until, Some(expires_at));
+    // The table's TTL attribute, kept past the link for a year of analytics.
+    let item = h
+        .services
+        .table
+        .get(shared::store::key(format!("PSESS#{reference}"), "META"))
+        .await
+        .unwrap()
+        .unwrap();
+    let ttl: i64 = item[shared::store::TTL_ATTRIBUTE]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ttl,
+        expires_at + shared::store::PORTAL_SESSION_RETENTION_SECONDS
+    );
+}

@@ -195,8 +195,8 @@ async fn events_in_any_order_leave_stripes_final_state() {
 #[tokio::test]
 async fn other_types_and_the_other_mode_are_acknowledged_and_ignored() {
     let h = Harness::new().await;
-    let other = json!({"id": "evt_other", "object": "event", "type": "charge.refunded", "created": now(), "livemode": false,
-                       "data": {"object": {"id": "ch_1", "customer": "cus_Nobody"}}});
+    let other = json!({"id": "evt_other", "object": "event", "type": "charge.dispute.created", "created": now(), "livemode": false,
+                       "data": {"object": {"id": "dp_1", "customer": "cus_Nobody"}}});
     let (status, answer) = deliver(&h, &other.to_string()).await;
     assert_eq!((status, answer["ignored"].as_bool()), (200, Some(true)));
     let live = json!({"id": "evt_live", "object": "event", "type": "customer.updated", "created": now(), "livemode": true,

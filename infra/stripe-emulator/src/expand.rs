@@ -45,6 +45,22 @@ fn walk(state: &State, value: &mut Value, segs: &[&str]) -> ApiResult<()> {
             }
             Ok(())
         }
+        // A list of ids (`discounts`): each one expanded, then walked on.
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                if let Value::String(id) = item {
+                    *item = state.lookup(id).cloned().ok_or_else(cannot)?;
+                }
+                if !rest.is_empty() {
+                    let mut wrapped = serde_json::json!({ "x": item.take() });
+                    let mut path = vec!["x"];
+                    path.extend_from_slice(rest);
+                    walk(state, &mut wrapped, &path)?;
+                    *item = wrapped["x"].take();
+                }
+            }
+            Ok(())
+        }
         Value::String(id) => {
             let Some(found) = state.lookup(id) else {
                 return Err(cannot());

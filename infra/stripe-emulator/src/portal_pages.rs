@@ -37,6 +37,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/p/session/{id}/customer", post(customer))
         .route("/p/session/{id}/cancel", post(cancel))
         .route("/p/session/{id}/update", post(update))
+        .route("/p/session/{id}/retention", post(retention))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -375,6 +376,26 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
     Ok(json!({"subscription": updated}))
 }
 
+/// Accepting the cancellation flow's retention offer: the coupon becomes the subscription's
+/// discount and the subscription is not cancelled. Offered only by a `subscription_cancel` flow
+/// with `retention`, and only to a subscription without a discount.
+fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+    let (session, cfg) = open(st, id)?;
+    allow(&session, &cfg, Action::Cancel)?;
+    Params::root(body).allow(&["subscription"])?;
+    let coupon = session["flow"]["subscription_cancel"]["retention"]["coupon_offer"]["coupon"]
+        .as_str()
+        .ok_or_else(|| forbidden("This portal session makes no retention offer."))?
+        .to_string();
+    let sub = target_subscription(st, &session, Params::root(body).text("subscription")?)?;
+    if sub["discounts"].as_array().is_some_and(|d| !d.is_empty()) {
+        return Err(forbidden("The subscription already has a discount."));
+    }
+    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let updated = crate::resources::coupons::apply_to_subscription(st, ctx, &sub_id, &coupon)?;
+    Ok(json!({"subscription": updated}))
+}
+
 fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Update)?;
@@ -559,6 +580,7 @@ action_handler!(payment_method, do_payment_method);
 action_handler!(customer, do_customer);
 action_handler!(cancel, do_cancel);
 action_handler!(update, do_update);
+action_handler!(retention, do_accept_offer);
 
 async fn invoices_json(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let ctx = ctx(&shared);
@@ -711,6 +733,22 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
             } else {
                 "Cancel at the end of the period"
             };
+            let offer =
+                &session["flow"]["subscription_cancel"]["retention"]["coupon_offer"]["coupon"];
+            let no_discount = sub["discounts"].as_array().is_none_or(|d| d.is_empty());
+            if let (Some(coupon), true) = (offer.as_str(), no_discount) {
+                let label = st
+                    .coupons
+                    .get(coupon)
+                    .and_then(|c| c["name"].as_str())
+                    .unwrap_or(coupon);
+                body.push_str(&format!(
+                    "<section class=\"notice\" id=\"retention\"><h3>Before you go: {}</h3>\
+<form method=\"post\" action=\"{base}/retention\"><input type=\"hidden\" name=\"subscription\" value=\"{sid}\">\
+<button type=\"submit\">Accept offer</button></form></section>",
+                    esc(label)
+                ));
+            }
             body.push_str(&format!(
                 "<form method=\"post\" action=\"{base}/cancel\"><input type=\"hidden\" name=\"subscription\" value=\"{sid}\">{reason_html}\
 <button type=\"submit\">{when}</button></form>"

@@ -3,19 +3,24 @@
 //! Ids are deterministic so docs and tests can name them:
 //! products `prod_portico_pro`, `prod_portico_team`; prices `price_pro_monthly` (1200 usd),
 //! `price_pro_yearly` (12000), `price_team_monthly` (2900), `price_team_yearly` (29000), each
-//! with the same `lookup_key` minus the `price_` prefix. Test payment methods (templates,
+//! with the same `lookup_key` minus the `price_` prefix, and the one-time `price_pro_lifetime`
+//! (29900). Test payment methods (templates,
 //! cloned on attach): `pm_card_visa` (4242), `pm_card_mastercard` (4444),
 //! `pm_card_chargeDeclined` (0002, declined with `card_declined` / `generic_decline`),
-//! `pm_card_chargeCustomerFail` (0341, attaches but every charge is declined).
+//! `pm_card_chargeCustomerFail` (0341, attaches but every charge is declined),
+//! `pm_usBankAccount` (`us_bank_account`, STRIPE TEST BANK 6789), `pm_sepaDebit` (`sepa_debit`,
+//! DE 3000).
 
-use crate::resources::catalog::{price_object, product_object};
-use crate::resources::payment_methods::card_template;
+use crate::resources::catalog::{one_time_price_object, price_object, product_object};
+use crate::resources::payment_methods::{bank_template, card_template};
 use crate::state::State;
 
 pub const PRICE_PRO_MONTHLY: &str = "price_pro_monthly";
 pub const PRICE_PRO_YEARLY: &str = "price_pro_yearly";
 pub const PRICE_TEAM_MONTHLY: &str = "price_team_monthly";
 pub const PRICE_TEAM_YEARLY: &str = "price_team_yearly";
+/// A one-time price (29900 usd) of Portico Pro: a lifetime licence.
+pub const PRICE_PRO_LIFETIME: &str = "price_pro_lifetime";
 pub const PRODUCT_PRO: &str = "prod_portico_pro";
 pub const PRODUCT_TEAM: &str = "prod_portico_team";
 pub const PM_VISA: &str = "pm_card_visa";
@@ -23,6 +28,10 @@ pub const PM_MASTERCARD: &str = "pm_card_mastercard";
 pub const PM_DECLINED: &str = "pm_card_chargeDeclined";
 /// Attaches fine, then every charge is declined (renewals go `past_due`).
 pub const PM_CHARGE_FAIL: &str = "pm_card_chargeCustomerFail";
+/// A US bank account (ACH debit), STRIPE TEST BANK ••••6789.
+pub const PM_US_BANK_ACCOUNT: &str = "pm_usBankAccount";
+/// A SEPA Direct Debit account (DE, bank code 37040044) ••••3000.
+pub const PM_SEPA_DEBIT: &str = "pm_sepaDebit";
 pub const CHARGE_FAIL_FINGERPRINT: &str = "Cf0341QxZk2LmN7a";
 
 pub fn seed(s: &mut State) {
@@ -53,6 +62,12 @@ pub fn seed(s: &mut State) {
         s.prices
             .insert(price_object(yearly, prod, y_amount, "year", now));
     }
+    s.prices.insert(one_time_price_object(
+        PRICE_PRO_LIFETIME,
+        PRODUCT_PRO,
+        29900,
+        now,
+    ));
     s.pm_templates.insert(card_template(
         PM_VISA,
         "visa",
@@ -79,6 +94,20 @@ pub fn seed(s: &mut State) {
         "visa",
         "0341",
         CHARGE_FAIL_FINGERPRINT,
+        now,
+    ));
+    s.pm_templates.insert(bank_template(
+        PM_US_BANK_ACCOUNT,
+        "us_bank_account",
+        "6789",
+        "Ub6789TqLw3NzR5e",
+        now,
+    ));
+    s.pm_templates.insert(bank_template(
+        PM_SEPA_DEBIT,
+        "sepa_debit",
+        "3000",
+        "Sd3000XpKe8VbM2q",
         now,
     ));
 }

@@ -6,7 +6,8 @@ use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ids::new_id;
 use crate::params::Params;
 use crate::resources::{
-    catalog, checkout, customers, events, invoices, payment_methods, portal, subscriptions, Handler,
+    catalog, checkout, coupons, customers, events, invoices, payment_methods, payments, portal,
+    subscriptions, Handler,
 };
 use crate::state::{Ctx, State};
 use axum::body::{Body, Bytes};
@@ -136,6 +137,7 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("POST", ["subscriptions", id]) => one(subscriptions::UPDATE, id),
         ("DELETE", ["subscriptions", id]) => one(subscriptions::CANCEL, id),
         ("GET", ["invoices"]) => none(invoices::LIST),
+        ("POST", ["invoices", "create_preview"]) => none(invoices::CREATE_PREVIEW),
         ("GET", ["invoices", id]) => one(invoices::GET, id),
         ("GET", ["prices"]) => none(catalog::LIST_PRICES),
         ("GET", ["prices", id]) => one(catalog::GET_PRICE, id),
@@ -149,6 +151,15 @@ fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
         ("POST", ["checkout", "sessions"]) => none(checkout::CREATE),
         ("GET", ["checkout", "sessions", id]) => one(checkout::GET, id),
         ("POST", ["checkout", "sessions", id, "expire"]) => one(checkout::EXPIRE, id),
+        ("GET", ["payment_intents"]) => none(payments::LIST_PAYMENT_INTENTS),
+        ("GET", ["payment_intents", id]) => one(payments::GET_PAYMENT_INTENT, id),
+        ("GET", ["charges"]) => none(payments::LIST_CHARGES),
+        ("GET", ["charges", id]) => one(payments::GET_CHARGE, id),
+        ("GET", ["refunds"]) => none(payments::LIST_REFUNDS),
+        ("POST", ["refunds"]) => none(payments::CREATE_REFUND),
+        ("GET", ["refunds", id]) => one(payments::GET_REFUND, id),
+        ("POST", ["coupons"]) => none(coupons::CREATE),
+        ("GET", ["coupons", id]) => one(coupons::GET, id),
         ("GET", ["events"]) => none(events::LIST),
         ("GET", ["events", id]) => one(events::GET, id),
         _ => None,

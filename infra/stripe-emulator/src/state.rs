@@ -82,6 +82,18 @@ pub struct State {
     /// Pending and invoiced invoice items (prorations), `ii_...`.
     #[serde(default)]
     pub invoice_items: Table,
+    /// One-time payments (`payment`-mode Checkout) and their refunds.
+    #[serde(default)]
+    pub payment_intents: Table,
+    #[serde(default)]
+    pub charges: Table,
+    #[serde(default)]
+    pub refunds: Table,
+    /// Coupons (ids chosen by their creator, no prefix) and the discounts made from them.
+    #[serde(default)]
+    pub coupons: Table,
+    #[serde(default)]
+    pub discounts: Table,
     /// Portal session id → when its URL was first visited (sessions expire unvisited).
     #[serde(default)]
     pub portal_visits: HashMap<String, i64>,
@@ -112,6 +124,9 @@ impl State {
 
     /// The table holding ids with this prefix (for expansion and generic lookups).
     pub fn table_for(&self, id: &str) -> Option<&Table> {
+        if self.coupons.get(id).is_some() {
+            return Some(&self.coupons);
+        }
         let t = match id.split_once('_').map(|(p, _)| p)? {
             "cus" => &self.customers,
             "pm" => {
@@ -129,6 +144,10 @@ impl State {
             "bpc" => &self.portal_configurations,
             "bps" => &self.portal_sessions,
             "cs" => &self.checkout_sessions,
+            "pi" => &self.payment_intents,
+            "ch" => &self.charges,
+            "re" => &self.refunds,
+            "di" => &self.discounts,
             "evt" => &self.events,
             _ => return None,
         };

@@ -28,6 +28,8 @@ const NEWER_NULLABLE: &[&str] = &[
     "subscription.billing_mode.flexible",
     "invoice.parent.quote_details",
     "checkout.session.wallet_options",
+    "charge.source",
+    "payment_intent.payment_method_configuration_details",
 ];
 
 struct Reference {
@@ -243,6 +245,67 @@ async fn objects_have_every_field_of_stripes_samples() {
         get(format!("/v1/checkout/sessions/{}", id(&cs))).await,
     ));
 
+    // A one-time payment: its payment intent, charge and a refund.
+    let lifetime = api
+        .post(
+            "/v1/checkout/sessions",
+            &[
+                ("mode", "payment"),
+                ("customer", &id(&made["customer"])),
+                ("line_items[0][price]", "price_pro_lifetime"),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "https://app.example.com/ok"),
+            ],
+        )
+        .await
+        .ok();
+    let paid = api
+        .raw(
+            api.http
+                .post(format!("{}/complete", lifetime["url"].as_str().unwrap()))
+                .json(&serde_json::json!({"payment_method": "pm_card_visa"})),
+        )
+        .await
+        .ok();
+    let pi = get(format!(
+        "/v1/payment_intents/{}",
+        paid["session"]["payment_intent"].as_str().unwrap()
+    ))
+    .await;
+    objects.push((
+        "charge",
+        get(format!(
+            "/v1/charges/{}",
+            pi["latest_charge"].as_str().unwrap()
+        ))
+        .await,
+    ));
+    objects.push(("payment_intent", pi.clone()));
+    let refund = api
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", &id(&pi)), ("amount", "100")],
+        )
+        .await
+        .ok();
+    objects.push(("refund", get(format!("/v1/refunds/{}", id(&refund))).await));
+    objects.push(("price", get("/v1/prices/price_pro_lifetime".into()).await));
+    let coupon = api
+        .post(
+            "/v1/coupons",
+            &[
+                ("id", "CONFORM"),
+                ("percent_off", "25.5"),
+                ("duration", "repeating"),
+                ("duration_in_months", "3"),
+                ("name", "25.5% off"),
+                ("redeem_by", "4102444800"),
+            ],
+        )
+        .await
+        .ok();
+    objects.push(("coupon", get(format!("/v1/coupons/{}", id(&coupon))).await));
+
     let events = api.get("/v1/events", &[("limit", "1")]).await.ok();
     objects.push((
         "event",
@@ -259,4 +322,45 @@ async fn objects_have_every_field_of_stripes_samples() {
         errors.len(),
         errors.join("\n")
     );
+}
+
+#[tokio::test]
+async fn bank_debit_payment_methods_have_their_types_fields() {
+    let Some(r) = reference() else { return };
+    let api = start().await;
+    let made = api
+        .seeded_customer("banker@example.com", serde_json::json!({}))
+        .await;
+    let customer = id(&made["customer"]);
+    let mut errors = Vec::new();
+    for (token, kind) in [
+        ("pm_usBankAccount", "us_bank_account"),
+        ("pm_sepaDebit", "sepa_debit"),
+    ] {
+        let pm = api
+            .post(
+                &format!("/v1/payment_methods/{token}/attach"),
+                &[("customer", &customer)],
+            )
+            .await
+            .ok();
+        assert_eq!(pm["type"], kind);
+        assert!(pm.get("card").is_none(), "only the type's own hash");
+        // The common fields as in Stripe's (card) sample, the type's hash as in the spec.
+        let mut sample = r.fixtures["resources"]["payment_method"].clone();
+        sample.as_object_mut().unwrap().remove("card");
+        r.check(&sample, &pm, r.schema("payment_method"), kind, &mut errors);
+        let schema = r.schema(&format!("payment_method_{kind}")).unwrap();
+        for (field, spec) in schema["properties"].as_object().unwrap() {
+            match pm[kind].get(field) {
+                None => errors.push(format!("{kind}.{field}: missing")),
+                Some(v) if v.is_null() && spec["nullable"] != true => {
+                    errors.push(format!("{kind}.{field}: null, not nullable"))
+                }
+                Some(_) => {}
+            }
+        }
+        assert_eq!(pm[kind]["last4"].as_str().map(str::len), Some(4));
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }

@@ -664,3 +664,327 @@ async fn checkout_completes_with_a_test_card_and_declines_like_stripe() {
         .unwrap()
         .contains("Your card was declined."));
 }
+
+#[tokio::test]
+async fn checkout_sets_the_subscriptions_default_payment_method_not_the_customers() {
+    let api = start().await;
+    for (token, kind) in [
+        ("pm_card_visa", "card"),
+        ("pm_usBankAccount", "us_bank_account"),
+        ("pm_sepaDebit", "sepa_debit"),
+    ] {
+        let cs = checkout_session(&api, &[("customer_email", "payer@example.com")]).await;
+        let url = cs["url"].as_str().unwrap().to_string();
+        let done = post_json(
+            &api,
+            &format!("{url}/complete"),
+            json!({"payment_method": token}),
+        )
+        .await
+        .ok();
+        let session = &done["session"];
+        let sub = api
+            .emulator
+            .object(session["subscription"].as_str().unwrap())
+            .unwrap();
+        let pm_id = sub["default_payment_method"]
+            .as_str()
+            .expect("set by Checkout");
+        assert!(pm_id.starts_with("pm_") && pm_id != token, "{pm_id}");
+        let pm = api.emulator.object(pm_id).unwrap();
+        assert_eq!(pm["type"], kind);
+        assert_eq!(pm["customer"], session["customer"]);
+        let customer = api
+            .emulator
+            .object(session["customer"].as_str().unwrap())
+            .unwrap();
+        assert!(
+            customer["invoice_settings"]["default_payment_method"].is_null(),
+            "Checkout leaves the customer's invoice default alone ({kind})"
+        );
+    }
+}
+
+async fn lifetime_checkout(api: &Api, customer: &str) -> Value {
+    api.post(
+        "/v1/checkout/sessions",
+        &[
+            ("mode", "payment"),
+            ("customer", customer),
+            ("line_items[0][price]", "price_pro_lifetime"),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", "https://app.example.com/ok"),
+            ("payment_intent_data[metadata][purchase]", "lifetime"),
+        ],
+    )
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_payment_mode_checkout_charges_once_and_refunds_fully_or_in_part() {
+    let api = start().await;
+    let made = api.seeded_customer("once@example.com", json!({})).await;
+    let cus = id(&made["customer"]);
+    // Recurring prices are refused in payment mode, as on Stripe.
+    let err = api
+        .post(
+            "/v1/checkout/sessions",
+            &[
+                ("mode", "payment"),
+                ("customer", &cus),
+                ("line_items[0][price]", "price_pro_monthly"),
+                ("line_items[0][quantity]", "1"),
+                ("success_url", "https://app.example.com/ok"),
+            ],
+        )
+        .await
+        .err(400);
+    assert_eq!(err["param"], "line_items");
+
+    let cs = lifetime_checkout(&api, &cus).await;
+    assert_eq!(
+        (cs["mode"].as_str(), cs["amount_total"].as_i64()),
+        (Some("payment"), Some(29900))
+    );
+    let n = api.emulator.events().len();
+    let saved_before = api.emulator.object(&cus).unwrap();
+    let done = post_json(
+        &api,
+        &format!("{}/complete", cs["url"].as_str().unwrap()),
+        json!({"payment_method": "pm_card_visa"}),
+    )
+    .await
+    .ok();
+    let session = &done["session"];
+    assert_eq!(session["payment_status"], "paid");
+    assert!(session["subscription"].is_null());
+    let pi_id = session["payment_intent"].as_str().unwrap();
+    let pi = api
+        .get(&format!("/v1/payment_intents/{pi_id}"), &[])
+        .await
+        .ok();
+    assert_eq!(
+        (
+            pi["status"].as_str(),
+            pi["amount_received"].as_i64(),
+            pi["customer"].as_str()
+        ),
+        (Some("succeeded"), Some(29900), Some(cus.as_str()))
+    );
+    assert_eq!(pi["metadata"]["purchase"], "lifetime");
+    let ch_id = pi["latest_charge"].as_str().unwrap().to_string();
+    assert_eq!(
+        types(&events_after(&api, n)),
+        vec![
+            "payment_intent.created",
+            "charge.succeeded",
+            "payment_intent.succeeded",
+            "checkout.session.completed"
+        ]
+    );
+    // Not saved on the customer: no attach, no new default.
+    assert_eq!(api.emulator.object(&cus).unwrap(), saved_before);
+    let listed = api
+        .get(
+            "/v1/payment_intents",
+            &[("customer", &cus), ("expand[]", "data.latest_charge")],
+        )
+        .await
+        .ok();
+    assert_eq!(listed["data"][0]["latest_charge"]["id"], ch_id.as_str());
+
+    // A partial refund, then the rest by payment intent; then nothing is left.
+    let n = api.emulator.events().len();
+    let partial = api
+        .post("/v1/refunds", &[("charge", &ch_id), ("amount", "9900")])
+        .await
+        .ok();
+    assert_eq!(
+        (partial["status"].as_str(), partial["amount"].as_i64()),
+        (Some("succeeded"), Some(9900))
+    );
+    let charge = api.get(&format!("/v1/charges/{ch_id}"), &[]).await.ok();
+    assert_eq!(
+        (
+            charge["amount_refunded"].as_i64(),
+            charge["refunded"].as_bool()
+        ),
+        (Some(9900), Some(false))
+    );
+    let ev = events_after(&api, n);
+    assert_eq!(types(&ev), vec!["refund.created", "charge.refunded"]);
+    assert_eq!(ev[1]["data"]["previous_attributes"]["amount_refunded"], 0);
+    let too_much = api
+        .post("/v1/refunds", &[("charge", &ch_id), ("amount", "20001")])
+        .await
+        .err(400);
+    assert_eq!(too_much["param"], "amount");
+    let rest = api
+        .post("/v1/refunds", &[("payment_intent", pi_id)])
+        .await
+        .ok();
+    assert_eq!(rest["amount"], 20000);
+    let charge = api.get(&format!("/v1/charges/{ch_id}"), &[]).await.ok();
+    assert_eq!(
+        (
+            charge["amount_refunded"].as_i64(),
+            charge["refunded"].as_bool()
+        ),
+        (Some(29900), Some(true))
+    );
+    assert_eq!(charge["refunds"]["data"].as_array().unwrap().len(), 2);
+    let again = api
+        .post("/v1/refunds", &[("charge", &ch_id)])
+        .await
+        .err(400);
+    assert_eq!(again["code"], "charge_already_refunded");
+    api.post("/v1/refunds", &[]).await.err(400);
+    api.post("/v1/refunds", &[("charge", "ch_missing")])
+        .await
+        .err(404);
+}
+
+#[tokio::test]
+async fn a_cancellation_flow_offers_its_coupon_and_accepting_applies_the_discount() {
+    let api = start().await;
+    let made = api.seeded_customer("stay@example.com", json!({})).await;
+    let (cus, sub) = (id(&made["customer"]), id(&made["subscription"]));
+    api.portal_configuration().await;
+    let coupon = api
+        .post(
+            "/v1/coupons",
+            &[
+                ("id", "STAY25"),
+                ("name", "25% off for 3 months"),
+                ("percent_off", "25"),
+                ("duration", "repeating"),
+                ("duration_in_months", "3"),
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (coupon["valid"].as_bool(), coupon["times_redeemed"].as_i64()),
+        (Some(true), Some(0))
+    );
+    assert_eq!(
+        api.get("/v1/coupons/STAY25", &[]).await.ok()["percent_off"],
+        25.0
+    );
+    api.get("/v1/coupons/NOPE", &[]).await.err(404);
+
+    let cancel_flow = |coupon: &'static str| {
+        vec![
+            ("flow_data[type]", "subscription_cancel"),
+            ("flow_data[subscription_cancel][subscription]", sub.as_str()),
+            (
+                "flow_data[subscription_cancel][retention][type]",
+                "coupon_offer",
+            ),
+            (
+                "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                coupon,
+            ),
+        ]
+    };
+    let err = api
+        .post(
+            "/v1/billing_portal/sessions",
+            &[vec![("customer", cus.as_str())], cancel_flow("NOPE")].concat(),
+        )
+        .await
+        .err(404);
+    assert_eq!(
+        err["param"],
+        "flow_data[subscription_cancel][retention][coupon_offer][coupon]"
+    );
+    let session = portal_session(&api, &cus, &cancel_flow("STAY25")).await;
+    assert_eq!(
+        session["flow"]["subscription_cancel"]["retention"]["coupon_offer"]["coupon"],
+        "STAY25"
+    );
+    let url = session["url"].as_str().unwrap().to_string();
+    let page = get_url(&api, &url).await;
+    assert!(page.body.as_str().unwrap().contains("25% off for 3 months"));
+
+    let n = api.emulator.events().len();
+    let accepted = post_json(&api, &format!("{url}/retention"), json!({}))
+        .await
+        .ok();
+    let discount_id = accepted["subscription"]["discounts"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        types(&events_after(&api, n)),
+        vec!["customer.discount.created", "customer.subscription.updated"]
+    );
+    let expanded = api
+        .get(
+            &format!("/v1/subscriptions/{sub}"),
+            &[("expand[]", "discounts.source.coupon")],
+        )
+        .await
+        .ok();
+    assert_eq!(expanded["discounts"][0]["id"], discount_id.as_str());
+    assert_eq!(expanded["discounts"][0]["source"]["coupon"]["id"], "STAY25");
+    assert!(
+        expanded["discounts"][0]["end"].as_i64().is_some(),
+        "repeating: ends"
+    );
+    assert_eq!(
+        accepted["subscription"]["cancel_at_period_end"], false,
+        "not cancelled"
+    );
+    assert_eq!(
+        api.get("/v1/coupons/STAY25", &[]).await.ok()["times_redeemed"],
+        1
+    );
+    // Taken once: a second accept is refused; cancelling still works.
+    post_json(&api, &format!("{url}/retention"), json!({}))
+        .await
+        .err(403);
+    post_json(&api, &format!("{url}/cancel"), json!({}))
+        .await
+        .ok();
+
+    // A used-up coupon is refused like an unknown one would be at Stripe.
+    api.post(
+        "/v1/coupons",
+        &[
+            ("id", "ONCE"),
+            ("percent_off", "10"),
+            ("max_redemptions", "1"),
+        ],
+    )
+    .await
+    .ok();
+    let other = api.seeded_customer("other@example.com", json!({})).await;
+    let other_sub = id(&other["subscription"]);
+    let s = portal_session(
+        &api,
+        &id(&other["customer"]),
+        &[
+            ("flow_data[type]", "subscription_cancel"),
+            ("flow_data[subscription_cancel][subscription]", &other_sub),
+            (
+                "flow_data[subscription_cancel][retention][type]",
+                "coupon_offer",
+            ),
+            (
+                "flow_data[subscription_cancel][retention][coupon_offer][coupon]",
+                "ONCE",
+            ),
+        ],
+    )
+    .await;
+    post_json(
+        &api,
+        &format!("{}/retention", s["url"].as_str().unwrap()),
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(api.get("/v1/coupons/ONCE", &[]).await.ok()["valid"], false);
+}

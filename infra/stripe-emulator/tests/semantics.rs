@@ -1144,3 +1144,86 @@ async fn emulator_requests_endpoint_lists_the_log() {
     assert_eq!(r["data"][0]["status"], 200);
     assert_eq!(r["data"][0]["method"], "GET");
 }
+
+#[tokio::test]
+async fn invoice_previews_show_a_change_without_making_it() {
+    let api = common::start().await;
+    let made = api
+        .seeded_customer("preview@example.com", serde_json::json!({}))
+        .await;
+    let sub = common::id(&made["subscription"]);
+    let cus = common::id(&made["customer"]);
+    let item = made["subscription"]["items"]["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = api.emulator.events().len();
+    let before = api.emulator.object(&sub).unwrap();
+    let preview = |price: &'static str, behavior: &'static str| {
+        let (api, sub, cus, item) = (&api, sub.clone(), cus.clone(), item.clone());
+        async move {
+            api.post(
+                "/v1/invoices/create_preview",
+                &[
+                    ("customer", cus.as_str()),
+                    ("subscription", sub.as_str()),
+                    ("subscription_details[items][0][id]", item.as_str()),
+                    ("subscription_details[items][0][price]", price),
+                    ("subscription_details[proration_behavior]", behavior),
+                ],
+            )
+            .await
+        }
+    };
+    let period_end = before["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+
+    // Same interval, prorations on the next invoice: credit, charge and the new price's period.
+    let next = preview("price_team_monthly", "create_prorations")
+        .await
+        .ok();
+    assert_eq!(next["object"], "invoice");
+    assert_eq!(next["next_payment_attempt"], period_end);
+    let lines = next["lines"]["data"].as_array().unwrap();
+    let prorations: Vec<i64> = lines
+        .iter()
+        .filter(|l| l["parent"]["subscription_item_details"]["proration"] == true)
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(prorations.len(), 2, "{lines:?}");
+    assert!(prorations[0] < 0 && prorations[1] > 0, "{prorations:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l["amount"] == 2900
+            && l["parent"]["subscription_item_details"]["proration"] == false));
+    assert_eq!(
+        next["amount_due"].as_i64().unwrap(),
+        lines
+            .iter()
+            .map(|l| l["amount"].as_i64().unwrap())
+            .sum::<i64>()
+    );
+
+    // always_invoice: the prorations are due now.
+    let now = preview("price_team_monthly", "always_invoice").await.ok();
+    assert!(now["next_payment_attempt"].is_null());
+    assert_eq!(
+        now["amount_due"].as_i64().unwrap(),
+        prorations.iter().sum::<i64>().max(0)
+    );
+
+    // Nothing happened.
+    assert_eq!(api.emulator.object(&sub).unwrap(), before);
+    assert_eq!(api.emulator.events().len(), events);
+    assert!(
+        api.get("/v1/invoices", &[("customer", &cus)]).await.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["id"].as_str().unwrap().starts_with("upcoming_"))
+    );
+
+    let err = preview("price_nope", "create_prorations").await.err(404);
+    assert_eq!(err["param"], "subscription_details[items][0][price]");
+}

@@ -7,7 +7,7 @@ mod session;
 pub mod workflow;
 
 pub use returning::{handle_return, ReturnOutcome, ReturnRequest};
-pub use session::{create_session, CreateSessionRequest, CreatedSession};
+pub use session::{create_session, CreateSessionRequest, CreatedSession, RETURN_WINDOW_SECONDS};
 pub use workflow::{AfterCompletion, Branding, Locale, Workflow, WorkflowSettings};
 
 use crate::customers::CustomerError;
@@ -31,6 +31,14 @@ pub enum PortalError {
     SessionNotFound,
     #[error("this account was re-synced moments ago and has not been stored yet; retry shortly")]
     RefreshThrottled(std::time::Duration),
+    #[error("this portal session's return link has expired; open the portal again")]
+    SessionExpired,
+    #[error("price {0} is not offered")]
+    PriceNotAllowed(String),
+    #[error("the subscription is already on price {0}")]
+    AlreadyOnPrice(String),
+    #[error("price is only for the subscription_management workflow")]
+    PriceWithoutPlanChange,
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]

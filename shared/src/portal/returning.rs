@@ -43,6 +43,12 @@ pub async fn handle_return(
         // Someone else's session and no session look the same to the caller.
         .filter(|s| s.user_id == user.id)
         .ok_or(PortalError::SessionNotFound)?;
+    // DynamoDB deletes expired items late (and keeps these longer for analytics): the deadline
+    // is checked here.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if session.return_until.is_some_and(|until| now > until) {
+        return Err(PortalError::SessionExpired);
+    }
     let trigger = SyncTrigger {
         source: AuditSource::PortalReturn,
         reference: Some(session.reference.clone()),

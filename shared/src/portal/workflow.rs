@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fields::{BusinessProfile, HexColor, ReturnPath, Text, WebUrl};
-use crate::ids::ConfigurationId;
+use crate::ids::{ConfigurationId, CouponId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,6 +115,10 @@ pub struct WorkflowSettings {
     pub after_completion: Option<AfterCompletion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<Branding>,
+    /// `cancellation_process` only: the coupon offered to a user who starts cancelling
+    /// (Stripe's `flow_data.subscription_cancel.retention`, type `coupon_offer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_coupon: Option<CouponId>,
 }
 
 impl WorkflowSettings {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::configurations::all_configurations;
 use super::workflows::is_subset;
 use super::{put_workflow, AdminContext, ConfigurationSpec, PortalAdminError};
-use crate::ids::ConfigurationId;
+use crate::ids::{ConfigurationId, CouponId};
 use crate::portal::fields::ReturnPath;
 use crate::portal::{AfterCompletion, Branding, Workflow, WorkflowSettings};
 use crate::store::StoreError;
@@ -38,6 +38,8 @@ pub struct FileWorkflow {
     pub after_completion: Option<AfterCompletion>,
     #[serde(default)]
     pub branding: Option<Branding>,
+    #[serde(default)]
+    pub retention_coupon: Option<CouponId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,6 +227,7 @@ pub async fn apply(
             return_path: settings.return_path.clone(),
             after_completion: settings.after_completion,
             branding: settings.branding.clone(),
+            retention_coupon: settings.retention_coupon.clone(),
         };
         // Another apply or admin changed the mapping meanwhile: decide again on the new one.
         let mut attempts = 0;

@@ -32,6 +32,12 @@ pub enum PortalAdminError {
         workflows: String,
         field: &'static str,
     },
+    #[error("`retention_coupon`: no coupon {0} in this Stripe account")]
+    CouponNotFound(String),
+    #[error(
+        "`retention_coupon`: coupon {0} can no longer be redeemed (expired, used up or deleted)"
+    )]
+    CouponNotUsable(String),
     #[error("Stripe refused the configuration: {message}")]
     StripeRejected {
         param: Option<String>,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::configurations::retrieve;
 use super::{AdminContext, PortalAdminError};
-use crate::ids::ConfigurationId;
+use crate::ids::{ConfigurationId, CouponId};
 use crate::portal::{AfterCompletion, Branding, Workflow, WorkflowSettings};
 use crate::store::{WorkflowConfigRecord, WorkflowMapping};
 
@@ -63,6 +63,26 @@ pub async fn list_workflows(ctx: AdminContext<'_>) -> Result<Vec<WorkflowView>, 
         .collect())
 }
 
+/// A retention coupon belongs to the cancellation flow and must be redeemable now.
+async fn check_retention_coupon(
+    ctx: &AdminContext<'_>,
+    workflow: Workflow,
+    coupon: &CouponId,
+) -> Result<(), PortalAdminError> {
+    if workflow != Workflow::CancellationProcess {
+        return Err(PortalAdminError::InvalidField {
+            field: "retention_coupon".into(),
+            message: "a retention coupon is offered only by cancellation_process".into(),
+        });
+    }
+    match ctx.stripe.retrieve_coupon(coupon.as_str()).await {
+        Err(e) if e.is_not_found() => Err(PortalAdminError::CouponNotFound(coupon.to_string())),
+        Err(e) => Err(PortalAdminError::Stripe(e)),
+        Ok(found) if !found.valid => Err(PortalAdminError::CouponNotUsable(coupon.to_string())),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Replaces a workflow's settings. The configuration must exist and be active; the branding's
 /// headline and policy URLs are applied to it, which is refused when another workflow sharing it
 /// wants other values. Saving what is already saved writes nothing.
@@ -75,6 +95,9 @@ pub async fn put_workflow(
     workflow: Workflow,
     settings: WorkflowSettings,
 ) -> Result<WorkflowPut, PortalAdminError> {
+    if let Some(coupon) = &settings.retention_coupon {
+        check_retention_coupon(&ctx, workflow, coupon).await?;
+    }
     let mut mapping = ctx.table.workflow_mapping().await?;
     let mut configuration = None;
     if let Some(id) = &settings.configuration_id {

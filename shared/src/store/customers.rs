@@ -1,5 +1,7 @@
 //! Customer items: the last synced state (`CUS#<id>` / `STATE`), the sync ticket counter
-//! (`CUS#<id>` / `SYNC`, with the start of the last user-triggered sync) and audit entries (`CUS#<id>` / `AUDIT#<time>#<ticket>#<n>`).
+//! (`CUS#<id>` / `SYNC`, with the start of the last user-triggered sync), audit entries
+//! (`CUS#<id>` / `AUDIT#<time>#<ticket>#<n>`) and lifetime purchases
+//! (`CUS#<id>` / `LIFETIME#<payment intent>`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::transaction::{Condition, Transaction};
 use super::{from_item, key, to_item, Item, StoreError, Table, GSI1};
 use crate::ids::{CustomerId, UserId};
+use crate::sync::snapshot::PurchaseSummary;
 use crate::sync::{Change, CustomerSnapshot, PremiumStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +55,18 @@ pub struct CancellationDetails {
     pub feedback: Option<String>,
 }
 
+/// A lifetime purchase as the sync last saw it, kept as its own item: written in the same
+/// transaction as the customer state it came with, so it is as order-safe as that state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifetimePurchaseRecord {
+    pub customer_id: CustomerId,
+    pub purchase: PurchaseSummary,
+    /// The sync ticket of the state this record was written with.
+    pub synced_version: u64,
+    pub synced_at: String,
+}
+
+const LIFETIME_PREFIX: &str = "LIFETIME#";
 const AUDIT_DAY: &str = "AUDITDAY#";
 /// Index partitions per day for audit entries: one partition takes about 1,000 writes a second,
 /// and a throttled index throttles the table's writes, so a renewal burst is spread over four.
@@ -196,6 +211,18 @@ impl Transaction {
         self.put(table, item, Some(condition))
     }
 
+    /// Stores a lifetime purchase; unconditional because the customer state written in the same
+    /// transaction carries the ordering condition.
+    pub fn put_lifetime_purchase(
+        &mut self,
+        table: &Table,
+        record: &LifetimePurchaseRecord,
+    ) -> Result<usize, StoreError> {
+        let sk = format!("{LIFETIME_PREFIX}{}", record.purchase.payment_intent);
+        let item = to_item(key(format!("CUS#{}", record.customer_id), sk), record)?;
+        self.put(table, item, None)
+    }
+
     /// Adds the audit entry; `ticket` and `n` make its key unique per sync and change.
     pub fn put_audit_entry(
         &mut self,
@@ -231,6 +258,25 @@ impl Transaction {
 }
 
 impl Table {
+    /// The customer's lifetime purchases as last synced, refunded ones included.
+    pub async fn lifetime_purchases(
+        &self,
+        id: &CustomerId,
+    ) -> Result<Vec<LifetimePurchaseRecord>, StoreError> {
+        self.query_all(
+            None,
+            "pk = :pk AND begins_with(sk, :prefix)",
+            vec![
+                (":pk", AttributeValue::S(format!("CUS#{id}"))),
+                (":prefix", AttributeValue::S(LIFETIME_PREFIX.into())),
+            ],
+        )
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
+    }
+
     /// The customer's audit entries, oldest first.
     pub async fn audit_entries(&self, id: &CustomerId) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit_entries_since(id, "").await

@@ -21,11 +21,13 @@ use aws_sdk_dynamodb::Client;
 
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore, SyncSlot,
-    AUDIT_DAY_SHARDS,
+    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
+    LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
+pub use portal::{
+    PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping, PORTAL_SESSION_RETENTION_SECONDS,
+};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::transaction::Transaction;
 use super::users::user_key;
-use super::{from_item, key, to_item, Item, StoreError, Table, UserRecord, GSI1};
+use super::{from_item, key, to_item, Item, StoreError, Table, UserRecord, GSI1, TTL_ATTRIBUTE};
 use crate::ids::{CustomerId, UserId};
 use crate::portal::{Workflow, WorkflowSettings};
 
@@ -25,7 +25,18 @@ pub struct PortalSessionRecord {
     pub returned_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Unix time until which the session's return link works (absent on older records: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_until: Option<i64>,
+    /// The coupon the cancellation flow offered, if it offered one (analytics: offers shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_offer: Option<String>,
 }
+
+/// How long a session record is kept after its return link stops working: analytics counts
+/// sessions by creation day over up to a year (`analytics::MAX_DAYS`), so the record outlives
+/// its link by that much before DynamoDB's TTL removes it.
+pub const PORTAL_SESSION_RETENTION_SECONDS: i64 = 367 * 86_400;
 
 /// A workflow's settings as an admin stored them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +196,12 @@ impl Table {
             "gsi1sk".into(),
             AttributeValue::S(format!("{}#{}", record.created_at, record.reference)),
         );
+        if let Some(until) = record.return_until {
+            item.insert(
+                TTL_ATTRIBUTE.into(),
+                AttributeValue::N((until + PORTAL_SESSION_RETENTION_SECONDS).to_string()),
+            );
+        }
         self.put_new(item).await
     }
 

@@ -12,7 +12,7 @@ use super::StoreError;
 
 /// The index that lists items by day (portal sessions, for analytics).
 pub const GSI1: &str = "gsi1";
-/// Epoch seconds after which DynamoDB deletes the item (webhook ledger entries).
+/// Epoch seconds after which DynamoDB deletes the item (webhook ledger entries, portal sessions).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {

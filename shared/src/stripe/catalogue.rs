@@ -237,6 +237,23 @@ pub const INVOICE_LIST: RequestShape = shape(
     ],
 );
 
+/// Since 2025-03-31 the preview of a subscription change (it replaced `GET /v1/invoices/upcoming`).
+pub const INVOICE_CREATE_PREVIEW: RequestShape = shape(
+    "invoices.create_preview",
+    Post,
+    "/v1/invoices/create_preview",
+    &[
+        "customer",
+        "subscription",
+        "subscription_details[items][][id]",
+        "subscription_details[items][][price]",
+        "subscription_details[items][][quantity]",
+        "subscription_details[proration_behavior]",
+        "subscription_details[proration_date]",
+        "expand[]",
+    ],
+);
+
 pub const PORTAL_SESSION_CREATE: RequestShape = shape(
     "billing_portal.sessions.create",
     Post,
@@ -357,8 +374,17 @@ pub const CHECKOUT_SESSION_CREATE: RequestShape = shape(
         "locale",
         "metadata[*]",
         "subscription_data[metadata][*]",
+        "payment_intent_data[metadata][*]",
+        "payment_intent_data[description]",
         "expand[]",
     ],
+);
+
+pub const PAYMENT_INTENT_LIST: RequestShape = shape(
+    "payment_intents.list",
+    Get,
+    "/v1/payment_intents",
+    &["customer", "limit", "starting_after", "expand[]"],
 );
 
 pub const CHECKOUT_SESSION_RETRIEVE: RequestShape = shape(
@@ -372,6 +398,13 @@ pub const CHECKOUT_SESSION_EXPIRE: RequestShape = shape(
     "checkout.sessions.expire",
     Post,
     "/v1/checkout/sessions/{session}/expire",
+    &["expand[]"],
+);
+
+pub const COUPON_RETRIEVE: RequestShape = shape(
+    "coupons.retrieve",
+    Get,
+    "/v1/coupons/{coupon}",
     &["expand[]"],
 );
 
@@ -413,6 +446,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         SUBSCRIPTION_UPDATE,
         SUBSCRIPTION_CANCEL,
         INVOICE_LIST,
+        INVOICE_CREATE_PREVIEW,
         PORTAL_SESSION_CREATE,
         PORTAL_CONFIGURATION_LIST,
         PORTAL_CONFIGURATION_RETRIEVE,
@@ -421,6 +455,8 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         CHECKOUT_SESSION_CREATE,
         CHECKOUT_SESSION_RETRIEVE,
         CHECKOUT_SESSION_EXPIRE,
+        PAYMENT_INTENT_LIST,
+        COUPON_RETRIEVE,
         EVENT_RETRIEVE,
         PRICE_RETRIEVE,
         PRICE_LIST,

@@ -112,12 +112,16 @@ pub struct SubscriptionListParams {
 }
 
 impl SubscriptionListParams {
-    /// Every subscription of `customer` in any status, prices expanded.
+    /// Every subscription of `customer` in any status, prices and schedules expanded.
     pub fn all_for(customer: &CustomerId) -> Self {
         Self {
             customer: Some(customer.clone()),
             status: Some("all".into()),
-            expand: vec!["data.items.data.price".into()],
+            expand: vec![
+                "data.items.data.price".into(),
+                "data.schedule".into(),
+                "data.discounts.source.coupon".into(),
+            ],
             ..Self::default()
         }
     }
@@ -182,6 +186,23 @@ pub struct InvoiceListParams {
     pub status: Option<String>,
     #[serde(flatten)]
     pub page: Page,
+}
+
+/// What `POST /v1/invoices/create_preview` is asked: the invoice a subscription would get if
+/// its items changed now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoicePreviewParams {
+    pub customer: CustomerId,
+    pub subscription: SubscriptionId,
+    pub subscription_details: SubscriptionPreviewDetails,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionPreviewDetails {
+    pub items: Vec<SubscriptionItemParams>,
+    /// `create_prorations`, `none` or `always_invoice`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proration_behavior: Option<String>,
 }
 
 /// A portal deep link (`flow_data`, notes §1). Build with the constructors.
@@ -286,11 +307,15 @@ impl FlowData {
         Self::of_type("payment_method_update")
     }
 
-    pub fn subscription_cancel(subscription: SubscriptionId) -> Self {
+    /// A cancellation flow; with a coupon, the portal offers it before the user cancels.
+    pub fn subscription_cancel(subscription: SubscriptionId, offer: Option<String>) -> Self {
         Self {
             subscription_cancel: Some(SubscriptionCancelFlow {
                 subscription,
-                retention: None,
+                retention: offer.map(|coupon| RetentionParams {
+                    retention_type: "coupon_offer".into(),
+                    coupon_offer: CouponOffer { coupon },
+                }),
             }),
             ..Self::of_type("subscription_cancel")
         }
@@ -395,9 +420,18 @@ pub struct CheckoutSubscriptionData {
     pub metadata: Metadata,
 }
 
+/// What the payment intent of a `payment`-mode session carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CheckoutPaymentIntentData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckoutSessionParams {
-    /// `subscription` for Portico.
+    /// `subscription`, or `payment` for a one-time (lifetime) purchase.
     pub mode: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerId>,
@@ -415,13 +449,24 @@ pub struct CheckoutSessionParams {
     pub metadata: Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription_data: Option<CheckoutSubscriptionData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_intent_data: Option<CheckoutPaymentIntentData>,
 }
 
 impl CheckoutSessionParams {
     /// A subscription checkout for one price.
     pub fn subscription(price: impl Into<String>, success_url: impl Into<String>) -> Self {
+        Self::of_mode("subscription", price, success_url)
+    }
+
+    /// A one-time payment for one price (of type `one_time`).
+    pub fn payment(price: impl Into<String>, success_url: impl Into<String>) -> Self {
+        Self::of_mode("payment", price, success_url)
+    }
+
+    fn of_mode(mode: &str, price: impl Into<String>, success_url: impl Into<String>) -> Self {
         Self {
-            mode: "subscription".into(),
+            mode: mode.into(),
             customer: None,
             line_items: vec![LineItemParams {
                 price: price.into(),
@@ -434,6 +479,7 @@ impl CheckoutSessionParams {
             locale: None,
             metadata: Metadata::new(),
             subscription_data: None,
+            payment_intent_data: None,
         }
     }
 }
@@ -528,15 +574,14 @@ impl StripeClient {
 
     // --- payment methods -------------------------------------------------------------------
 
-    /// The customer's cards.
-    pub async fn list_card_payment_methods(
+    /// The customer's payment methods of every type (cards, bank accounts, Link, ...).
+    pub async fn list_customer_payment_methods(
         &self,
         customer: &CustomerId,
         page: Page,
     ) -> Result<List<PaymentMethod>> {
         let request = StripeRequest::new(CUSTOMER_PAYMENT_METHODS)
             .arg(customer.as_str())
-            .params(Params::new().set("type", "card"))
             .params(self::params(&page)?);
         self.send(request).await
     }
@@ -597,6 +642,12 @@ impl StripeClient {
 
     pub async fn list_invoices(&self, params: &InvoiceListParams) -> Result<List<Invoice>> {
         let request = StripeRequest::new(INVOICE_LIST).params(self::params(params)?);
+        self.send(request).await
+    }
+
+    /// The invoice Stripe would issue for the change described (nothing changes).
+    pub async fn preview_invoice(&self, params: &InvoicePreviewParams) -> Result<Invoice> {
+        let request = StripeRequest::new(INVOICE_CREATE_PREVIEW).params(self::params(params)?);
         self.send(request).await
     }
 
@@ -674,6 +725,25 @@ impl StripeClient {
             .await
     }
 
+    // --- payments ----------------------------------------------------------------------
+
+    /// The customer's payment intents, newest first, each with its latest charge (refunds).
+    pub async fn list_payment_intents(
+        &self,
+        customer: &CustomerId,
+        page: Page,
+    ) -> Result<List<PaymentIntent>> {
+        let request = StripeRequest::new(PAYMENT_INTENT_LIST)
+            .params(Params::new().set("customer", customer.as_str()))
+            .params(self::params(&page)?)
+            .params(self::expand(&["data.latest_charge"]));
+        self.send(request).await
+    }
+
+    pub async fn retrieve_coupon(&self, id: &str) -> Result<Coupon> {
+        self.send(StripeRequest::new(COUPON_RETRIEVE).arg(id)).await
+    }
+
     // --- events, prices, products ----------------------------------------------------------
 
     pub async fn retrieve_event(&self, id: &str) -> Result<Event> {
@@ -745,7 +815,7 @@ mod tests {
 
     #[test]
     fn cancel_flow_with_hosted_confirmation() {
-        let flow = FlowData::subscription_cancel(sub()).then_confirm(Some("Bye".into()));
+        let flow = FlowData::subscription_cancel(sub(), None).then_confirm(Some("Bye".into()));
         let encoded = params(&flow).unwrap().encode();
         assert_eq!(
             encoded,
@@ -778,7 +848,7 @@ mod tests {
         p.page = Page::full(Some("sub_9".into()));
         assert_eq!(
             params(&p).unwrap().encode(),
-            "customer=cus_1&expand[0]=data.items.data.price&limit=100&starting_after=sub_9&status=all"
+            "customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&expand[2]=data.discounts.source.coupon&limit=100&starting_after=sub_9&status=all"
         );
     }
 

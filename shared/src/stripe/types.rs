@@ -119,6 +119,9 @@ pub struct Customer {
     pub metadata: Metadata,
     #[serde(default, deserialize_with = "null_default")]
     pub invoice_settings: InvoiceSettings,
+    /// A legacy source (`card_…`, `ba_…`, `src_…`) that pays when no payment method is set.
+    #[serde(default)]
+    pub default_source: Option<Expandable<PaymentSource>>,
     #[serde(default)]
     pub created: Option<i64>,
     /// Set on what Stripe returns for a deleted customer (`{id, object, deleted: true}`).
@@ -140,7 +143,52 @@ pub struct PaymentMethod {
     #[serde(default)]
     pub card: Option<Card>,
     #[serde(default)]
+    pub us_bank_account: Option<BankDetails>,
+    #[serde(default)]
+    pub sepa_debit: Option<BankDetails>,
+    #[serde(default)]
+    pub link: Option<LinkDetails>,
+    #[serde(default)]
     pub customer: Option<Expandable<Customer>>,
+}
+
+/// What `us_bank_account` and `sepa_debit` have in common that Portico shows: the bank
+/// (`bank_name` for US accounts; SEPA has only a `bank_code`) and the last four digits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct BankDetails {
+    #[serde(default)]
+    pub bank_name: Option<String>,
+    #[serde(default)]
+    pub bank_code: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub last4: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct LinkDetails {
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A legacy source as `default_source` expands: a `card` or a `bank_account` object (or a
+/// `source`), with the few fields all of them may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PaymentSource {
+    pub id: String,
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub brand: Option<String>,
+    #[serde(default)]
+    pub last4: Option<String>,
+    #[serde(default)]
+    pub exp_month: Option<u32>,
+    #[serde(default)]
+    pub exp_year: Option<u32>,
+    #[serde(default)]
+    pub bank_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -190,6 +238,48 @@ pub struct Subscription {
     pub default_payment_method: Option<Expandable<PaymentMethod>>,
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: Metadata,
+    #[serde(default)]
+    pub schedule: Option<Expandable<SubscriptionSchedule>>,
+    /// Discounts (ids unless expanded) applied to the whole subscription.
+    #[serde(default, deserialize_with = "null_default")]
+    pub discounts: Vec<Expandable<Discount>>,
+    /// Changes waiting for a payment (`payment_behavior=pending_if_incomplete`).
+    #[serde(default)]
+    pub pending_update: Option<PendingUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PendingUpdate {
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub subscription_items: Option<Vec<SubscriptionItem>>,
+}
+
+/// `subscription_schedule`: the phases a subscription will move through.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SubscriptionSchedule {
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub phases: Vec<SchedulePhase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SchedulePhase {
+    #[serde(default)]
+    pub start_date: i64,
+    #[serde(default)]
+    pub end_date: Option<i64>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub items: Vec<PhaseItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PhaseItem {
+    #[serde(default)]
+    pub price: Option<Expandable<Price>>,
 }
 
 fn empty_list<T>() -> List<T> {
@@ -303,6 +393,64 @@ pub struct Invoice {
     pub invoice_pdf: Option<String>,
     #[serde(default)]
     pub created: Option<i64>,
+    #[serde(default)]
+    pub total: Option<i64>,
+    /// When Stripe will charge it: the period end for an upcoming invoice, `null` for one due now.
+    #[serde(default)]
+    pub next_payment_attempt: Option<i64>,
+    #[serde(default)]
+    pub period_end: Option<i64>,
+    #[serde(default = "empty_list", deserialize_with = "null_default")]
+    pub lines: List<InvoiceLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InvoiceLine {
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub period: Option<Period>,
+    /// Since 2025-03-31 the proration flag lives under `parent`.
+    #[serde(default)]
+    pub parent: Option<InvoiceLineParent>,
+    /// Before 2025-03-31: the line's own flag.
+    #[serde(default)]
+    pub proration: Option<bool>,
+}
+
+impl InvoiceLine {
+    pub fn is_proration(&self) -> bool {
+        self.proration.unwrap_or(false)
+            || self
+                .parent
+                .as_ref()
+                .and_then(|p| p.subscription_item_details.as_ref())
+                .is_some_and(|d| d.proration)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Period {
+    #[serde(default)]
+    pub start: i64,
+    #[serde(default)]
+    pub end: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct InvoiceLineParent {
+    #[serde(default)]
+    pub subscription_item_details: Option<SubscriptionItemDetails>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SubscriptionItemDetails {
+    #[serde(default, deserialize_with = "null_default")]
+    pub proration: bool,
 }
 
 impl HasId for Invoice {
@@ -390,6 +538,98 @@ pub struct CheckoutSession {
     pub metadata: Metadata,
 }
 
+/// `coupon`: what a retention offer gives.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Coupon {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub percent_off: Option<f64>,
+    #[serde(default)]
+    pub amount_off: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub duration_in_months: Option<i64>,
+    /// Whether it can still be redeemed.
+    #[serde(default, deserialize_with = "null_default")]
+    pub valid: bool,
+}
+
+/// A discount on a subscription (expanded in `discounts`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Discount {
+    pub id: String,
+    #[serde(default)]
+    pub coupon: Option<Coupon>,
+    /// Since 2025-03-31 the coupon sits under `source`.
+    #[serde(default)]
+    pub source: Option<DiscountSource>,
+    #[serde(default)]
+    pub start: Option<i64>,
+    #[serde(default)]
+    pub end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DiscountSource {
+    #[serde(default)]
+    pub coupon: Option<Expandable<Coupon>>,
+}
+
+impl Discount {
+    /// The coupon's id, wherever this API version keeps it.
+    pub fn coupon_id(&self) -> Option<&str> {
+        self.coupon
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .or_else(|| self.source.as_ref()?.coupon.as_ref().map(Expandable::id))
+    }
+}
+
+/// `payment_intent`: one-time payments (lifetime purchases carry Portico's metadata).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PaymentIntent {
+    pub id: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_received: i64,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub customer: Option<Expandable<Customer>>,
+    #[serde(default)]
+    pub latest_charge: Option<Expandable<Charge>>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+/// `charge`: what a payment intent collected, and how much of it was refunded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Charge {
+    pub id: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_captured: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    #[serde(default, deserialize_with = "null_default")]
+    pub refunded: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub paid: bool,
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
     pub id: String,
@@ -412,8 +652,12 @@ pub struct EventData {
 }
 
 has_id!(
+    Coupon,
+    Discount,
+    SubscriptionSchedule,
     Customer,
     PaymentMethod,
+    PaymentSource,
     Subscription,
     SubscriptionItem,
     Price,
@@ -421,6 +665,8 @@ has_id!(
     PortalSession,
     PortalConfiguration,
     CheckoutSession,
+    PaymentIntent,
+    Charge,
     Event
 );
 
@@ -509,6 +755,13 @@ mod tests {
             serde_json::from_value::<PortalConfiguration>(decode("billing_portal.configuration"))
                 .unwrap();
             serde_json::from_value::<CheckoutSession>(decode("checkout.session")).unwrap();
+            serde_json::from_value::<PaymentIntent>(decode("payment_intent")).unwrap();
+            serde_json::from_value::<Charge>(decode("charge")).unwrap();
+            serde_json::from_value::<Coupon>(decode("coupon")).unwrap();
+            if r.get("subscription_schedule").is_some() {
+                serde_json::from_value::<SubscriptionSchedule>(decode("subscription_schedule"))
+                    .unwrap();
+            }
             serde_json::from_value::<Event>(decode("event")).unwrap();
         }
     }

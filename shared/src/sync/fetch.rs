@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::snapshot::{
-    Address, CardSummary, CustomerSnapshot, InvoiceSummary, SubscriptionSummary, Truncated,
+    Address, CustomerSnapshot, DiscountSummary, InvoiceSummary, PaymentMethodSummary,
+    PurchaseSummary, ScheduledChange, SubscriptionSummary, Truncated,
 };
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::stripe::{
-    list_all, Customer, Expandable, Invoice, InvoiceListParams, List, Page, PaymentMethod,
-    StripeClient, StripeClientError, Subscription, SubscriptionListParams, SubscriptionStatus,
+    list_all, Customer, Expandable, Invoice, InvoiceListParams, List, Page, PaymentIntent,
+    PaymentMethod, PaymentSource, StripeClient, StripeClientError, Subscription,
+    SubscriptionListParams, SubscriptionStatus,
 };
 
 /// How many recent invoices the account view shows.
@@ -21,6 +23,56 @@ const RECENT_INVOICES: u32 = 10;
 /// have thousands; with at most this many the state stays far below DynamoDB's 400 KB item
 /// limit, and what was left out is recorded in [`Truncated`].
 pub const MAX_LISTED: usize = 100;
+
+/// Metadata Portico puts on the payment intent of a lifetime checkout. Only Portico's secret
+/// key can set it, so a payment intent carrying it is a lifetime purchase whatever prices are
+/// on sale today (a price withdrawn from ALLOWED_ONE_TIME_PRICES keeps its buyers).
+pub const PURCHASE_METADATA: &str = "portico_purchase";
+pub const PURCHASE_LIFETIME: &str = "lifetime";
+pub const PRICE_METADATA: &str = "portico_price";
+pub const PRODUCT_METADATA: &str = "portico_product";
+
+/// The customer's lifetime purchases that Stripe says were paid, oldest first, with what was
+/// refunded of each (from the payment's latest charge).
+pub async fn lifetime_purchases(
+    stripe: &StripeClient,
+    customer: &CustomerId,
+) -> Result<Vec<PurchaseSummary>, StripeClientError> {
+    let intents =
+        list_all(|cursor| stripe.list_payment_intents(customer, Page::full(cursor))).await?;
+    let mut purchases: Vec<PurchaseSummary> = intents.iter().filter_map(purchase).collect();
+    purchases.sort_by(|a, b| (a.paid_at, &a.payment_intent).cmp(&(b.paid_at, &b.payment_intent)));
+    Ok(purchases)
+}
+
+fn purchase(pi: &PaymentIntent) -> Option<PurchaseSummary> {
+    let lifetime =
+        pi.metadata.get(PURCHASE_METADATA).map(String::as_str) == Some(PURCHASE_LIFETIME);
+    if !lifetime || pi.status.as_deref() != Some("succeeded") {
+        return None;
+    }
+    let charge = pi.latest_charge.as_ref().and_then(Expandable::object);
+    let amount = if pi.amount_received > 0 {
+        pi.amount_received
+    } else {
+        pi.amount
+    };
+    let amount_refunded = charge.map_or(0, |c| c.amount_refunded);
+    Some(PurchaseSummary {
+        payment_intent: pi.id.clone(),
+        price_id: pi.metadata.get(PRICE_METADATA).cloned(),
+        product_id: pi.metadata.get(PRODUCT_METADATA).cloned(),
+        product_name: None,
+        amount,
+        currency: pi.currency.clone().unwrap_or_default(),
+        paid_at: charge
+            .and_then(|c| c.created)
+            .or(pi.created)
+            .unwrap_or_default(),
+        amount_refunded,
+        refunded: charge.is_some_and(|c| c.refunded) || amount_refunded >= amount,
+    })
+}
 
 pub(super) struct Fetched {
     pub snapshot: CustomerSnapshot,
@@ -32,9 +84,12 @@ pub(super) async fn customer_truth(
     products: &ProductNames,
     id: &CustomerId,
 ) -> Result<Fetched, StripeClientError> {
-    let customer = stripe.retrieve_customer(id, &["invoice_settings.default_payment_method"]);
+    let customer = stripe.retrieve_customer(
+        id,
+        &["invoice_settings.default_payment_method", "default_source"],
+    );
     // One page (the newest 100): more are never listed, so they are not fetched either.
-    let cards = stripe.list_card_payment_methods(id, Page::full(None));
+    let methods = stripe.list_customer_payment_methods(id, Page::full(None));
     let subscriptions = list_all(|cursor| {
         let mut params = SubscriptionListParams::all_for(id);
         params.page = Page::full(cursor);
@@ -57,6 +112,7 @@ pub(super) async fn customer_truth(
             user_id: None,
         })
     };
+    let purchases = lifetime_purchases(stripe, id);
     let customer = match customer.await {
         // Deleted (200 with `deleted: true`) or no longer known (404): either way the customer
         // is gone, and that is what gets stored, not an error retried for days.
@@ -72,11 +128,27 @@ pub(super) async fn customer_truth(
         }
         other => other?,
     };
-    let (cards, subscriptions, invoices) = tokio::try_join!(cards, subscriptions, invoices)?;
-    let names = products.names_for(stripe, &subscriptions).await?;
+    let (methods, subscriptions, invoices, mut purchases) =
+        tokio::try_join!(methods, subscriptions, invoices, purchases)?;
+    let wanted = subscriptions
+        .iter()
+        .flat_map(|s| s.items.data.iter())
+        .filter_map(|i| i.price.as_ref()?.product.as_ref())
+        .filter(|p| p.object().is_none())
+        .map(|p| p.id().to_string())
+        .chain(purchases.iter().filter_map(|p| p.product_id.clone()));
+    let names = products.names_for(stripe, wanted).await?;
+    for p in &mut purchases {
+        p.product_name = p.product_id.as_ref().and_then(|id| names.get(id).cloned());
+    }
+    let user_id = user_of(&customer);
+    let snapshot = snapshot(customer, methods, subscriptions, invoices.data, &names);
     Ok(Fetched {
-        user_id: user_of(&customer),
-        snapshot: snapshot(customer, cards, subscriptions, invoices.data, &names),
+        snapshot: CustomerSnapshot {
+            purchases,
+            ..snapshot
+        },
+        user_id,
     })
 }
 
@@ -87,15 +159,56 @@ fn user_of(customer: &Customer) -> Option<UserId> {
         .and_then(|id| UserId::parse(id.clone()).ok())
 }
 
-fn card(pm: &PaymentMethod) -> Option<CardSummary> {
-    let card = pm.card.as_ref()?;
-    Some(CardSummary {
-        id: pm.id.clone(),
-        brand: card.brand.clone().unwrap_or_default(),
-        last4: card.last4.clone().unwrap_or_default(),
-        exp_month: card.exp_month.unwrap_or_default(),
-        exp_year: card.exp_year.unwrap_or_default(),
-    })
+/// A payment method's own fields, by type; types Portico has no fields for keep only their type.
+fn method(pm: &PaymentMethod) -> PaymentMethodSummary {
+    let kind = pm.method_type.clone().unwrap_or_else(|| "card".into());
+    let mut summary = PaymentMethodSummary::of_kind(pm.id.clone(), kind);
+    if let Some(card) = &pm.card {
+        summary.brand = card.brand.clone();
+        summary.last4 = card.last4.clone();
+        summary.exp_month = card.exp_month;
+        summary.exp_year = card.exp_year;
+    }
+    if let Some(bank) = pm.us_bank_account.as_ref().or(pm.sepa_debit.as_ref()) {
+        summary.bank_name = bank.bank_name.clone();
+        summary.bank_code = bank.bank_code.clone();
+        summary.country = bank.country.clone();
+        summary.last4 = bank.last4.clone();
+    }
+    if let Some(link) = &pm.link {
+        summary.email = link.email.clone();
+    }
+    summary
+}
+
+fn source(s: &PaymentSource) -> PaymentMethodSummary {
+    PaymentMethodSummary {
+        brand: s.brand.clone(),
+        last4: s.last4.clone(),
+        exp_month: s.exp_month,
+        exp_year: s.exp_year,
+        bank_name: s.bank_name.clone(),
+        ..PaymentMethodSummary::of_kind(
+            s.id.clone(),
+            s.object.clone().unwrap_or_else(|| "source".into()),
+        )
+    }
+}
+
+/// The customer's saved methods, by id, to resolve references that were not expanded.
+struct Methods(Vec<PaymentMethodSummary>);
+
+impl Methods {
+    fn resolve(&self, reference: &Expandable<PaymentMethod>) -> PaymentMethodSummary {
+        reference.object().map(method).unwrap_or_else(|| {
+            self.0
+                .iter()
+                .find(|m| m.id == reference.id())
+                // Not among the customer's methods (detached meanwhile): only its id is known.
+                .cloned()
+                .unwrap_or_else(|| PaymentMethodSummary::of_kind(reference.id(), "unknown"))
+        })
+    }
 }
 
 pub fn status_name(status: SubscriptionStatus) -> &'static str {
@@ -112,7 +225,12 @@ pub fn status_name(status: SubscriptionStatus) -> &'static str {
     }
 }
 
-fn subscription(s: &Subscription, names: &HashMap<String, String>) -> SubscriptionSummary {
+fn subscription(
+    s: &Subscription,
+    names: &HashMap<String, String>,
+    methods: &Methods,
+    customer_default: Option<&PaymentMethodSummary>,
+) -> SubscriptionSummary {
     let price = s.items.data.first().and_then(|i| i.price.as_ref());
     let product_id = price
         .and_then(|p| p.product.as_ref())
@@ -148,7 +266,73 @@ fn subscription(s: &Subscription, names: &HashMap<String, String>) -> Subscripti
         cancellation_reason: details.reason,
         cancellation_feedback: details.feedback,
         cancellation_comment: details.comment,
+        scheduled_change: scheduled_change(s),
+        discount: s
+            .discounts
+            .iter()
+            .filter_map(Expandable::object)
+            .next()
+            .map(|d| {
+                let coupon = d.coupon.as_ref().or_else(|| {
+                    d.source
+                        .as_ref()?
+                        .coupon
+                        .as_ref()
+                        .and_then(Expandable::object)
+                });
+                DiscountSummary {
+                    coupon_id: d.coupon_id().map(str::to_string),
+                    coupon_name: coupon.and_then(|c| c.name.clone()),
+                    percent_off: coupon.and_then(|c| c.percent_off),
+                    amount_off: coupon.and_then(|c| c.amount_off),
+                    duration: coupon.and_then(|c| c.duration.clone()),
+                    end: d.end,
+                }
+            }),
+        payment_method: s
+            .default_payment_method
+            .as_ref()
+            .map(|pm| methods.resolve(pm))
+            .or_else(|| customer_default.cloned()),
     }
+}
+
+/// The price change Stripe has waiting for `s`: the schedule's first phase that starts after the
+/// current period began (with its first item's price), else a pending update.
+fn scheduled_change(s: &Subscription) -> Option<ScheduledChange> {
+    let started = s.current_period().map_or(0, |(start, _)| start);
+    let from_schedule = s
+        .schedule
+        .as_ref()
+        .and_then(Expandable::object)
+        .filter(|schedule| {
+            matches!(
+                schedule.status.as_deref(),
+                None | Some("active" | "not_started")
+            )
+        })
+        .and_then(|schedule| schedule.phases.iter().find(|p| p.start_date > started))
+        .map(|phase| ScheduledChange {
+            source: "subscription_schedule".into(),
+            price_id: phase
+                .items
+                .first()
+                .and_then(|i| i.price.as_ref())
+                .map(|p| p.id().to_string()),
+            at: Some(phase.start_date),
+        });
+    from_schedule.or_else(|| {
+        s.pending_update.as_ref().map(|u| ScheduledChange {
+            source: "pending_update".into(),
+            price_id: u
+                .subscription_items
+                .as_ref()
+                .and_then(|items| items.first())
+                .and_then(|i| i.price.as_ref())
+                .map(|p| p.id.clone()),
+            at: u.expires_at,
+        })
+    })
 }
 
 fn invoice(i: &Invoice) -> Option<InvoiceSummary> {
@@ -167,30 +351,34 @@ fn invoice(i: &Invoice) -> Option<InvoiceSummary> {
 
 fn snapshot(
     customer: Customer,
-    cards: List<PaymentMethod>,
+    methods: List<PaymentMethod>,
     subscriptions: Vec<Subscription>,
     invoices: Vec<Invoice>,
     names: &HashMap<String, String>,
 ) -> CustomerSnapshot {
     let mut truncated = Truncated {
-        payment_methods: cards.has_more,
+        payment_methods: methods.has_more,
         subscriptions: 0,
     };
-    let cards = cards.data;
+    let methods = methods.data;
+    let mut payment_methods: Vec<PaymentMethodSummary> = methods.iter().map(method).collect();
+    payment_methods.sort_by(|a, b| a.id.cmp(&b.id));
+    let methods = Methods(payment_methods);
     let default_payment_method = customer
         .invoice_settings
         .default_payment_method
         .as_ref()
-        .and_then(|pm| {
-            pm.object()
-                .and_then(card)
-                .or_else(|| cards.iter().find(|c| c.id == pm.id()).and_then(card))
+        .map(|pm| methods.resolve(pm))
+        .or_else(|| {
+            customer.default_source.as_ref().map(|s| {
+                s.object()
+                    .map(source)
+                    .unwrap_or_else(|| PaymentMethodSummary::of_kind(s.id(), "source"))
+            })
         });
-    let mut payment_methods: Vec<CardSummary> = cards.iter().filter_map(card).collect();
-    payment_methods.sort_by(|a, b| a.id.cmp(&b.id));
     let mut subscriptions: Vec<SubscriptionSummary> = subscriptions
         .iter()
-        .map(|s| subscription(s, names))
+        .map(|s| subscription(s, names, &methods, default_payment_method.as_ref()))
         .collect();
     if subscriptions.len() > MAX_LISTED {
         // Live subscriptions first, so premium is still derived from every one that counts.
@@ -213,9 +401,10 @@ fn snapshot(
             country: a.country,
         }),
         default_payment_method,
-        payment_methods,
+        payment_methods: methods.0,
         subscriptions,
         invoices: invoices.iter().filter_map(invoice).collect(),
+        purchases: Vec::new(),
         truncated,
         customer_id: customer.id,
     }
@@ -241,15 +430,8 @@ impl ProductNames {
     async fn names_for(
         &self,
         stripe: &StripeClient,
-        subscriptions: &[Subscription],
+        wanted: impl Iterator<Item = String>,
     ) -> Result<HashMap<String, String>, StripeClientError> {
-        let wanted: Vec<String> = subscriptions
-            .iter()
-            .flat_map(|s| s.items.data.iter())
-            .filter_map(|i| i.price.as_ref()?.product.as_ref())
-            .filter(|p| p.object().is_none())
-            .map(|p| p.id().to_string())
-            .collect();
         let mut cache = self.cache.lock().await;
         for id in wanted {
             let fresh = cache
@@ -264,5 +446,150 @@ impl ProductNames {
             .iter()
             .map(|(id, (name, _))| (id.clone(), name.clone()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn customer(invoice_default: serde_json::Value, source: serde_json::Value) -> Customer {
+        serde_json::from_value(json!({
+            "id": "cus_1",
+            "invoice_settings": {"default_payment_method": invoice_default},
+            "default_source": source,
+        }))
+        .unwrap()
+    }
+
+    fn subscription(id: &str, default: serde_json::Value) -> Subscription {
+        serde_json::from_value(json!({
+            "id": id, "customer": "cus_1", "status": "active", "default_payment_method": default,
+        }))
+        .unwrap()
+    }
+
+    fn methods() -> List<PaymentMethod> {
+        serde_json::from_value(json!({"object": "list", "has_more": false, "data": [
+            {"id": "pm_card", "type": "card", "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2031}},
+            {"id": "pm_ach", "type": "us_bank_account", "us_bank_account": {"bank_name": "STRIPE TEST BANK", "last4": "6789"}},
+            {"id": "pm_link", "type": "link", "link": {"email": "a@x.test"}},
+        ]}))
+        .unwrap()
+    }
+
+    fn paying(snapshot: &CustomerSnapshot, sub: &str) -> Option<String> {
+        snapshot
+            .subscriptions
+            .iter()
+            .find(|s| s.id == sub)
+            .and_then(|s| s.payment_method.as_ref())
+            .map(|m| m.id.clone())
+    }
+
+    #[test]
+    fn the_subscriptions_default_pays_else_the_invoice_default_else_the_default_source() {
+        let subs = vec![
+            subscription("sub_own", json!("pm_ach")),
+            subscription("sub_inherits", json!(null)),
+        ];
+        let names = HashMap::new();
+        let s = snapshot(
+            customer(json!("pm_card"), json!(null)),
+            methods(),
+            subs.clone(),
+            vec![],
+            &names,
+        );
+        assert_eq!(paying(&s, "sub_own").as_deref(), Some("pm_ach"));
+        assert_eq!(paying(&s, "sub_inherits").as_deref(), Some("pm_card"));
+        assert_eq!(s.default_payment_method.as_ref().unwrap().id, "pm_card");
+
+        let source = json!({"id": "card_legacy", "object": "card", "brand": "Visa", "last4": "1881", "exp_month": 3, "exp_year": 2030});
+        let s = snapshot(
+            customer(json!(null), source),
+            methods(),
+            subs,
+            vec![],
+            &names,
+        );
+        assert_eq!(paying(&s, "sub_inherits").as_deref(), Some("card_legacy"));
+        let legacy = s.default_payment_method.unwrap();
+        assert_eq!(
+            (legacy.kind.as_str(), legacy.last4.as_deref()),
+            ("card", Some("1881"))
+        );
+    }
+
+    #[test]
+    fn non_card_methods_keep_their_own_fields() {
+        let s = snapshot(
+            customer(json!(null), json!(null)),
+            methods(),
+            vec![],
+            vec![],
+            &HashMap::new(),
+        );
+        let kinds: Vec<(&str, Option<&str>)> = s
+            .payment_methods
+            .iter()
+            .map(|m| {
+                (
+                    m.kind.as_str(),
+                    m.bank_name
+                        .as_deref()
+                        .or(m.email.as_deref())
+                        .or(m.brand.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("us_bank_account", Some("STRIPE TEST BANK")),
+                ("card", Some("visa")),
+                ("link", Some("a@x.test")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_schedules_next_phase_or_a_pending_update_is_the_scheduled_change() {
+        let item = json!({"object": "list", "data": [{"id": "si_1", "current_period_start": 100,
+            "current_period_end": 200, "price": {"id": "price_month"}}]});
+        let scheduled: Subscription = serde_json::from_value(json!({
+            "id": "sub_1", "customer": "cus_1", "status": "active", "items": item,
+            "schedule": {"id": "sub_sched_1", "status": "active", "phases": [
+                {"start_date": 100, "end_date": 200, "items": [{"price": "price_month"}]},
+                {"start_date": 200, "end_date": null, "items": [{"price": "price_year"}]}
+            ]}
+        }))
+        .unwrap();
+        let change = scheduled_change(&scheduled).unwrap();
+        assert_eq!(
+            (
+                change.source.as_str(),
+                change.price_id.as_deref(),
+                change.at
+            ),
+            ("subscription_schedule", Some("price_year"), Some(200))
+        );
+        let pending: Subscription = serde_json::from_value(json!({
+            "id": "sub_2", "customer": "cus_1", "status": "active", "items": item,
+            "schedule": null,
+            "pending_update": {"expires_at": 150, "subscription_items": [{"id": "si_1", "price": {"id": "price_team"}}]}
+        }))
+        .unwrap();
+        let change = scheduled_change(&pending).unwrap();
+        assert_eq!(
+            (
+                change.source.as_str(),
+                change.price_id.as_deref(),
+                change.at
+            ),
+            ("pending_update", Some("price_team"), Some(150))
+        );
+        assert!(scheduled_change(&subscription("sub_3", json!(null))).is_none());
     }
 }

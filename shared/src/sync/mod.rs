@@ -14,7 +14,10 @@ pub mod snapshot;
 
 use std::time::Duration;
 
-pub use fetch::ProductNames;
+pub use fetch::{
+    lifetime_purchases, ProductNames, PRICE_METADATA, PRODUCT_METADATA, PURCHASE_LIFETIME,
+    PURCHASE_METADATA,
+};
 pub use snapshot::{
     diff, itemised, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus, Truncated,
 };
@@ -23,7 +26,7 @@ use crate::clock::Clock;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
     conflict_pause, AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
-    StoreError, Table, Transaction,
+    LifetimePurchaseRecord, StoreError, Table, Transaction,
 };
 use crate::stripe::{StripeClient, StripeClientError};
 
@@ -179,6 +182,20 @@ pub async fn sync_customer(
                     cancellation: cancellation_details(change, &state.snapshot),
                 };
                 tx.put_audit_entry(ctx.table, &entry, ticket, n)?;
+            }
+            for purchase in state
+                .snapshot
+                .purchases
+                .iter()
+                .filter(|p| !previous_snapshot.purchases.contains(p))
+            {
+                let record = LifetimePurchaseRecord {
+                    customer_id: customer_id.clone(),
+                    purchase: purchase.clone(),
+                    synced_version: ticket,
+                    synced_at: state.synced_at.clone(),
+                };
+                tx.put_lifetime_purchase(ctx.table, &record)?;
             }
             let caller_start = tx.len();
             caller.add(ctx.table, &mut tx)?;

@@ -17,18 +17,71 @@ pub struct Address {
     pub country: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardSummary {
-    pub id: String,
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: u32,
-    pub exp_year: u32,
+fn card_type() -> String {
+    "card".into()
 }
 
-impl CardSummary {
+/// A saved payment method as the SPA shows it: its type and that type's own fields (a card's
+/// brand, last 4 and expiry; a bank account's bank and last 4; Link's email). States stored
+/// before non-card methods were kept have no `type`: they were cards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentMethodSummary {
+    pub id: String,
+    /// Stripe's payment method type (`card`, `us_bank_account`, `sepa_debit`, `link`, ...) or,
+    /// for a legacy default source, its object (`card`, `bank_account`, `source`).
+    #[serde(rename = "type", default = "card_type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_month: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_year: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_name: Option<String>,
+    /// SEPA's bank identifier (SEPA debits carry no bank name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl PaymentMethodSummary {
+    /// A method of `kind` with no details yet.
+    pub fn of_kind(id: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: kind.into(),
+            brand: None,
+            last4: None,
+            exp_month: None,
+            exp_year: None,
+            bank_name: None,
+            bank_code: None,
+            country: None,
+            email: None,
+        }
+    }
+
+    /// "visa 4242", "STRIPE TEST BANK 6789", "SEPA debit 3000", "Link".
     fn label(&self) -> String {
-        format!("{} {}", self.brand, self.last4)
+        let last4 = self.last4.as_deref().unwrap_or("????");
+        match self.kind.as_str() {
+            "card" => format!("{} {last4}", self.brand.as_deref().unwrap_or("card")),
+            "us_bank_account" | "bank_account" => {
+                format!(
+                    "{} {last4}",
+                    self.bank_name.as_deref().unwrap_or("bank account")
+                )
+            }
+            "sepa_debit" => format!("SEPA debit {last4}"),
+            "link" => "Link".to_string(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -51,6 +104,53 @@ pub struct SubscriptionSummary {
     pub cancellation_reason: Option<String>,
     pub cancellation_feedback: Option<String>,
     pub cancellation_comment: Option<String>,
+    /// What pays this subscription: its own default payment method, else the customer's
+    /// invoice default, else the customer's default source.
+    #[serde(default)]
+    pub payment_method: Option<PaymentMethodSummary>,
+    #[serde(default)]
+    pub scheduled_change: Option<ScheduledChange>,
+    /// The discount on the whole subscription (a retention offer the user accepted, or any).
+    #[serde(default)]
+    pub discount: Option<DiscountSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscountSummary {
+    pub coupon_id: Option<String>,
+    pub coupon_name: Option<String>,
+    pub percent_off: Option<f64>,
+    pub amount_off: Option<i64>,
+    pub duration: Option<String>,
+    pub end: Option<i64>,
+}
+
+// `percent_off` comes from JSON, which has no NaN, so equality is total.
+impl Eq for DiscountSummary {}
+
+impl DiscountSummary {
+    fn label(&self) -> String {
+        if let Some(name) = &self.coupon_name {
+            return name.clone();
+        }
+        let id = self.coupon_id.as_deref().unwrap_or("a coupon");
+        match (self.percent_off, self.amount_off) {
+            (Some(p), _) => format!("{id} ({p}% off)"),
+            (None, Some(a)) => format!("{id} ({}.{:02} off)", a / 100, a % 100),
+            _ => id.to_string(),
+        }
+    }
+}
+
+/// A change of price Stripe will apply later: the next phase of a subscription schedule, or
+/// a `pending_update` waiting for its payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledChange {
+    /// `subscription_schedule` or `pending_update`.
+    pub source: String,
+    pub price_id: Option<String>,
+    /// When the schedule's phase starts, or when the pending update expires.
+    pub at: Option<i64>,
 }
 
 impl SubscriptionSummary {
@@ -85,6 +185,30 @@ pub struct InvoiceSummary {
     pub created: i64,
 }
 
+/// A one-time purchase of lifetime access, as Stripe's payment intent and charge record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseSummary {
+    pub payment_intent: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub paid_at: i64,
+    pub amount_refunded: i64,
+    /// Refunded in full: the purchase no longer grants anything.
+    pub refunded: bool,
+}
+
+impl PurchaseSummary {
+    fn label(&self) -> String {
+        self.product_name
+            .clone()
+            .or_else(|| self.price_id.clone())
+            .unwrap_or_else(|| self.payment_intent.clone())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerSnapshot {
     pub customer_id: CustomerId,
@@ -93,14 +217,26 @@ pub struct CustomerSnapshot {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub address: Option<Address>,
-    pub default_payment_method: Option<CardSummary>,
-    pub payment_methods: Vec<CardSummary>,
+    /// The customer's own default: `invoice_settings.default_payment_method`, else the
+    /// default source. A subscription may be paid by another method (see its `payment_method`).
+    pub default_payment_method: Option<PaymentMethodSummary>,
+    pub payment_methods: Vec<PaymentMethodSummary>,
     pub subscriptions: Vec<SubscriptionSummary>,
     #[serde(default)]
     pub invoices: Vec<InvoiceSummary>,
+    /// Lifetime purchases, oldest first, refunded ones included.
+    #[serde(default)]
+    pub purchases: Vec<PurchaseSummary>,
     /// What the lists leave out; empty for nearly every customer.
     #[serde(default, skip_serializing_if = "Truncated::is_empty")]
     pub truncated: Truncated,
+}
+
+impl CustomerSnapshot {
+    /// The lifetime purchase that grants premium: the first one not refunded in full.
+    pub fn lifetime(&self) -> Option<&PurchaseSummary> {
+        self.purchases.iter().find(|p| !p.refunded)
+    }
 }
 
 /// What a snapshot's lists leave out so that it fits one DynamoDB item.
@@ -132,6 +268,7 @@ impl CustomerSnapshot {
             payment_methods: Vec::new(),
             subscriptions: Vec::new(),
             invoices: Vec::new(),
+            purchases: Vec::new(),
             truncated: Truncated::default(),
         }
     }
@@ -147,6 +284,8 @@ pub enum ChangeKind {
     Omitted,
     /// Which Portico user the customer belongs to (a link made or refused), not a Stripe field.
     Link,
+    /// A lifetime purchase: bought, refunded in part, or refunded in full (access revoked).
+    Purchase,
 }
 
 /// One field that differs between two snapshots, with a sentence for people.
@@ -262,8 +401,10 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
     }
 
     if before.default_payment_method != after.default_payment_method {
-        let label =
-            |c: &Option<CardSummary>| c.as_ref().map_or("(none)".to_string(), CardSummary::label);
+        let label = |c: &Option<PaymentMethodSummary>| {
+            c.as_ref()
+                .map_or("(none)".to_string(), PaymentMethodSummary::label)
+        };
         let message = match (
             &before.default_payment_method,
             &after.default_payment_method,
@@ -280,7 +421,8 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
             message,
         ));
     }
-    let ids = |cards: &[CardSummary]| cards.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |methods: &[PaymentMethodSummary]| methods.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
     if ids(&before.payment_methods) != ids(&after.payment_methods) {
         changes.push(change(
             ChangeKind::PaymentMethod,
@@ -306,6 +448,24 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
             )),
             Some(old) => subscription_changes(old, new, &mut changes),
         }
+        let old_method = before
+            .subscriptions
+            .iter()
+            .find(|s| s.id == new.id)
+            .and_then(|s| s.payment_method.as_ref());
+        // A change the customer's default explains is reported once, as that change.
+        let follows_default = old_method == before.default_payment_method.as_ref()
+            && new.payment_method == after.default_payment_method;
+        if old_method != new.payment_method.as_ref() && !follows_default {
+            changes.push(subscription_method_change(new, old_method));
+        }
+    }
+    for new in &after.purchases {
+        let old = before
+            .purchases
+            .iter()
+            .find(|p| p.payment_intent == new.payment_intent);
+        purchase_changes(old, new, &mut changes);
     }
     for gone in before
         .subscriptions
@@ -321,6 +481,80 @@ pub fn diff(before: &CustomerSnapshot, after: &CustomerSnapshot) -> Vec<Change> 
         ));
     }
     changes
+}
+
+fn money(amount: i64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", amount / 100, amount % 100)
+}
+
+fn purchase_changes(old: Option<&PurchaseSummary>, new: &PurchaseSummary, out: &mut Vec<Change>) {
+    let field = |name: &str| format!("purchases.{}.{name}", new.payment_intent);
+    let (old_refunded, was_revoked) = old.map_or((0, false), |o| (o.amount_refunded, o.refunded));
+    if old.is_none() {
+        out.push(change(
+            ChangeKind::Purchase,
+            format!("purchases.{}", new.payment_intent),
+            Value::Null,
+            json!(new),
+            format!(
+                "Lifetime access purchased: {} ({})",
+                new.label(),
+                money(new.amount, &new.currency)
+            ),
+        ));
+    }
+    if new.refunded && !was_revoked {
+        out.push(change(
+            ChangeKind::Purchase,
+            field("refunded"),
+            json!(false),
+            json!(true),
+            format!(
+                "Lifetime purchase refunded in full: {} (lifetime access revoked)",
+                new.label()
+            ),
+        ));
+    } else if new.amount_refunded != old_refunded && !new.refunded {
+        out.push(change(
+            ChangeKind::Purchase,
+            field("amount_refunded"),
+            json!(old_refunded),
+            json!(new.amount_refunded),
+            format!(
+                "Partial refund on the lifetime purchase of {}: {} refunded in all (access kept)",
+                new.label(),
+                money(new.amount_refunded, &new.currency)
+            ),
+        ));
+    }
+}
+
+fn subscription_method_change(
+    new: &SubscriptionSummary,
+    old: Option<&PaymentMethodSummary>,
+) -> Change {
+    let message = match (old, &new.payment_method) {
+        (None, Some(m)) => format!("{} is paid with {}", plan(new), m.label()),
+        (Some(m), None) => format!(
+            "{} no longer has a payment method ({} removed)",
+            plan(new),
+            m.label()
+        ),
+        (Some(o), Some(n)) => format!(
+            "Payment method for {} updated: {} → {}",
+            plan(new),
+            o.label(),
+            n.label()
+        ),
+        (None, None) => String::new(),
+    };
+    change(
+        ChangeKind::PaymentMethod,
+        format!("subscriptions.{}.payment_method", new.id),
+        json!(old),
+        json!(new.payment_method),
+        message,
+    )
 }
 
 fn plan(s: &SubscriptionSummary) -> String {
@@ -357,6 +591,20 @@ fn subscription_changes(
             json!(old.price_id),
             json!(new.price_id),
             format!("Plan changed: {} → {}", plan(old), plan(new)),
+        ));
+    }
+    if old.discount != new.discount {
+        let message = match (&old.discount, &new.discount) {
+            (_, Some(d)) => format!("Discount applied to {}: {}", plan(new), d.label()),
+            (Some(d), None) => format!("Discount ended on {}: {}", plan(new), d.label()),
+            (None, None) => String::new(),
+        };
+        out.push(change(
+            ChangeKind::Subscription,
+            field("discount"),
+            json!(old.discount),
+            json!(new.discount),
+            message,
         ));
     }
     let (old_end, new_end) = (old.pending_end(), new.pending_end());
@@ -397,8 +645,11 @@ pub struct PremiumStatus {
     pub subscription_id: Option<String>,
     pub status: Option<String>,
     /// When premium ends unless something changes: period end of a cancelling subscription,
-    /// or the end of the grace period of a past-due one.
+    /// or the end of the grace period of a past-due one; never with a lifetime purchase.
     pub until: Option<i64>,
+    /// The payment intent of the lifetime purchase that grants premium, if one does.
+    #[serde(default)]
+    pub lifetime: Option<String>,
 }
 
 /// Premium is derived from the subscriptions, never toggled by an event: active or trialing is
@@ -422,19 +673,18 @@ pub fn premium(snapshot: &CustomerSnapshot, now: i64, grace_seconds: i64) -> Pre
         .iter()
         .filter(|s| grants(s))
         .max_by_key(|s| until(s).unwrap_or(i64::MAX));
-    match best {
-        Some(s) => PremiumStatus {
-            premium: true,
-            subscription_id: Some(s.id.clone()),
-            status: Some(s.status.clone()),
-            until: until(s),
+    // A lifetime purchase grants premium whatever the subscriptions do, with no end.
+    let lifetime = snapshot.lifetime().map(|p| p.payment_intent.clone());
+    PremiumStatus {
+        premium: best.is_some() || lifetime.is_some(),
+        subscription_id: best.map(|s| s.id.clone()),
+        status: best.map(|s| s.status.clone()),
+        until: if lifetime.is_some() {
+            None
+        } else {
+            best.and_then(until)
         },
-        None => PremiumStatus {
-            premium: false,
-            subscription_id: None,
-            status: None,
-            until: None,
-        },
+        lifetime,
     }
 }
 
@@ -442,13 +692,13 @@ pub fn premium(snapshot: &CustomerSnapshot, now: i64, grace_seconds: i64) -> Pre
 mod tests {
     use super::*;
 
-    fn card(id: &str, brand: &str, last4: &str) -> CardSummary {
-        CardSummary {
-            id: id.into(),
-            brand: brand.into(),
-            last4: last4.into(),
-            exp_month: 12,
-            exp_year: 2030,
+    fn card(id: &str, brand: &str, last4: &str) -> PaymentMethodSummary {
+        PaymentMethodSummary {
+            brand: Some(brand.into()),
+            last4: Some(last4.into()),
+            exp_month: Some(12),
+            exp_year: Some(2030),
+            ..PaymentMethodSummary::of_kind(id, "card")
         }
     }
 
@@ -471,6 +721,9 @@ mod tests {
             cancellation_reason: None,
             cancellation_feedback: None,
             cancellation_comment: None,
+            payment_method: Some(card("pm_1", "visa", "4242")),
+            scheduled_change: None,
+            discount: None,
         }
     }
 
@@ -549,6 +802,41 @@ mod tests {
         );
         assert_eq!(changes[0].from, json!("a@x.test"));
         assert_eq!(changes[3].field, "subscriptions.sub_1.cancel_at");
+    }
+
+    #[test]
+    fn a_subscriptions_own_method_is_reported_but_one_that_follows_the_default_is_not() {
+        let before = snapshot();
+        let mut after = snapshot();
+        after.subscriptions[0].payment_method = Some(card("pm_9", "amex", "0005"));
+        let messages: Vec<String> = diff(&before, &after)
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(
+            messages,
+            vec!["Payment method for Portico Pro updated: visa 4242 → amex 0005"]
+        );
+
+        // The customer's default changes and the subscription, paying with it, follows.
+        let mut after = snapshot();
+        after.default_payment_method = Some(card("pm_2", "mastercard", "4444"));
+        after.subscriptions[0].payment_method = after.default_payment_method.clone();
+        let messages: Vec<String> = diff(&before, &after)
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
+        assert_eq!(
+            messages,
+            vec!["Payment method updated: visa 4242 → mastercard 4444"]
+        );
+    }
+
+    #[test]
+    fn states_stored_before_payment_method_types_read_as_cards() {
+        let old = json!({"id": "pm_1", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030});
+        let read: PaymentMethodSummary = serde_json::from_value(old).unwrap();
+        assert_eq!(read, card("pm_1", "visa", "4242"));
     }
 
     #[test]
@@ -633,6 +921,82 @@ mod tests {
             s.subscriptions[0].status = status.into();
             assert!(!premium(&s, now, 7 * 86_400).premium, "{status}");
         }
+    }
+
+    fn lifetime(refunded: i64) -> PurchaseSummary {
+        PurchaseSummary {
+            payment_intent: "pi_1".into(),
+            price_id: Some("price_pro_lifetime".into()),
+            product_id: Some("prod_pro".into()),
+            product_name: Some("Portico Pro".into()),
+            amount: 29900,
+            currency: "usd".into(),
+            paid_at: 1_795_000_000,
+            amount_refunded: refunded,
+            refunded: refunded >= 29900,
+        }
+    }
+
+    #[test]
+    fn lifetime_is_premium_without_end_until_refunded_in_full() {
+        let now = 1_795_100_000;
+        let mut s = snapshot();
+        s.subscriptions[0].status = "canceled".into();
+        assert!(!premium(&s, now, 0).premium);
+        s.purchases = vec![lifetime(0)];
+        let status = premium(&s, now, 0);
+        assert!(status.premium);
+        assert_eq!(
+            (status.until, status.lifetime.as_deref()),
+            (None, Some("pi_1"))
+        );
+        s.subscriptions[0].status = "active".into();
+        s.subscriptions[0].cancel_at_period_end = true;
+        assert_eq!(
+            premium(&s, now, 0).until,
+            None,
+            "the subscription's end ends nothing"
+        );
+        s.purchases = vec![lifetime(9900)];
+        assert!(
+            premium(&s, now, 0).lifetime.is_some(),
+            "a partial refund keeps it"
+        );
+        s.subscriptions[0].status = "canceled".into();
+        s.purchases = vec![lifetime(29900)];
+        assert!(!premium(&s, now, 0).premium, "a full refund revokes it");
+    }
+
+    #[test]
+    fn purchases_and_refunds_are_reported() {
+        let before = snapshot();
+        let mut bought = snapshot();
+        bought.purchases = vec![lifetime(0)];
+        let mut partial = snapshot();
+        partial.purchases = vec![lifetime(9900)];
+        let mut refunded = snapshot();
+        refunded.purchases = vec![lifetime(29900)];
+        let messages = |a: &CustomerSnapshot, b: &CustomerSnapshot| -> Vec<String> {
+            diff(a, b).into_iter().map(|c| c.message).collect()
+        };
+        assert_eq!(
+            messages(&before, &bought),
+            vec!["Lifetime access purchased: Portico Pro (299.00 usd)"]
+        );
+        assert_eq!(
+            messages(&bought, &partial),
+            vec!["Partial refund on the lifetime purchase of Portico Pro: 99.00 usd refunded in all (access kept)"]
+        );
+        assert_eq!(
+            messages(&partial, &refunded),
+            vec!["Lifetime purchase refunded in full: Portico Pro (lifetime access revoked)"]
+        );
+        assert!(messages(&refunded, &refunded).is_empty());
+        let changes = diff(&bought, &refunded);
+        assert_eq!(
+            (changes[0].kind, changes[0].field.as_str()),
+            (ChangeKind::Purchase, "purchases.pi_1.refunded")
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub fn is_handled(event_type: &str) -> bool {
         "invoice.payment_failed",
         "invoice.finalized",
         "checkout.session.completed",
+        // Lifetime purchases: paid, and refunded in full or in part.
+        "payment_intent.succeeded",
+        "charge.refunded",
+        "charge.refund.updated",
         "billing_portal.session.created",
         "billing_portal.configuration.created",
         "billing_portal.configuration.updated",

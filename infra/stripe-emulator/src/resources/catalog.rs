@@ -61,6 +61,14 @@ pub fn price_object(id: &str, product: &str, unit_amount: i64, interval: &str, n
     })
 }
 
+/// A one-time price (`type: one_time`, no `recurring`), e.g. a lifetime licence.
+pub fn one_time_price_object(id: &str, product: &str, unit_amount: i64, now: i64) -> Value {
+    let mut price = price_object(id, product, unit_amount, "month", now);
+    price["recurring"] = Value::Null;
+    price["type"] = json!("one_time");
+    price
+}
+
 /// The legacy `plan` view of a recurring price, still embedded in subscription items.
 pub fn plan_from_price(price: &Value) -> Value {
     json!({

@@ -19,6 +19,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         "client_reference_id",
         "metadata",
         "subscription_data",
+        "payment_intent_data",
         "allow_promotion_codes",
         "billing_address_collection",
         "locale",
@@ -82,6 +83,21 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
             "price": price,
             "quantity": qty,
         }));
+    }
+    if mode == "payment" && recurring {
+        return Err(ApiError::invalid_param(
+            "line_items",
+            "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
+        ));
+    }
+    if mode != "payment" && p.raw("payment_intent_data").is_some() {
+        return Err(ApiError::invalid_param(
+            "payment_intent_data",
+            "You can not pass `payment_intent_data` in `subscription` or `setup` mode.",
+        ));
+    }
+    if let Some(pd) = p.sub("payment_intent_data")? {
+        pd.allow(&["metadata", "description", "receipt_email"])?;
     }
     if mode == "subscription" && !recurring {
         return Err(ApiError::invalid_param(
@@ -163,9 +179,10 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     st.checkout_sessions.insert(session.clone());
     // Kept aside for completing the session later (`line_items` is not part of the object).
     let subscription_data = p.raw("subscription_data").cloned().unwrap_or(Value::Null);
+    let payment_intent_data = p.raw("payment_intent_data").cloned().unwrap_or(Value::Null);
     st.checkout_extras.insert(
         id,
-        json!({"line_items": line_items, "subscription_data": subscription_data}),
+        json!({"line_items": line_items, "subscription_data": subscription_data, "payment_intent_data": payment_intent_data}),
     );
     Ok(session)
 }
@@ -208,6 +225,8 @@ pub const TEST_CARDS: &[(&str, &str)] = &[
     (crate::seed::PM_VISA, "Visa •••• 4242"),
     (crate::seed::PM_MASTERCARD, "Mastercard •••• 4444"),
     (crate::seed::PM_DECLINED, "Visa •••• 0002 (declined)"),
+    (crate::seed::PM_US_BANK_ACCOUNT, "US bank account •••• 6789"),
+    (crate::seed::PM_SEPA_DEBIT, "SEPA Direct Debit •••• 3000"),
 ];
 
 /// Completes an open checkout session with a test card, as paying on Stripe's page does:
@@ -237,7 +256,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
     if st.pm_templates.get(pm).is_none() {
         return Err(ApiError::invalid_param(
             "payment_method",
-            format!("Unknown test card: {pm}. Use pm_card_visa, pm_card_mastercard or pm_card_chargeDeclined."),
+            format!("Unknown test payment method: {pm}. Use pm_card_visa, pm_card_mastercard, pm_card_chargeDeclined, pm_usBankAccount or pm_sepaDebit."),
         ));
     }
     if pm == crate::seed::PM_DECLINED || super::payment_methods::charge_fails(st, pm) {
@@ -257,10 +276,34 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
             c["id"].as_str().unwrap_or_default().to_string()
         }
     };
-    let pm_id = super::payment_methods::attach(st, ctx, pm, &customer_id, "payment_method")?;
     let extras = st.checkout_extras.get(id).cloned().unwrap_or(Value::Null);
     let mut subscription = Value::Null;
     let mut invoice = Value::Null;
+    let mut payment_intent = Value::Null;
+    if session["mode"] == "payment" {
+        // A one-time payment does not save the method on the customer (no setup_future_usage).
+        let used = super::payment_methods::clone_unattached(st, pm)?;
+        let pi = super::payments::charge_now(
+            st,
+            ctx,
+            &customer_id,
+            &used,
+            session["amount_total"].as_i64().unwrap_or(0),
+            &session["currency"],
+            &extras["payment_intent_data"],
+        )?;
+        payment_intent = pi["id"].clone();
+    }
+    let saved = match session["mode"].as_str() {
+        Some("payment") => None,
+        _ => Some(super::payment_methods::attach(
+            st,
+            ctx,
+            pm,
+            &customer_id,
+            "payment_method",
+        )?),
+    };
     if session["mode"] == "subscription" {
         let items: Vec<Value> = extras["line_items"]
             .as_array()
@@ -269,7 +312,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
             .map(|li| json!({"price": li["price"]["id"], "quantity": li["quantity"].to_string()}))
             .collect();
         let mut sp =
-            json!({"customer": customer_id, "items": items, "default_payment_method": pm_id});
+            json!({"customer": customer_id, "items": items, "default_payment_method": saved});
         let sd = &extras["subscription_data"];
         for k in ["metadata", "trial_period_days", "description"] {
             if !sd[k].is_null() {
@@ -291,6 +334,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
     done["customer"] = json!(customer_id);
     done["subscription"] = subscription;
     done["invoice"] = invoice;
+    done["payment_intent"] = payment_intent;
     done["customer_details"] = json!({
         "address": customer["address"],
         "business_name": null,

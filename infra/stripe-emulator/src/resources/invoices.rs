@@ -390,3 +390,92 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
         .cloned()
         .ok_or_else(|| ApiError::no_such("invoice", id, "id"))
 }
+
+/// `POST /v1/invoices/create_preview` for a change of an existing subscription: the change is
+/// made on a copy of the world and the invoice it leads to is returned; nothing is stored and no
+/// event is recorded. When the change bills at once (`always_invoice`, or a new interval that
+/// restarts the period) that is the invoice due now (`next_payment_attempt: null`); otherwise
+/// it is the next renewal's invoice, the prorations included, dated at the period end.
+pub const CREATE_PREVIEW: Handler = create_preview;
+fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+    p.allow(&["customer", "subscription", "subscription_details", "expand"])?;
+    let sub_id = p
+        .text("subscription")?
+        .ok_or_else(|| ApiError::missing("subscription"))?;
+    let before = st
+        .subscriptions
+        .get(sub_id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("subscription", sub_id, "subscription"))?;
+    if let Some(c) = p.text("customer")? {
+        if before["customer"] != c {
+            return Err(ApiError::invalid_param(
+                "subscription",
+                format!("The subscription {sub_id} does not belong to customer {c}."),
+            ));
+        }
+    }
+    if before["status"] == "canceled" {
+        return Err(ApiError::invalid_param(
+            "subscription",
+            "You cannot preview the upcoming invoice for a canceled subscription.",
+        ));
+    }
+    let mut update = json!({});
+    if let Some(details) = p.sub("subscription_details")? {
+        details.allow(&["items", "proration_behavior", "proration_date"])?;
+        for key in ["items", "proration_behavior"] {
+            if let Some(v) = details.raw(key) {
+                update[key] = v.clone();
+            }
+        }
+    }
+    let mut world = st.clone();
+    let changed = super::subscriptions::UPDATE(&mut world, ctx, &Params::root(&update), &[sub_id])
+        .map_err(|e| match e.param.clone() {
+            // `items[0][price]` of the update is `subscription_details[items][0][price]` here.
+            Some(param) => {
+                let nested = match param.split_once('[') {
+                    Some((head, rest)) => format!("subscription_details[{head}][{rest}"),
+                    None => format!("subscription_details[{param}]"),
+                };
+                e.param(nested)
+            }
+            None => e,
+        })?;
+    let (mut invoice, due_now) = if changed["latest_invoice"] != before["latest_invoice"] {
+        let id = changed["latest_invoice"].as_str().unwrap_or_default();
+        (world.invoices.get(id).cloned().unwrap_or(Value::Null), true)
+    } else {
+        let renewed = super::subscriptions::renew(&mut world, ctx, sub_id)?;
+        let id = renewed["latest_invoice"].as_str().unwrap_or_default();
+        (
+            world.invoices.get(id).cloned().unwrap_or(Value::Null),
+            false,
+        )
+    };
+    let at = if due_now {
+        st.now()
+    } else {
+        super::subscriptions::period_end(&before)
+            .as_i64()
+            .unwrap_or(st.now())
+    };
+    invoice["id"] = json!(format!("upcoming_{}", new_id("in_")));
+    invoice["status"] = json!("draft");
+    invoice["number"] = Value::Null;
+    invoice["hosted_invoice_url"] = Value::Null;
+    invoice["invoice_pdf"] = Value::Null;
+    invoice["amount_paid"] = json!(0);
+    invoice["amount_remaining"] = invoice["amount_due"].clone();
+    invoice["attempted"] = json!(false);
+    invoice["attempt_count"] = json!(0);
+    invoice["created"] = json!(at);
+    invoice["period_start"] = json!(at);
+    invoice["period_end"] = json!(at);
+    invoice["next_payment_attempt"] = if due_now { Value::Null } else { json!(at) };
+    invoice["effective_at"] = Value::Null;
+    invoice["webhooks_delivered_at"] = Value::Null;
+    invoice["status_transitions"] = json!({"finalized_at": null, "marked_uncollectible_at": null, "paid_at": null, "voided_at": null});
+    Ok(invoice)
+}

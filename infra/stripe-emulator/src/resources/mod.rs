@@ -2,10 +2,12 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod coupons;
 pub mod customers;
 pub mod events;
 pub mod invoices;
 pub mod payment_methods;
+pub mod payments;
 pub mod portal;
 pub mod subscriptions;
 

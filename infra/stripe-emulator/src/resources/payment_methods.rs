@@ -47,6 +47,41 @@ pub fn card_template(id: &str, brand: &str, last4: &str, fingerprint: &str, now:
     })
 }
 
+/// A bank debit test token: `us_bank_account` (ACH) or `sepa_debit`, with that type's fields.
+pub fn bank_template(id: &str, kind: &str, last4: &str, fingerprint: &str, now: i64) -> Value {
+    let details = match kind {
+        "us_bank_account" => json!({
+            "account_holder_type": "individual",
+            "account_type": "checking",
+            "bank_name": "STRIPE TEST BANK",
+            "financial_connections_account": null,
+            "fingerprint": fingerprint,
+            "last4": last4,
+            "networks": {"preferred": "ach", "supported": ["ach"]},
+            "routing_number": "110000000",
+            "status_details": {},
+        }),
+        _ => json!({
+            "bank_code": "37040044",
+            "branch_code": "",
+            "country": "DE",
+            "fingerprint": fingerprint,
+            "generated_from": {"charge": null, "setup_attempt": null},
+            "last4": last4,
+        }),
+    };
+    let mut pm = card_template(id, "", last4, fingerprint, now);
+    let object = pm.as_object_mut();
+    if let Some(o) = object {
+        o.remove("card");
+        o.insert(kind.to_string(), details);
+        o.insert("type".into(), json!(kind));
+    }
+    pm["billing_details"]["name"] = json!("Jenny Rosen");
+    pm["billing_details"]["email"] = json!("jenny@example.com");
+    pm
+}
+
 /// Attaches `pm_id` to `customer_id` and returns the attached payment method's id. A test
 /// token (`pm_card_visa`) is cloned into a fresh `pm_...`, as Stripe does.
 pub fn attach(
@@ -108,6 +143,20 @@ pub fn attach_as(
         st.emit(ctx, "payment_method.attached", &pm, None);
     }
     Ok(id)
+}
+
+/// A fresh `pm_...` from a test token, attached to no customer: what a one-time payment
+/// leaves behind when the method is not saved.
+pub fn clone_unattached(st: &mut State, template: &str) -> ApiResult<Value> {
+    let mut pm = st
+        .pm_templates
+        .get(template)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("PaymentMethod", template, "payment_method"))?;
+    pm["id"] = json!(new_id("pm_"));
+    pm["created"] = json!(st.now());
+    st.payment_methods.insert(pm.clone());
+    Ok(pm)
 }
 
 /// Whether charging this payment method fails (a clone of `pm_card_chargeCustomerFail`).

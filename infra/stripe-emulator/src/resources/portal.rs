@@ -498,7 +498,9 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                         .sub("coupon_offer")?
                         .ok_or_else(|| ApiError::missing(&r.name("coupon_offer")))?;
                     co.allow(&["coupon"])?;
-                    json!({"coupon_offer": {"coupon": co.require("coupon")?}, "type": "coupon_offer"})
+                    let coupon = co.require("coupon")?;
+                    super::coupons::ensure_redeemable(st, coupon, &co.name("coupon"))?;
+                    json!({"coupon_offer": {"coupon": coupon}, "type": "coupon_offer"})
                 }
             };
             flow["subscription_cancel"] = json!({"retention": retention, "subscription": sub});
