@@ -1,4 +1,4 @@
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 
 use super::handle;
@@ -9,7 +9,7 @@ async fn call(h: &Harness, event: &str, sub: &str, vars: &[(&str, &str)]) -> (u1
     let token = h.stack.token(sub);
     let mut all = vec![("TOKEN", token.as_str())];
     all.extend_from_slice(vars);
-    let (status, body) = decode(handle(&h.services, fixtures::request_with(event, &all)).await);
+    let (status, body) = call!(handle(&h.services, fixtures::request_with(event, &all)));
     (status.as_u16(), body)
 }
 
@@ -183,7 +183,7 @@ async fn a_double_click_checkout_makes_one_session() {
     request
         .headers_mut()
         .insert("idempotency-key", "click-1".parse().unwrap());
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (409, Some("idempotency_key_reused")),
@@ -211,7 +211,7 @@ async fn checkout_refuses_other_prices_missing_keys_and_existing_subscribers() {
     request
         .headers_mut()
         .insert("idempotency-key", "k-1".parse().unwrap());
-    let (status, answer) = decode(handle(&h.services, request).await);
+    let (status, answer) = call!(handle(&h.services, request));
     assert_eq!(
         (status.as_u16(), answer["field"].as_str()),
         (400, Some("price")),
@@ -243,25 +243,19 @@ async fn checkout_refuses_other_prices_missing_keys_and_existing_subscribers() {
 #[tokio::test]
 async fn tokens_routes_and_methods() {
     let h = Harness::new().await;
-    let (status, body) = decode(
-        handle(
-            &h.services,
-            fixtures::request("billing-account/get-account-unauthenticated", ""),
-        )
-        .await,
-    );
+    let (status, body) = call!(handle(
+        &h.services,
+        fixtures::request("billing-account/get-account-unauthenticated", ""),
+    ));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("missing_token"))
     );
     assert_eq!(body["request_id"], "req-get-account-unauthenticated");
-    let (status, body) = decode(
-        handle(
-            &h.services,
-            fixtures::request("billing-account/get-account-invalid-token", ""),
-        )
-        .await,
-    );
+    let (status, body) = call!(handle(
+        &h.services,
+        fixtures::request("billing-account/get-account-invalid-token", ""),
+    ));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("malformed_token"))

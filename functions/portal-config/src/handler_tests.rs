@@ -1,5 +1,5 @@
 use lambda_http::http::StatusCode;
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::portal::{create_session, CreateSessionRequest, Workflow};
 
@@ -10,7 +10,7 @@ const ADMIN: &str = "admin-1";
 async fn call(h: &Harness, event: &str, token: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut all = vec![("TOKEN", token)];
     all.extend_from_slice(vars);
-    decode(handle(&h.services, fixtures::request_with(event, &all)).await)
+    call!(handle(&h.services, fixtures::request_with(event, &all)))
 }
 
 async fn admin(h: &Harness, event: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -46,7 +46,7 @@ async fn admin_at(
     }
     event["body"] = Value::String(body.to_string());
     let request = lambda_http::request::from_str(&event.to_string()).expect("event");
-    decode(handle(&h.services, request).await)
+    call!(handle(&h.services, request))
 }
 
 fn stripe_writes(h: &Harness) -> Vec<String> {
