@@ -189,6 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn every_ref_in_the_spec_resolves() {
+        fn walk(value: &Value, at: &str) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(pointer) = map.get("$ref").and_then(Value::as_str) {
+                        assert!(
+                            spec().pointer(pointer.trim_start_matches('#')).is_some(),
+                            "{at}: dangling $ref {pointer}"
+                        );
+                    }
+                    map.iter().for_each(|(k, v)| walk(v, &format!("{at}/{k}")));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, at)),
+                _ => {}
+            }
+        }
+        walk(spec(), "");
+    }
+
+    #[test]
     fn paths_outside_the_spec_may_only_get_the_routers_answers() {
         assert!(check(&sent("GET", "/nope"), 404, &error("not_found")).is_ok());
         assert!(check(&sent("GET", "/nope"), 200, &json!({"success": true})).is_err());
