@@ -42,7 +42,7 @@ for spec in "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULATOR_PORT:$STRIPE_EMULATOR_PORT" 
 done
 
 echo "building the dev tools…"
-cargo build --quiet -p devstack -p stripe-emulator -p portal-config-cli
+cargo build --quiet -p devstack -p stripe-emulator -p portal-config-cli -p portico-gateway
 devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
@@ -110,7 +110,6 @@ for spec in "GATEWAY_PORT:$GATEWAY_PORT" "WEB_PORT:$WEB_PORT"; do
     exit 1
   fi
 done
-cargo build --quiet -p portico-gateway
 (set -a; . "$STATE_DIR/dev.env"; set +a
  GATEWAY_ADDR="$DEV_HOST:$GATEWAY_PORT" LAMBDA_URL="http://$DEV_HOST:$LAMBDA_PORT/lambda-url" \
    exec target/debug/gateway) >"$STATE_DIR/gateway.log" 2>&1 &

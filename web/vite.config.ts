@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { defineConfig, type Plugin } from "vite";
 
-const root = resolve(__dirname, "..");
+const root = resolve(import.meta.dirname, "..");
 
 // The dev users of the sign-in page: two customers and an administrator.
 const DEV_USERS = [

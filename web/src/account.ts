@@ -241,8 +241,7 @@ export async function returnFromPortal(app: HTMLElement, ref: string, navigate: 
     return;
   }
   const changes = data.synchronized_data.changes;
-  const lines = changes.length ? changes : ["Nothing changed"];
-  if (branding?.company_name) lines.unshift(branding.company_name);
-  toast("Changes synchronized", lines, "ok", branding?.primary_color);
+  const title = branding?.company_name ? `Changes synchronized · ${branding.company_name}` : "Changes synchronized";
+  toast(title, changes.length ? changes : ["Nothing changed"], "ok", branding?.primary_color);
   navigate(data.redirect_url);
 }

@@ -57,10 +57,11 @@ export function barChart(rows: [string, number][], label: string): Element {
   const width = 420;
   const bar = 22;
   const max = Math.max(1, ...rows.map(([, v]) => v));
-  const chart = svg("svg", { width, height: Math.max(1, rows.length) * (bar + 6) + 4, role: "img", "aria-label": label });
+  const height = Math.max(1, rows.length) * (bar + 6) + 4;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": label });
   rows.forEach(([name, value], i) => {
     const y = i * (bar + 6) + 2;
-    const w = Math.max(2, (value / max) * (width - 210));
+    const w = Math.max(2, (value / max) * (width - 200));
     chart.append(svg("text", { x: 0, y: y + 15, class: "chart-label" }, name.replace(/_/g, " ")));
     chart.append(svg("rect", { x: 170, y, width: w, height: bar, rx: 3, class: "chart-bar" }));
     chart.append(svg("text", { x: 176 + w, y: y + 15, class: "chart-value" }, String(value)));

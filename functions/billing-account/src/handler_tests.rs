@@ -367,3 +367,67 @@ async fn premium_lasts_until_the_period_ends_then_stops() {
     assert_eq!(after["account"]["premium"], false, "{after}");
     assert_eq!(after["account"]["subscription"]["status"], "canceled");
 }
+
+#[tokio::test]
+async fn a_checkout_subscriber_without_a_customer_default_shows_the_subscriptions_card() {
+    // What Checkout leaves in subscription mode: the card is the subscription's default, and the
+    // customer has none of its own.
+    let h = Harness::new().await;
+    let customer = h
+        .stripe_api(
+            "POST",
+            "/v1/customers",
+            &[
+                ("email", "checkout@example.test"),
+                ("metadata[portico_user_id]", "checkout-user"),
+            ],
+        )
+        .await;
+    let customer_id = customer["id"].as_str().unwrap().to_string();
+    let id = shared::ids::CustomerId::parse(customer_id.clone()).unwrap();
+    use shared::store::UserStore;
+    h.services
+        .table
+        .link_customer(
+            &shared::ids::UserId::parse("checkout-user").unwrap(),
+            Some("checkout@example.test"),
+            &id,
+            "2026-11-21T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    let pm = h
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods/pm_card_mastercard/attach",
+            &[("customer", &customer_id)],
+        )
+        .await;
+    let pm = pm["id"].as_str().unwrap().to_string();
+    h.stripe_api(
+        "POST",
+        "/v1/subscriptions",
+        &[
+            ("customer", &customer_id),
+            ("items[0][price]", "price_pro_monthly"),
+            ("default_payment_method", &pm),
+        ],
+    )
+    .await;
+
+    let (status, body) = call(
+        &h,
+        "billing-account/get-account-refresh",
+        "checkout-user",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let card = &body["account"]["default_payment_method"];
+    assert_eq!(
+        (card["brand"].as_str(), card["last4"].as_str()),
+        (Some("mastercard"), Some("4444")),
+        "{body}"
+    );
+    assert_eq!(card["id"], pm.as_str());
+}

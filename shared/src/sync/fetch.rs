@@ -155,14 +155,33 @@ fn snapshot(
     invoices: Vec<Invoice>,
     names: &HashMap<String, String>,
 ) -> CustomerSnapshot {
+    let resolve = |pm: &Expandable<PaymentMethod>| {
+        pm.object()
+            .and_then(card)
+            .or_else(|| cards.iter().find(|c| c.id == pm.id()).and_then(card))
+    };
+    // The card on file is the customer's default; a customer who subscribed through Checkout has
+    // none, and the card paying a live subscription (its own default) is the one on file then.
     let default_payment_method = customer
         .invoice_settings
         .default_payment_method
         .as_ref()
-        .and_then(|pm| {
-            pm.object()
-                .and_then(card)
-                .or_else(|| cards.iter().find(|c| c.id == pm.id()).and_then(card))
+        .and_then(resolve)
+        .or_else(|| {
+            let mut live: Vec<&Subscription> = subscriptions
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s.status,
+                        SubscriptionStatus::Active
+                            | SubscriptionStatus::Trialing
+                            | SubscriptionStatus::PastDue
+                    )
+                })
+                .collect();
+            live.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+            live.iter()
+                .find_map(|s| s.default_payment_method.as_ref().and_then(resolve))
         });
     let mut payment_methods: Vec<CardSummary> = cards.iter().filter_map(card).collect();
     payment_methods.sort_by(|a, b| a.id.cmp(&b.id));
