@@ -431,3 +431,24 @@ async fn a_checkout_subscriber_without_a_customer_default_shows_the_subscription
     );
     assert_eq!(card["id"], pm.as_str());
 }
+
+#[tokio::test]
+async fn a_refresh_flag_that_is_neither_true_nor_false_is_refused() {
+    let h = Harness::new().await;
+    let token = h.stack.token("typo");
+    let mut event: Value = serde_json::from_str(&fixtures::event_text(
+        "billing-account/get-account-refresh",
+        &[("TOKEN", token.as_str())],
+    ))
+    .unwrap();
+    event["rawQueryString"] = json!("refresh=yes");
+    event["queryStringParameters"] = json!({"refresh": "yes"});
+    let request = portico_testkit::lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, body) = call!(handle(&h.services, request));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (body["error_code"].as_str(), body["field"].as_str()),
+        (Some("invalid_field"), Some("refresh"))
+    );
+    assert!(h.stripe_calls().is_empty());
+}

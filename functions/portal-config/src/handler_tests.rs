@@ -583,3 +583,22 @@ async fn concurrent_mappings_cannot_both_brand_one_configuration() {
     assert_eq!(mapping.records.len(), 1);
     assert_eq!(mapping.version, 1);
 }
+
+#[tokio::test]
+async fn a_json_array_is_not_taken_for_the_settings_object() {
+    // serde would build the settings struct from `[null, null]` and clear the mapping.
+    let h = Harness::new().await;
+    let (status, body) =
+        admin_with_body(&h, "portal-config/put-workflow", &[], &json!([null, null])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error_code"], "invalid_body");
+    let (_, workflows) = admin(&h, "portal-config/list-workflows", &[]).await;
+    assert!(
+        workflows["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["updated_at"].is_null()),
+        "nothing was saved: {workflows}"
+    );
+}
