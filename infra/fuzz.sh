@@ -28,7 +28,6 @@ if ! "$VENV/bin/schemathesis" run openapi.yaml \
   --workers 2 \
   --request-timeout 29 \
   --generation-codec utf-8 \
-  --generation-deterministic \
   --report junit --report-dir target/fuzz \
   --no-color; then
   stack_logs
