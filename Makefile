@@ -41,9 +41,12 @@ test: $(VENV)/.installed ## formatting, lints, every test, template validation a
 e2e: $(VENV)/.installed ## end to end through the make dev stack, on ports of its own
 	VENV=$(VENV) infra/e2e.sh
 
-# Debian's Chromium: Playwright cannot download its own browser here.
+# Debian's Chromium unless CHROMIUM names another Chromium-based browser: Playwright cannot
+# download its own browser here.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 chromium:
-	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@[ -x $(CHROMIUM) ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 browser: $(VENV)/.installed web/node_modules/.installed chromium ## the SPA in headless Chromium against the make dev stack, on ports of its own; screenshots in target/browser
 	VENV=$(VENV) infra/browser.sh

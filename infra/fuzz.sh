@@ -13,12 +13,16 @@ VENV=${VENV:-.venv}
 . infra/own-stack.sh
 
 token=$(target/debug/devstack token --dir "$STATE_DIR" --sub fuzz-admin --email fuzz@example.test --admin --ttl 3600)
-mkdir -p target/fuzz
+rm -rf target/fuzz && mkdir -p target/fuzz
+root=$PWD
+schemathesis=$(cd "$VENV" && pwd)/bin/schemathesis
+# schemathesis keeps its caches in the working directory: target/fuzz, not the repository.
+cd target/fuzz
 # The webhook (POST /) is a function URL, not part of the HTTP API; its signature check is
 # covered by the webhook's handler tests. Strings are UTF-8: cargo lambda watch cannot carry
 # other bytes in a Lambda event (it answers 500 before any function runs). The timeout is API
 # Gateway's 29 s: cargo lambda watch runs each function's invocations one at a time.
-if ! "$VENV/bin/schemathesis" run openapi.yaml \
+if ! "$schemathesis" run "$root/openapi.yaml" \
   --url "http://127.0.0.1:$GATEWAY_PORT" \
   --header "Authorization: Bearer $token" \
   --exclude-path / \
@@ -28,7 +32,7 @@ if ! "$VENV/bin/schemathesis" run openapi.yaml \
   --workers 2 \
   --request-timeout 29 \
   --generation-codec utf-8 \
-  --report junit --report-dir target/fuzz \
+  --report junit --report-dir . \
   --no-color; then
   stack_logs
   exit 1
