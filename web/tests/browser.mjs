@@ -141,9 +141,23 @@ try {
     await page.getByRole("link", { name: "Workflows" }).click();
     await page.getByTestId("workflow-cancellation_process").waitFor();
     await snap("admin-workflows");
+  });
+
+  await step("an admin creates a portal configuration and deactivates it", async () => {
     await page.getByRole("link", { name: "Configurations" }).click();
-    await page.getByTestId("create-configuration").waitFor();
+    const form = page.getByTestId("create-configuration");
+    await form.waitFor();
+    await form.locator("input[name=name]").fill("Browser test configuration");
+    await form.locator("input[name=headline]").fill("Made in a browser");
+    await form.getByRole("button", { name: "Create" }).click();
+    await page.getByTestId("toast").filter({ hasText: "Configuration created" }).waitFor();
+    const row = page.locator("tr", { hasText: "Browser test configuration" });
+    await row.waitFor();
+    assert((await row.innerText()).includes("active"), "created active");
     await snap("admin-configurations");
+    await row.getByRole("button", { name: "Deactivate" }).click();
+    await page.getByTestId("toast").filter({ hasText: "Configuration deactivated" }).waitFor();
+    await page.locator("tr", { hasText: "Browser test configuration" }).filter({ hasText: "inactive" }).waitFor();
   });
 
   await step("the page raised no script errors", async () => {
