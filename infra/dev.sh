@@ -44,7 +44,7 @@ for spec in "DYNAMODB_PORT:$DYNAMODB_PORT" "MOTO_PORT:$MOTO_PORT" "STRIPE_EMULAT
 done
 
 echo "building the dev tools…"
-cargo build --quiet -p devstack -p stripe-emulator -p portal-config-cli
+cargo build --quiet -p devstack -p stripe-emulator -p portal-config-cli -p portico-gateway
 devstack=target/debug/devstack
 
 mkdir -p "$STATE_DIR"
@@ -106,10 +106,42 @@ PATH="$PWD/$VENV/bin:$PATH" cargo lambda watch -A "$DEV_HOST" -P "$LAMBDA_PORT" 
 pids+=($!)
 wait_for_port "$DEV_HOST" "$LAMBDA_PORT" "cargo lambda watch"
 
+# --- The SPA's side: the API as API Gateway serves it, and the reference SPA ----------------
+# infra/gateway serves template.yaml's routes on one base URL, with the template's CORS rules
+# and the JWT check, forwarding to cargo lambda watch; web/ (Vite) serves the SPA on
+# FRONTEND_URL's port, with dev-only token minting for its sign-in page.
+GATEWAY_PORT=${GATEWAY_PORT:-8787}
+frontend_url=${FRONTEND_URL:-http://localhost:5173}
+WEB_PORT=${WEB_PORT:-$(echo "$frontend_url" | sed -E 's#^[a-z]+://[^/:]+:?([0-9]*).*#\1#')}
+WEB_PORT=${WEB_PORT:-80}
+for spec in "GATEWAY_PORT:$GATEWAY_PORT" "WEB_PORT:$WEB_PORT"; do
+  if (exec 3<>"/dev/tcp/$DEV_HOST/${spec#*:}") 2>/dev/null; then
+    echo "port ${spec#*:} is taken; set ${spec%%:*} to another port" >&2
+    exit 1
+  fi
+done
+(set -a; . "$STATE_DIR/dev.env"; set +a
+ GATEWAY_ADDR="$DEV_HOST:$GATEWAY_PORT" LAMBDA_URL="http://$DEV_HOST:$LAMBDA_PORT/lambda-url" \
+   exec target/debug/gateway) >"$STATE_DIR/gateway.log" 2>&1 &
+pids+=($!)
+wait_for_port "$DEV_HOST" "$GATEWAY_PORT" "the API gateway"
+api_url="http://$DEV_HOST:$GATEWAY_PORT"
+spa="not started: run make dev (it runs npm ci in web/)"
+if [ -x web/node_modules/.bin/vite ]; then
+  (cd web && npm run --silent gen >/dev/null && VITE_API_BASE="$api_url" PORTICO_STATE_DIR="$STATE_DIR" \
+     exec node_modules/.bin/vite --port "$WEB_PORT") >"$STATE_DIR/web.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$DEV_HOST" "$WEB_PORT" "the SPA (vite)"
+  spa="$frontend_url  (the contract: $frontend_url/openapi.yaml)"
+fi
+# --- end of the SPA's side ------------------------------------------------------------------
+
 base="http://$DEV_HOST:$LAMBDA_PORT/lambda-url"
 cat <<MSG
 
 Portico is running (Ctrl-C stops it):
+  SPA                               $spa
+  API (as API Gateway serves it)    $api_url  (openapi.yaml; JWT and CORS checked)
   DynamoDB Local                    http://$DEV_HOST:$DYNAMODB_PORT
   moto (Secrets Manager)            http://$DEV_HOST:$MOTO_PORT
   Stripe emulator                   $STRIPE_API_BASE  (portal configuration $portal_configuration)

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DYNAMODB_PORT=${E2E_DYNAMODB_PORT:-18777} MOTO_PORT=${E2E_MOTO_PORT:-15055} STRIPE_EMULATOR_PORT=${E2E_STRIPE_PORT:-22111} LAMBDA_PORT=${E2E_LAMBDA_PORT:-19000}
+export GATEWAY_PORT=${E2E_GATEWAY_PORT:-18787} WEB_PORT=${E2E_WEB_PORT:-25073}
 export STATE_DIR=$(mktemp -d)
 log="$STATE_DIR/dev.log"
 infra/dev.sh >"$log" 2>&1 &

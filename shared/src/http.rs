@@ -557,6 +557,13 @@ pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> R
             ));
         }
     }
+    // Every body of this API is an object; serde would also take a struct from a JSON array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "request body must be a JSON object",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();

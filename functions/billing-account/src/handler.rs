@@ -69,10 +69,21 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let ctx = services.sync_context();
     match route {
         Route::Account => {
-            let refresh = request
+            let refresh = match request
                 .query_string_parameters_ref()
                 .and_then(|q| q.first("refresh"))
-                .is_some_and(|v| v == "true" || v == "1");
+            {
+                None | Some("false" | "0") => false,
+                Some("true" | "1") => true,
+                // A typo must not silently serve stale state as if it were fresh.
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_field",
+                        "refresh must be true, false, 1 or 0",
+                    )
+                    .with_field("refresh"))
+                }
+            };
             let account = account::get_account(
                 ctx,
                 &user,

@@ -1,4 +1,4 @@
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 
 use super::handle;
@@ -9,7 +9,7 @@ async fn call(h: &Harness, event: &str, sub: &str, vars: &[(&str, &str)]) -> (u1
     let token = h.stack.token(sub);
     let mut all = vec![("TOKEN", token.as_str())];
     all.extend_from_slice(vars);
-    let (status, body) = decode(handle(&h.services, fixtures::request_with(event, &all)).await);
+    let (status, body) = call!(handle(&h.services, fixtures::request_with(event, &all)));
     (status.as_u16(), body)
 }
 
@@ -187,7 +187,7 @@ async fn a_double_click_checkout_makes_one_session() {
     request
         .headers_mut()
         .insert("idempotency-key", "click-1".parse().unwrap());
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (409, Some("idempotency_key_reused")),
@@ -215,7 +215,7 @@ async fn checkout_refuses_other_prices_missing_keys_and_existing_subscribers() {
     request
         .headers_mut()
         .insert("idempotency-key", "k-1".parse().unwrap());
-    let (status, answer) = decode(handle(&h.services, request).await);
+    let (status, answer) = call!(handle(&h.services, request));
     assert_eq!(
         (status.as_u16(), answer["field"].as_str()),
         (400, Some("price")),
@@ -247,25 +247,19 @@ async fn checkout_refuses_other_prices_missing_keys_and_existing_subscribers() {
 #[tokio::test]
 async fn tokens_routes_and_methods() {
     let h = Harness::new().await;
-    let (status, body) = decode(
-        handle(
-            &h.services,
-            fixtures::request("billing-account/get-account-unauthenticated", ""),
-        )
-        .await,
-    );
+    let (status, body) = call!(handle(
+        &h.services,
+        fixtures::request("billing-account/get-account-unauthenticated", ""),
+    ));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("missing_token"))
     );
     assert_eq!(body["request_id"], "req-get-account-unauthenticated");
-    let (status, body) = decode(
-        handle(
-            &h.services,
-            fixtures::request("billing-account/get-account-invalid-token", ""),
-        )
-        .await,
-    );
+    let (status, body) = call!(handle(
+        &h.services,
+        fixtures::request("billing-account/get-account-invalid-token", ""),
+    ));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("malformed_token"))
@@ -388,7 +382,7 @@ async fn checkout_with(h: &Harness, sub: &str, key: &str, body: &Value) -> (u16,
     request
         .headers_mut()
         .insert("idempotency-key", key.parse().unwrap());
-    let (status, answer) = decode(handle(&h.services, request).await);
+    let (status, answer) = call!(handle(&h.services, request));
     (status.as_u16(), answer)
 }
 
@@ -1020,4 +1014,89 @@ async fn a_plan_change_is_priced_before_it_is_made() {
         (status, body["error_code"].as_str()),
         (404, Some("subscription_not_found"))
     );
+}
+
+#[tokio::test]
+async fn a_checkout_subscriber_without_a_customer_default_shows_the_subscriptions_card() {
+    // What Checkout leaves in subscription mode: the card is the subscription's default, and the
+    // customer has none of its own.
+    let h = Harness::new().await;
+    let customer = h
+        .stripe_api(
+            "POST",
+            "/v1/customers",
+            &[
+                ("email", "checkout@example.test"),
+                ("metadata[portico_user_id]", "checkout-user"),
+            ],
+        )
+        .await;
+    let customer_id = customer["id"].as_str().unwrap().to_string();
+    let id = shared::ids::CustomerId::parse(customer_id.clone()).unwrap();
+    use shared::store::UserStore;
+    h.services
+        .table
+        .link_customer(
+            &shared::ids::UserId::parse("checkout-user").unwrap(),
+            Some("checkout@example.test"),
+            &id,
+            "2026-11-21T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    let pm = h
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods/pm_card_mastercard/attach",
+            &[("customer", &customer_id)],
+        )
+        .await;
+    let pm = pm["id"].as_str().unwrap().to_string();
+    h.stripe_api(
+        "POST",
+        "/v1/subscriptions",
+        &[
+            ("customer", &customer_id),
+            ("items[0][price]", "price_pro_monthly"),
+            ("default_payment_method", &pm),
+        ],
+    )
+    .await;
+
+    let (status, body) = call(
+        &h,
+        "billing-account/get-account-refresh",
+        "checkout-user",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let card = &body["account"]["default_payment_method"];
+    assert_eq!(
+        (card["brand"].as_str(), card["last4"].as_str()),
+        (Some("mastercard"), Some("4444")),
+        "{body}"
+    );
+    assert_eq!(card["id"], pm.as_str());
+}
+
+#[tokio::test]
+async fn a_refresh_flag_that_is_neither_true_nor_false_is_refused() {
+    let h = Harness::new().await;
+    let token = h.stack.token("typo");
+    let mut event: Value = serde_json::from_str(&fixtures::event_text(
+        "billing-account/get-account-refresh",
+        &[("TOKEN", token.as_str())],
+    ))
+    .unwrap();
+    event["rawQueryString"] = json!("refresh=yes");
+    event["queryStringParameters"] = json!({"refresh": "yes"});
+    let request = portico_testkit::lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, body) = call!(handle(&h.services, request));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (body["error_code"].as_str(), body["field"].as_str()),
+        (Some("invalid_field"), Some("refresh"))
+    );
+    assert!(h.stripe_calls().is_empty());
 }

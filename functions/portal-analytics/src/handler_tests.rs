@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use lambda_http::http::StatusCode;
-use portico_testkit::{decode, fixtures};
+use portico_testkit::{call, fixtures};
 use serde_json::{json, Value};
 use shared::ids::{CustomerId, UserId};
 use shared::portal::Workflow;
@@ -365,7 +365,7 @@ async fn analytics(
         "portal-analytics/analytics",
         &[("TOKEN", token), ("START", start), ("END", end)],
     );
-    decode(handle(services, request).await)
+    call!(handle(services, request))
 }
 
 fn close(actual: &Value, expected: f64) -> bool {
@@ -521,7 +521,7 @@ async fn bad_periods_and_callers_are_refused_before_any_read() {
         );
     }
     let request = fixtures::request("portal-analytics/analytics-end-before-start", &admin);
-    let (status, body) = decode(handle(&services, request).await);
+    let (status, body) = call!(handle(&services, request));
     assert_eq!(
         (status, body["error_code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_period"))
@@ -538,7 +538,7 @@ async fn bad_periods_and_callers_are_refused_before_any_read() {
         (StatusCode::FORBIDDEN, Some("admin_required"))
     );
     let request = fixtures::request("portal-analytics/analytics-unauthenticated", "");
-    let (status, _) = decode(handle(&services, request).await);
+    let (status, _) = call!(handle(&services, request));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(log.operations().is_empty(), "{:?}", log.operations());
 }

@@ -1,5 +1,5 @@
 use lambda_http::http::StatusCode;
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::portal::{create_session, CreateSessionRequest, Workflow};
 
@@ -10,7 +10,7 @@ const ADMIN: &str = "admin-1";
 async fn call(h: &Harness, event: &str, token: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut all = vec![("TOKEN", token)];
     all.extend_from_slice(vars);
-    decode(handle(&h.services, fixtures::request_with(event, &all)).await)
+    call!(handle(&h.services, fixtures::request_with(event, &all)))
 }
 
 async fn admin(h: &Harness, event: &str, vars: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -46,7 +46,7 @@ async fn admin_at(
     }
     event["body"] = Value::String(body.to_string());
     let request = lambda_http::request::from_str(&event.to_string()).expect("event");
-    decode(handle(&h.services, request).await)
+    call!(handle(&h.services, request))
 }
 
 fn stripe_writes(h: &Harness) -> Vec<String> {
@@ -852,4 +852,23 @@ async fn a_retention_coupon_is_checked_offered_when_cancelling_and_counted_when_
     let flow = &h.emulator.object(&record.stripe_session_id).unwrap()["flow"];
     assert_eq!(flow["type"], "subscription_cancel");
     assert!(flow["subscription_cancel"]["retention"].is_null());
+}
+
+#[tokio::test]
+async fn a_json_array_is_not_taken_for_the_settings_object() {
+    // serde would build the settings struct from `[null, null]` and clear the mapping.
+    let h = Harness::new().await;
+    let (status, body) =
+        admin_with_body(&h, "portal-config/put-workflow", &[], &json!([null, null])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error_code"], "invalid_body");
+    let (_, workflows) = admin(&h, "portal-config/list-workflows", &[]).await;
+    assert!(
+        workflows["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["updated_at"].is_null()),
+        "nothing was saved: {workflows}"
+    );
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::Value;
 use shared::auth::User;
 use shared::ids::{CustomerId, UserId};
@@ -52,7 +52,7 @@ async fn come_back(h: &Harness, sub: &str, reference: &str) -> (u16, Value) {
         "portal-return/return",
         &[("TOKEN", &token), ("SESSION", reference)],
     );
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     (status.as_u16(), body)
 }
 
@@ -237,13 +237,10 @@ async fn someone_elses_session_and_an_unknown_one_are_the_same_404() {
         "{theirs}"
     );
     let token = h.stack.token("intruder");
-    let (status, unknown) = decode(
-        handle(
-            &h.services,
-            fixtures::request("portal-return/return-unknown-session", &token),
-        )
-        .await,
-    );
+    let (status, unknown) = call!(handle(
+        &h.services,
+        fixtures::request("portal-return/return-unknown-session", &token),
+    ));
     assert_eq!(status, 404);
     assert_eq!(theirs["error"], unknown["error"]);
     let session = h
@@ -258,13 +255,10 @@ async fn someone_elses_session_and_an_unknown_one_are_the_same_404() {
         "the intruder's call recorded nothing"
     );
 
-    let (status, body) = decode(
-        handle(
-            &h.services,
-            fixtures::request("portal-return/return-unauthenticated", ""),
-        )
-        .await,
-    );
+    let (status, body) = call!(handle(
+        &h.services,
+        fixtures::request("portal-return/return-unauthenticated", ""),
+    ));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("missing_token"))
@@ -282,7 +276,7 @@ async fn stripe_unavailable_is_503_and_nothing_is_written() {
         "portal-return/return",
         &[("TOKEN", &token), ("SESSION", &reference)],
     );
-    let (status, body) = decode(handle(&down, request).await);
+    let (status, body) = call!(handle(&down, request));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (503, Some("stripe_unavailable")),

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use portico_testkit::{decode, fixtures, Harness, FRONTEND};
+use portico_testkit::{call, fixtures, Harness, FRONTEND};
 use serde_json::{json, Value};
 use shared::ids::UserId;
 use shared::store::UserStore;
@@ -8,7 +8,10 @@ use shared::store::UserStore;
 use super::handle;
 
 async fn create(h: &Harness, event: &str, sub: &str) -> (lambda_http::http::StatusCode, Value) {
-    decode(handle(&h.services, fixtures::request(event, &h.stack.token(sub))).await)
+    call!(handle(
+        &h.services,
+        fixtures::request(event, &h.stack.token(sub))
+    ))
 }
 
 /// The Stripe portal session behind a Portico session, as the emulator holds it.
@@ -154,7 +157,7 @@ async fn a_given_return_url_must_be_on_an_allowed_origin() {
             &token,
             &json!({"return_url": evil}),
         );
-        let (status, body) = decode(handle(&h.services, request).await);
+        let (status, body) = call!(handle(&h.services, request));
         assert_eq!(
             (status.as_u16(), body["field"].as_str()),
             (400, Some("return_url")),
@@ -186,7 +189,7 @@ async fn fifty_concurrent_first_requests_create_one_customer() {
             tokio::spawn(async move {
                 let request = fixtures::request("portal-session/create-billing-review", &token);
                 barrier.wait().await;
-                decode(handle(&h.services, request).await)
+                call!(handle(&h.services, request))
             })
         })
         .collect();
@@ -339,7 +342,7 @@ async fn bad_bodies_and_missing_tokens_are_refused() {
         "{body}"
     );
     let request = fixtures::request("portal-session/create-unauthenticated", "");
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (401, Some("missing_token"))
@@ -368,7 +371,7 @@ async fn an_unverified_email_never_reaches_the_stripe_customer() {
     claims["email_verified"] = json!(false);
     let token = h.stack.key.sign(&claims);
     let request = fixtures::request("portal-session/create-billing-review", &token);
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     assert_eq!(status, 201, "{body}");
     let user = UserId::parse("unverified").unwrap();
     let stored = h.services.table.get_user(&user).await.unwrap().unwrap();
@@ -386,7 +389,7 @@ async fn plan_change(h: &Harness, sub: &str, body: Value) -> (u16, Value) {
         &h.stack.token(sub),
         &body,
     );
-    let (status, body) = decode(handle(&h.services, request).await);
+    let (status, body) = call!(handle(&h.services, request));
     (status.as_u16(), body)
 }
 

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use portico_testkit::{decode, fixtures, Harness};
+use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::ids::CustomerId;
 use shared::store::{AuditSource, CustomerStore};
@@ -35,7 +35,7 @@ pub(super) fn signed(body: &str) -> lambda_http::Request {
 }
 
 async fn deliver(h: &Harness, body: &str) -> (u16, Value) {
-    let (status, answer) = decode(handle(&h.services, signed(body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(body)));
     (status.as_u16(), answer)
 }
 
@@ -255,20 +255,17 @@ async fn bad_signatures_are_400_and_write_nothing() {
         ("malformed header", delivery(&body, Some("v1=abc".into()))),
     ];
     for (name, request) in cases {
-        let (status, answer) = decode(handle(&h.services, request).await);
+        let (status, answer) = call!(handle(&h.services, request));
         assert_eq!(
             (status.as_u16(), answer["error_code"].as_str()),
             (400, Some("invalid_signature")),
             "{name}: {answer}"
         );
     }
-    let (status, _) = decode(
-        handle(
-            &h.services,
-            fixtures::request_with("stripe-webhook/event-unsigned", &[]),
-        )
-        .await,
-    );
+    let (status, _) = call!(handle(
+        &h.services,
+        fixtures::request_with("stripe-webhook/event-unsigned", &[]),
+    ));
     assert_eq!(status, 400);
     assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
     assert!(h
@@ -323,7 +320,7 @@ async fn a_rotated_secret_is_picked_up_and_base64_bodies_verify() {
     event["isBase64Encoded"] = Value::Bool(true);
     event["headers"]["stripe-signature"] = Value::String(header);
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    let (status, answer) = decode(handle(&h.services, request).await);
+    let (status, answer) = call!(handle(&h.services, request));
     assert_eq!(status, 200, "{answer}");
 }
 
@@ -337,7 +334,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         .unwrap()
         .to_string();
     let down = h.services_with_stripe_down();
-    let (status, answer) = decode(handle(&down, signed(&body)).await);
+    let (status, answer) = call!(handle(&down, signed(&body)));
     assert_eq!(
         (status.as_u16(), answer["error_code"].as_str()),
         (500, Some("processing_failed")),
@@ -679,7 +676,7 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
     let mut services =
         shared::services::Services::new(h.services.config.clone(), &broken, &h.stack.aws).unwrap();
     services.secrets = h.services.secrets.clone();
-    let (status, answer) = decode(handle(&services, signed(&body)).await);
+    let (status, answer) = call!(handle(&services, signed(&body)));
     assert_eq!(
         (status.as_u16(), answer["error_code"].as_str()),
         (500, Some("processing_failed")),
@@ -751,7 +748,7 @@ async fn a_signature_header_with_two_timestamps_is_refused() {
         format!("{stamp},{stamp},{signature}"),
         format!("t=1,{signature},{stamp}"),
     ] {
-        let (status, answer) = decode(handle(&h.services, delivery(&body, Some(header))).await);
+        let (status, answer) = call!(handle(&h.services, delivery(&body, Some(header))));
         assert_eq!(
             (status.as_u16(), answer["error_code"].as_str()),
             (400, Some("invalid_signature")),

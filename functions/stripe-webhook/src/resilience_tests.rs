@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use portico_testkit::{decode, with_deadline, Harness};
+use portico_testkit::{call, with_deadline, Harness};
 use serde_json::Value;
 use shared::clock::Clock;
 use shared::ids::{CustomerId, UserId};
@@ -36,7 +36,7 @@ async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released
 
     let started = Instant::now();
     let left = Duration::from_millis(2500);
-    let (status, answer) = decode(handle(&h.services, with_deadline(signed(&body), left)).await);
+    let (status, answer) = call!(handle(&h.services, with_deadline(signed(&body), left)));
     let took = started.elapsed();
     assert_eq!(
         (status.as_u16(), answer["error_code"].as_str()),
@@ -54,7 +54,7 @@ async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released
     // Stripe recovers: the redelivery is processed.
     h.emulator
         .set_latency("GET", &format!("/v1/customers/{customer}"), None);
-    let (status, _) = decode(handle(&h.services, signed(&body)).await);
+    let (status, _) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200);
     assert_eq!(
         h.services
@@ -94,7 +94,7 @@ async fn a_process_that_dies_after_its_claim_is_redelivered_after_the_lease_and_
     );
 
     // Stripe redelivers while the lease holds: the event is busy, 5xx, try later.
-    let (status, answer) = decode(handle(&h.services, signed(&body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(
         (status.as_u16(), answer["error_code"].as_str()),
         (503, Some("event_in_progress")),
@@ -106,9 +106,9 @@ async fn a_process_that_dies_after_its_claim_is_redelivered_after_the_lease_and_
     h.services
         .clock
         .advance(shared::webhook::LEASE + Duration::from_secs(1));
-    let (status, answer) = decode(handle(&h.services, signed(&body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200, "{answer}");
-    let (status, answer) = decode(handle(&h.services, signed(&body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(
         (status.as_u16(), answer["duplicate"].as_bool()),
         (200, Some(true)),
@@ -134,7 +134,7 @@ async fn a_customer_stripe_no_longer_knows_is_stored_as_deleted_and_acknowledged
     let body = template
         .replace(real.as_str(), gone.as_str())
         .replace("\"evt_", "\"evt_gone");
-    let (status, answer) = decode(handle(&h.services, signed(&body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200, "{answer}");
     let state = h
         .services
@@ -157,7 +157,7 @@ async fn a_subscriber_deleted_in_stripe_loses_premium_by_webhook() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("deleted-later").await;
     let created = events_of(&h, "customer.created", &customer).pop().unwrap();
-    let (status, _) = decode(handle(&h.services, signed(&created)).await);
+    let (status, _) = call!(handle(&h.services, signed(&created)));
     assert_eq!(status.as_u16(), 200);
     let user = UserId::parse("deleted-later").unwrap();
     assert!(
@@ -173,7 +173,7 @@ async fn a_subscriber_deleted_in_stripe_loses_premium_by_webhook() {
     h.stripe_api("DELETE", &format!("/v1/customers/{customer}"), &[])
         .await;
     let deleted = events_of(&h, "customer.deleted", &customer).pop().unwrap();
-    let (status, answer) = decode(handle(&h.services, signed(&deleted)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&deleted)));
     assert_eq!(status.as_u16(), 200, "{answer}");
     let state = h
         .services
@@ -219,7 +219,7 @@ async fn a_customer_larger_than_one_transaction_is_synced_and_says_what_it_left_
     }
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
 
-    let (status, answer) = decode(handle(&h.services, signed(&body)).await);
+    let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200, "{answer}");
     let state = h
         .services

@@ -12,6 +12,9 @@ use shared::stripe::{ApiKey, RetryPolicy, StripeClient};
 use shared::testing::{TestStack, STRIPE_TEST_KEY};
 use stripe_emulator::{Emulator, EmulatorConfig};
 
+pub mod contract;
+
+pub use lambda_http;
 pub use shared::testing::fixtures;
 pub use stripe_emulator;
 
@@ -209,12 +212,30 @@ pub fn with_deadline(request: lambda_http::Request, left: Duration) -> lambda_ht
     request.with_lambda_context(context)
 }
 
-/// A handler's answer as status and JSON body.
-pub fn decode(response: Result<Response<Body>, lambda_http::Error>) -> (StatusCode, Value) {
+/// Sends a request to a handler and gives its answer as status and JSON body, after checking
+/// the answer against `openapi.yaml` for the request's route and the answer's status (see
+/// `contract`): `call!(handle(&h.services, request))`.
+#[macro_export]
+macro_rules! call {
+    ($handler:ident ( $services:expr, $request:expr $(,)? )) => {{
+        let request: $crate::lambda_http::Request = $request;
+        let sent = $crate::contract::Sent::of(&request);
+        $crate::checked(&sent, $handler($services, request).await)
+    }};
+}
+
+/// A handler's answer as status and JSON body; panics when it breaks the contract.
+pub fn checked(
+    sent: &contract::Sent,
+    response: Result<Response<Body>, lambda_http::Error>,
+) -> (StatusCode, Value) {
     let response = response.expect("handlers never return Err");
     let status = response.status();
     let body = serde_json::from_slice(response.body().as_ref())
         .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(response.body().as_ref())}));
+    if let Err(broken) = contract::check(sent, status.as_u16(), &body) {
+        panic!("{broken}");
+    }
     (status, body)
 }
 

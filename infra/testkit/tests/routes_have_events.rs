@@ -1,32 +1,19 @@
 //! Every route in template.yaml has a sample event in events/, and a handler test loads it, so
-//! the samples that `make invoke` sends stay the ones the tests prove.
+//! the samples that `make invoke` sends stay the ones the tests prove; and openapi.yaml names
+//! exactly the template's routes.
 
 use std::path::Path;
 
 use serde_json::Value;
 use shared::testing::workspace_root;
 
-/// `(METHOD, /path/{param})` of every HttpApi event in the template.
-fn template_routes(template: &str) -> Vec<(String, String)> {
-    template
-        .lines()
-        .filter(|l| l.contains("ApiId: !Ref HttpApi"))
-        .map(|l| {
-            let after = |name: &str| {
-                l.split(&format!("{name}: "))
-                    .nth(1)
-                    .unwrap_or_else(|| panic!("route line without {name}: {l}"))
-            };
-            let path = after("Path").split(", Method").next().unwrap_or_default();
-            let method = after("Method")
-                .split([',', ' ', '}'])
-                .next()
-                .unwrap_or_default();
-            (
-                method.to_string(),
-                path.trim().trim_matches('"').to_string(),
-            )
-        })
+/// `(METHOD, /path/{param})` of every route in the template (the webhook's function URL too).
+fn template_routes() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    portico_gateway::template::routes(&text)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.method, r.path))
         .collect()
 }
 
@@ -69,7 +56,7 @@ fn test_sources(dir: &Path) -> String {
 #[test]
 fn every_template_route_has_an_event_a_test_uses() {
     let root = workspace_root();
-    let routes = template_routes(&std::fs::read_to_string(root.join("template.yaml")).unwrap());
+    let routes = template_routes();
     assert!(routes.len() >= 3, "routes found: {routes:?}");
     let events = events(&root.join("events"));
     let tests = test_sources(&root.join("functions"));
@@ -88,4 +75,18 @@ fn every_template_route_has_an_event_a_test_uses() {
             "{method} {path} has no event in events/ that a handler test loads"
         );
     }
+}
+
+#[test]
+fn openapi_names_exactly_the_template_routes() {
+    let mut template = template_routes();
+    let mut spec = portico_testkit::contract::operations();
+    template.sort();
+    spec.sort();
+    let missing: Vec<_> = template.iter().filter(|r| !spec.contains(r)).collect();
+    let extra: Vec<_> = spec.iter().filter(|r| !template.contains(r)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "openapi.yaml lacks {missing:?} and names {extra:?}, which template.yaml does not have"
+    );
 }
