@@ -12,10 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::procfs;
-use crate::proxy::split_operation;
 use crate::runtime_api::{Outcome, Phase, RuntimeApi};
 use crate::stats::{summarize, Summary};
 use crate::world::{Case, World};
+use fault_proxy::split_operation;
 
 pub const INVOKE_LIMIT: Duration = Duration::from_secs(15);
 const INIT_LIMIT: Duration = Duration::from_secs(15);
@@ -144,7 +144,7 @@ pub struct Calls {
 
 impl Calls {
     fn record(&mut self, world: &World) {
-        let aws = world.proxy.take();
+        let aws = world.proxy.take_counts();
         self.moto_wait_ns += world.proxy.take_waited_ns();
         let stripe = world.take_stripe_calls();
         let (mut ddb, mut sm) = (0, 0);
@@ -169,7 +169,7 @@ impl Calls {
     }
 
     fn reset(world: &World) {
-        world.proxy.take();
+        world.proxy.take_counts();
         world.proxy.take_waited_ns();
         world.take_stripe_calls();
     }

@@ -1,10 +1,9 @@
-//! The state the sample events need, arranged once: moto (behind the counting proxy), the Stripe
+//! The state the sample events need, arranged once: moto (behind the fault proxy), the Stripe
 //! emulator with the checked-in portal configuration, a signed-in admin user with a stored,
 //! linked customer (card + subscription), an open portal session, and fresh Stripe events for
 //! the webhook. Also what each function process is given: the real configuration's variables.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -20,7 +19,7 @@ use shared::testing::keys::now;
 use shared::testing::WEBHOOK_TEST_SECRET;
 use stripe_emulator::NewCustomer;
 
-use crate::proxy::CountingProxy;
+use fault_proxy::FaultProxy;
 
 /// The bench user: an administrator, so every route (admin ones included) accepts its token.
 pub const USER: &str = "bench-user";
@@ -36,7 +35,7 @@ pub struct Case {
 
 pub struct World {
     pub h: Harness,
-    pub proxy: CountingProxy,
+    pub proxy: FaultProxy,
     env: Vec<(String, String)>,
     token: String,
     subscription: String,
@@ -53,13 +52,9 @@ impl World {
     /// Arranges everything; `webhook_events` is how many fresh events to prepare.
     pub async fn arrange(webhook_events: usize) -> Result<World, String> {
         let h = Harness::new().await;
-        let moto: SocketAddr = shared::testing::moto::endpoint()
-            .trim_start_matches("http://")
-            .parse()
-            .map_err(|e| format!("moto endpoint: {e}"))?;
-        let proxy = CountingProxy::start(moto)
+        let proxy = FaultProxy::start(&aws_upstream())
             .await
-            .map_err(|e| format!("counting proxy: {e}"))?;
+            .map_err(|e| format!("fault proxy: {e}"))?;
 
         let user_id = UserId::parse(USER).map_err(|e| format!("user id: {e}"))?;
         let email = format!("{USER}@example.test");
@@ -276,7 +271,12 @@ async fn fresh_customer_events(
         .collect()
 }
 
-/// The template's configuration for local use: AWS through the counting proxy, Stripe at the
+/// Where the functions' AWS calls go, behind the proxy: moto serves DynamoDB and Secrets Manager.
+fn aws_upstream() -> String {
+    shared::testing::moto::endpoint()
+}
+
+/// The template's configuration for local use: AWS through the fault proxy, Stripe at the
 /// emulator, keys from a JWKS file (the template's `JWKS_URL` must be https), Lambda's own
 /// variables as the runtime sets them for a 256 MB function with JSON logs at INFO.
 fn function_env(h: &Harness, aws_endpoint: &str) -> Vec<(String, String)> {
