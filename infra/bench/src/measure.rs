@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use fault_proxy::split_operation;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -15,7 +16,6 @@ use crate::procfs;
 use crate::runtime_api::{Outcome, Phase, RuntimeApi};
 use crate::stats::{summarize, Summary};
 use crate::world::{Case, World};
-use fault_proxy::split_operation;
 
 pub const INVOKE_LIMIT: Duration = Duration::from_secs(15);
 const INIT_LIMIT: Duration = Duration::from_secs(15);

@@ -594,7 +594,7 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
             return;
         }
         (None, None) => {
-            let _ = writeln!(s, "Not measured: no stripe-webhook function.");
+            let _ = writeln!(s, "Not measured in this run.");
             return;
         }
     };
@@ -604,7 +604,7 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
          shuffled) through {} stripe-webhook processes: **{:.0} events/s** ({:.1} s; the \
          processes waited {:.1} s for moto in all), {:.2} ms CPU per delivery (the \
          function's own ceiling: {:.0} deliveries/s per core), peak RSS {:.1} MiB. \
-         Answers: {}. Re-delivered after a 5xx, as Stripe does: {}{}. Exactly once: **{}**.\n",
+         Answers: {}. Re-delivered after a 5xx, as Stripe does: {}{}.{} Exactly once: **{}**.\n",
         b.deliveries,
         b.unique_events,
         b.customers,
@@ -623,9 +623,18 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
         } else {
             format!(" (answered {})", answers(&b.retry_answers))
         },
+        if b.restarts == 0 {
+            String::new()
+        } else {
+            format!(
+                " Instances stopped at the delivery limit and replaced: {}.",
+                b.restarts
+            )
+        },
         if b.correct() { "yes" } else { "NO" },
     );
     if let Some(f) = &b.faults {
+        let hangs = f.dynamodb_faults.get("hang").map_or(0, |n| *n as usize);
         let share = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
         let kinds = |m: &BTreeMap<String, u64>| {
             m.iter()
@@ -636,8 +645,9 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
         let _ = writeln!(
             s,
             "Faults injected: **{}** of {} DynamoDB requests ({:.1}%: {}) and **{}** of {} \
-             Stripe requests ({:.1}%: {}); instances stopped at the timeout and replaced: {}. \
-             Survived (every check below passed): **{}**.\n",
+             Stripe requests ({:.1}%: {}). Instances stopped at Lambda's timeout and replaced: {} \
+             ({} on an injected hang, {} waiting on moto). Survived (every check below \
+             passed): **{}**.\n",
             f.dynamodb_total(),
             f.dynamodb_requests,
             share(f.dynamodb_total(), f.dynamodb_requests),
@@ -647,6 +657,8 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
             share(f.stripe_total(), f.stripe_requests),
             kinds(&f.stripe_faults),
             b.restarts,
+            hangs,
+            b.restarts.saturating_sub(hangs),
             if b.correct() { "yes" } else { "NO" },
         );
     }

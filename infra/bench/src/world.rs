@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::Bytes;
+use fault_proxy::FaultProxy;
 use portico_testkit::{Harness, FRONTEND};
 use serde_json::Value;
 use shared::auth::User;
@@ -18,8 +19,6 @@ use shared::stripe::webhook::sign;
 use shared::testing::keys::now;
 use shared::testing::WEBHOOK_TEST_SECRET;
 use stripe_emulator::NewCustomer;
-
-use fault_proxy::FaultProxy;
 
 /// The bench user: an administrator, so every route (admin ones included) accepts its token.
 pub const USER: &str = "bench-user";
