@@ -226,13 +226,14 @@ impl Instance {
     }
 
     async fn restart(&mut self, launch: Launch<'_>) -> Result<(), String> {
-        let (cpu, rss) = self.usage();
+        (self.cpu_ns, self.peak_rss_kib) = self.usage();
+        self.cpu_start = None;
+        // Stopped first, in the middle of its invocation, as Lambda does at the timeout.
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         let fresh = Instance::start(launch).await?;
-        // The old process is killed as it is dropped, in the middle of its invocation.
         self.process = fresh.process;
         self.cpu_start = fresh.cpu_start;
-        self.cpu_ns = cpu;
-        self.peak_rss_kib = rss;
         self.restarts += 1;
         Ok(())
     }
