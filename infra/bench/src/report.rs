@@ -553,11 +553,12 @@ pub fn markdown(r: &Report) -> String {
         "The same burst (fresh customers and events, the same plan) while the fault proxy fails \
          about 10% of the functions' DynamoDB requests (`TransactionConflict` on \
          `TransactWriteItems`, `ThrottlingException` and `InternalServerError` on any table \
-         request, three hangs) and the emulator about 10% of their Stripe requests (500, 429, \
-         409 `lock_timeout`). Faults are drawn from a seeded generator, so runs compare. An \
-         instance whose invocation outlives Lambda's 10 s timeout is stopped and replaced, as \
-         Lambda does; every 5xx (or unanswered) delivery is delivered again after 1, 2, 4, … s, \
-         as Stripe does.\n"
+         request, up to three hangs) and the emulator about 10% of their Stripe requests (500, \
+         429, 409 `lock_timeout`). Faults are drawn from a seeded generator, so runs compare. An \
+         instance whose invocation outlives Lambda's {} s timeout is stopped and replaced, as \
+         Lambda does; every 5xx (or unanswered) delivery is delivered again after 1, 2, 4, … s \
+         (at most 30 s apart, for up to 5 minutes), as Stripe does.\n",
+        crate::runtime_api::DEADLINE.as_secs()
     );
     burst_section(
         &mut s,
