@@ -98,6 +98,8 @@ pub struct BurstResult {
     pub retry_answers: BTreeMap<String, usize>,
     /// Instances stopped at the delivery limit and replaced, as Lambda does after a timeout.
     pub restarts: usize,
+    /// Replacements whose init failed or overran; the instance's next delivery tried again.
+    pub failed_restarts: usize,
     pub cpu_ms_per_delivery: f64,
     /// Time the instances spent waiting for moto, summed: moto serves one request at a time.
     pub moto_wait_s: f64,
@@ -177,6 +179,8 @@ struct Instance {
     cpu_ns: u64,
     peak_rss_kib: u64,
     restarts: usize,
+    /// Replacements that did not finish their init in time; the next delivery tries again.
+    failed_restarts: usize,
 }
 
 impl Instance {
@@ -189,6 +193,7 @@ impl Instance {
             cpu_ns: 0,
             peak_rss_kib: 0,
             restarts: 0,
+            failed_restarts: 0,
         })
     }
 
@@ -231,7 +236,9 @@ impl Instance {
         // Stopped first, in the middle of its invocation, as Lambda does at the timeout.
         let _ = self.process.child.kill();
         let _ = self.process.child.wait();
-        let fresh = Instance::start(launch).await?;
+        let fresh = Instance::start(launch)
+            .await
+            .inspect_err(|_| self.failed_restarts += 1)?;
         self.process = fresh.process;
         self.cpu_start = fresh.cpu_start;
         self.restarts += 1;
@@ -393,6 +400,7 @@ pub async fn run(
         peak_rss_kib = peak_rss_kib.max(rss);
     }
     let restarts = pool.iter().map(|i| i.restarts).sum();
+    let failed_restarts = pool.iter().map(|i| i.failed_restarts).sum();
     drop(pool);
 
     // Only customers with an event in the burst; the others were left out by the event count.
@@ -414,6 +422,7 @@ pub async fn run(
         retries,
         retry_answers,
         restarts,
+        failed_restarts,
         cpu_ms_per_delivery: cpu_ns as f64 / 1e6 / plan.len().max(1) as f64,
         moto_wait_s,
         peak_rss_kib,

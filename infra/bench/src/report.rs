@@ -624,12 +624,13 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
         } else {
             format!(" (answered {})", answers(&b.retry_answers))
         },
-        if b.restarts == 0 {
+        if b.restarts + b.failed_restarts == 0 {
             String::new()
         } else {
             format!(
-                " Instances stopped at the delivery limit and replaced: {}.",
-                b.restarts
+                " Instances stopped at the delivery limit and replaced: {} ({} more replacements \
+                 failed their init and were tried again at the next delivery).",
+                b.restarts, b.failed_restarts
             )
         },
         if b.correct() { "yes" } else { "NO" },
@@ -647,7 +648,7 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
             s,
             "Faults injected: **{}** of {} DynamoDB requests ({:.1}%: {}) and **{}** of {} \
              Stripe requests ({:.1}%: {}). Instances stopped at Lambda's timeout and replaced: {} \
-             ({} on an injected hang, {} waiting on moto). Survived (every check below \
+             ({} on an injected hang, {} overran it waiting on moto and retries). Survived (every check below \
              passed): **{}**.\n",
             f.dynamodb_total(),
             f.dynamodb_requests,
