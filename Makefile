@@ -94,7 +94,7 @@ build: $(VENV)/.installed ## release arm64 build of every function, a zip each, 
 # to size. The bench tool itself is a dev build: it only drives and observes, and a release build
 # of it (test-support features) would compile the AWS SDK for release a second time.
 BENCH_ARGS ?=
-bench: $(VENV)/.installed $(DYNAMODB_LOCAL) ## release builds, then cold starts, warm invocations, memory, sizes and a webhook burst into BENCHMARKS.md
+bench: $(VENV)/.installed $(DYNAMODB_LOCAL) ## release builds, then cold starts, warm invocations, memory, sizes and a webhook burst (clean and faulted) into BENCHMARKS.md
 	PATH="$(LAMBDA_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
 	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
 	cargo build --quiet -p portico-bench

@@ -7,7 +7,6 @@
 mod burst;
 mod measure;
 mod procfs;
-mod proxy;
 mod report;
 mod runtime_api;
 mod stats;
@@ -45,6 +44,7 @@ struct Args {
     burst: usize,
     burst_duplicates: usize,
     burst_instances: usize,
+    burst_variants: Vec<burst::Variant>,
     json: PathBuf,
     markdown: PathBuf,
     only: Vec<String>,
@@ -52,7 +52,7 @@ struct Args {
 
 const USAGE: &str = "usage: bench [--root DIR] [--release-dir DIR] [--lambda-dir DIR] \
 [--cold N] [--warm N] [--burst N] [--burst-duplicates N] [--burst-instances N] \
-[--json FILE] [--markdown FILE] [--only FUNCTION]...";
+[--burst-variant clean|faulted|both] [--json FILE] [--markdown FILE] [--only FUNCTION]...";
 
 impl Args {
     fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -68,6 +68,7 @@ impl Args {
             burst: 1_000,
             burst_duplicates: 200,
             burst_instances: 2,
+            burst_variants: vec![burst::Variant::Clean, burst::Variant::Faulted],
             only: Vec::new(),
         };
         while let Some(flag) = argv.next() {
@@ -85,6 +86,14 @@ impl Args {
                 "--burst" => args.burst = number(value()?)?,
                 "--burst-duplicates" => args.burst_duplicates = number(value()?)?,
                 "--burst-instances" => args.burst_instances = number(value()?)?,
+                "--burst-variant" => {
+                    args.burst_variants = match value()?.as_str() {
+                        "clean" => vec![burst::Variant::Clean],
+                        "faulted" => vec![burst::Variant::Faulted],
+                        "both" => vec![burst::Variant::Clean, burst::Variant::Faulted],
+                        other => return Err(format!("--burst-variant: {other}?\n{USAGE}")),
+                    }
+                }
                 "--json" => args.json = value()?.into(),
                 "--markdown" => args.markdown = value()?.into(),
                 "--only" => args.only.push(value()?),
@@ -154,8 +163,8 @@ async fn run(args: &Args) -> Result<Report, String> {
         let _ = std::fs::remove_file(log(name));
     }
 
-    // Each function gets a world of its own (table, emulator, user): moto copies a whole table
-    // for every transaction, so one table growing through the run would slow the later ones.
+    // Each function gets a world of its own (table, emulator, user), so no phase measures what
+    // an earlier one left behind.
     eprintln!("bench: {FLOOR}");
     let world = World::arrange(0).await?;
     let mut floor = Subject::new(FLOOR);
@@ -239,39 +248,45 @@ async fn run(args: &Args) -> Result<Report, String> {
     }
 
     let (mut burst, mut burst_error) = (None, None);
+    let (mut faulted_burst, mut faulted_burst_error) = (None, None);
     let webhook_case = discover_cases(&args.root, WEBHOOK)
         .into_iter()
         .find(|c| c.template.contains("${BODY}"));
     let webhook_binary = args.release_dir.join(WEBHOOK);
     if functions.iter().any(|f| f == WEBHOOK) && args.burst > 0 {
-        match webhook_case {
-            Some(case) if webhook_binary.is_file() => {
-                eprintln!("bench: webhook burst of {}", args.burst);
-                let world = World::arrange(0).await?;
-                match burst::run(
-                    &world,
-                    &webhook_binary,
-                    &world.env(WEBHOOK),
-                    &log(WEBHOOK),
-                    &case.template,
-                    burst::Size {
-                        deliveries: args.burst,
-                        duplicates: args.burst_duplicates,
-                        instances: args.burst_instances,
-                    },
-                )
-                .await
-                {
-                    Ok(b) => {
-                        if let Some(s) = subjects.iter_mut().find(|s| s.name == WEBHOOK) {
-                            s.peak_rss_kib = s.peak_rss_kib.max(b.peak_rss_kib);
-                        }
-                        burst = Some(b);
+        for variant in args.burst_variants.clone() {
+            let (result, error) = match variant {
+                burst::Variant::Clean => (&mut burst, &mut burst_error),
+                burst::Variant::Faulted => (&mut faulted_burst, &mut faulted_burst_error),
+            };
+            let Some(case) = webhook_case.as_ref().filter(|_| webhook_binary.is_file()) else {
+                *error = Some("no built stripe-webhook with a ${BODY} event".into());
+                continue;
+            };
+            eprintln!("bench: webhook burst of {} ({variant:?})", args.burst);
+            // A world of its own: the faulted run starts from a table as small as the clean one.
+            let world = World::arrange(0).await?;
+            let env = world.env(WEBHOOK);
+            let webhook_log = log(WEBHOOK);
+            let launch = burst::Launch {
+                binary: &webhook_binary,
+                env: &env,
+                log: &webhook_log,
+            };
+            let size = burst::Size {
+                deliveries: args.burst,
+                duplicates: args.burst_duplicates,
+                instances: args.burst_instances,
+            };
+            match burst::run(&world, launch, &case.template, size, variant).await {
+                Ok(b) => {
+                    if let Some(s) = subjects.iter_mut().find(|s| s.name == WEBHOOK) {
+                        s.peak_rss_kib = s.peak_rss_kib.max(b.peak_rss_kib);
                     }
-                    Err(e) => burst_error = Some(e),
+                    *result = Some(b);
                 }
+                Err(e) => *error = Some(e),
             }
-            _ => burst_error = Some("no built stripe-webhook with a ${BODY} event".into()),
         }
     }
 
@@ -294,6 +309,8 @@ async fn run(args: &Args) -> Result<Report, String> {
         functions: subjects,
         burst,
         burst_error,
+        faulted_burst,
+        faulted_burst_error,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(&args.json, json + "\n").map_err(|e| format!("{}: {e}", args.json.display()))?;

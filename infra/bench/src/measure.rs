@@ -8,11 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use fault_proxy::split_operation;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::procfs;
-use crate::proxy::split_operation;
 use crate::runtime_api::{Outcome, Phase, RuntimeApi};
 use crate::stats::{summarize, Summary};
 use crate::world::{Case, World};
@@ -139,13 +139,13 @@ pub struct Calls {
     pub dynamodb: Vec<u64>,
     pub secretsmanager: Vec<u64>,
     pub operations: BTreeMap<String, u64>,
-    pub moto_wait_ns: u64,
+    pub store_wait_ns: u64,
 }
 
 impl Calls {
     fn record(&mut self, world: &World) {
-        let aws = world.proxy.take();
-        self.moto_wait_ns += world.proxy.take_waited_ns();
+        let aws = world.proxy.take_counts();
+        self.store_wait_ns += world.proxy.take_waited_ns();
         let stripe = world.take_stripe_calls();
         let (mut ddb, mut sm) = (0, 0);
         for (target, n) in aws {
@@ -169,7 +169,7 @@ impl Calls {
     }
 
     fn reset(world: &World) {
-        world.proxy.take();
+        world.proxy.take_counts();
         world.proxy.take_waited_ns();
         world.take_stripe_calls();
     }
@@ -202,7 +202,7 @@ pub struct CallSummary {
     /// Total calls by `service operation` over all the invocations.
     pub operations: BTreeMap<String, u64>,
     /// Mean time per invocation spent waiting for moto: part of the latency, not Portico's.
-    pub moto_wait_ms: f64,
+    pub store_wait_ms: f64,
 }
 
 impl From<&Calls> for CallSummary {
@@ -212,7 +212,7 @@ impl From<&Calls> for CallSummary {
             dynamodb: figures(&c.dynamodb),
             secretsmanager: figures(&c.secretsmanager),
             operations: c.operations.clone(),
-            moto_wait_ms: c.moto_wait_ns as f64 / 1e6 / c.stripe.len().max(1) as f64,
+            store_wait_ms: c.store_wait_ns as f64 / 1e6 / c.stripe.len().max(1) as f64,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The figures as JSON, and as the generated part of BENCHMARKS.md (between markers, so a
 //! hand-written analysis below them survives every run).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -89,6 +90,9 @@ pub struct Report {
     pub functions: Vec<Subject>,
     pub burst: Option<BurstResult>,
     pub burst_error: Option<String>,
+    /// The same burst while the proxy and the emulator inject faults.
+    pub faulted_burst: Option<BurstResult>,
+    pub faulted_burst_error: Option<String>,
     pub targets: Vec<Target>,
 }
 
@@ -433,13 +437,13 @@ pub fn markdown(r: &Report) -> String {
         "\n## Warm invocations\n\nOne process per function, each of its `events/` cases in turn \
          (after {} warm-up invocations each). CPU: the function process's on-CPU time per \
          invocation, all threads (`/proc/<pid>/task/*/schedstat`). Calls per invocation: \
-         Stripe from the emulator's request log, DynamoDB and Secrets Manager from the counting \
-         proxy in front of moto. Non-2xx answers are the cases' deliberate rejections.\n",
+         Stripe from the emulator's request log, DynamoDB from the fault proxy in front of \
+         DynamoDB Local (Secrets Manager, moto, is reached directly and not counted). Non-2xx answers are the cases' deliberate rejections.\n",
         3
     );
     let _ = writeln!(
         s,
-        "| function | case | answer | n | p50 ms | p99 ms | moto ms/inv (summed over calls) | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations per invocation |\n\
+        "| function | case | answer | n | p50 ms | p99 ms | DynamoDB ms/inv (summed over calls) | CPU µs/inv | Stripe/inv | DynamoDB/inv | DynamoDB operations per invocation |\n\
          | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     );
     for subject in std::iter::once(&r.floor).chain(&r.functions) {
@@ -465,7 +469,7 @@ pub fn markdown(r: &Report) -> String {
             }
             let (moto, stripe, ddb, ops) = match &c.calls {
                 Some(calls) => (
-                    format!("{:.1}", calls.moto_wait_ms),
+                    format!("{:.1}", calls.store_wait_ms),
                     format!("{:.2}", calls.stripe.mean),
                     format!("{:.2}", calls.dynamodb.mean),
                     calls
@@ -542,66 +546,131 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let _ = writeln!(s, "\n## Webhook burst\n");
-    match (&r.burst, &r.burst_error) {
-        (Some(b), _) => {
-            let _ = writeln!(
-                s,
-                "{} signed deliveries ({} distinct events of {} customers, {} duplicate deliveries, \
-                 shuffled) through {} stripe-webhook processes: **{:.0} events/s** ({:.1} s; the \
-                 processes waited {:.1} s for moto in all), {:.2} ms CPU per delivery (the \
-                 function's own ceiling: {:.0} deliveries/s per core), peak RSS {:.1} MiB. \
-                 Answers: {}. Re-delivered after a 5xx, as Stripe does: {}. Exactly once: **{}**.\n",
-                b.deliveries,
-                b.unique_events,
-                b.customers,
-                b.duplicate_deliveries,
-                b.instances,
-                b.events_per_s,
-                b.wall_s,
-                b.moto_wait_s,
-                b.cpu_ms_per_delivery,
-                1_000.0 / b.cpu_ms_per_delivery.max(0.001),
-                b.peak_rss_kib as f64 / 1024.0,
-                answers(&b.answers),
-                b.retries,
-                if b.correct() { "yes" } else { "NO" },
-            );
-            let _ = writeln!(s, "| check | result | detail |\n| --- | --- | --- |");
-            for c in &b.checks {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} |",
-                    c.name,
-                    if c.passed { "passed" } else { "**failed**" },
-                    c.detail
-                );
-            }
-        }
-        (None, Some(e)) => {
-            let _ = writeln!(s, "Not measured: {e}");
-        }
-        (None, None) => {
-            let _ = writeln!(s, "Not measured: no stripe-webhook function.");
-        }
-    }
+    burst_section(&mut s, r.burst.as_ref(), r.burst_error.as_deref());
+    let _ = writeln!(s, "\n## Webhook burst under faults\n");
+    let _ = writeln!(
+        s,
+        "The same burst (fresh customers and events, the same plan) while the fault proxy fails \
+         about 10% of the functions' DynamoDB requests (`TransactionConflict` on \
+         `TransactWriteItems`, `ThrottlingException` and `InternalServerError` on any table \
+         request, up to three hangs) and the emulator about 10% of their Stripe requests (500, \
+         429, 409 `lock_timeout`). Faults are drawn from a seeded generator, so runs compare. An \
+         instance whose invocation outlives Lambda's {} s timeout is stopped and replaced, as \
+         Lambda does; every 5xx (or unanswered) delivery is delivered again after 1, 2, 4, … s \
+         (at most 30 s apart, for up to 5 minutes), as Stripe does.\n",
+        crate::runtime_api::DEADLINE.as_secs()
+    );
+    burst_section(
+        &mut s,
+        r.faulted_burst.as_ref(),
+        r.faulted_burst_error.as_deref(),
+    );
 
     let _ = writeln!(
         s,
         "\n## How\n\n\
          - Binaries: {} (built in this run with the workspace's release profile; the host's \
          architecture, since arm64 cannot run here). Sizes: {}.\n\
-         - Each function gets fresh state (table, emulator, bench user), as does the burst: moto \
-         copies a table for every transaction, so a table grown by earlier phases would slow \
-         later ones. Cases run in file order, each after 3 warm-up invocations.\n\
+         - Each function gets fresh state (table, emulator, bench user), as does the burst, so no \
+         phase measures what an earlier one left behind. Cases run in file order, each after 3 warm-up invocations.\n\
          - Each process runs as on Lambda: `env` cleared, the template's variables, \
          `AWS_LAMBDA_RUNTIME_API` pointing at the bench's runtime API on 127.0.0.1, JSON logs at \
-         INFO to a file. AWS is moto (one request at a time, in Python) behind the counting \
-         proxy; Stripe is the in-process emulator. Latencies therefore include moto's and the \
-         emulator's own time and are far above what DynamoDB and Stripe would give (the \
-         moto column says how much); CPU, calls, memory and sizes are the functions' own.\n\
+         INFO to a file. DynamoDB is Amazon's DynamoDB Local (a JVM on the same two \
+         cores) behind the fault proxy, Secrets Manager is moto; Stripe is the in-process \
+         emulator. Latencies therefore include their own time and are above what DynamoDB and \
+         Stripe would give (the DynamoDB column says how much); CPU, calls, memory and sizes are the functions' own.\n\
          - Percentiles are nearest-rank over the measured invocations.\n",
         r.settings.host_binaries, r.settings.zips
     );
     let _ = write!(s, "\n{END}");
     s
+}
+
+fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str>) {
+    let b = match (burst, error) {
+        (Some(b), _) => b,
+        (None, Some(e)) => {
+            let _ = writeln!(s, "Not measured: {e}");
+            return;
+        }
+        (None, None) => {
+            let _ = writeln!(s, "Not measured in this run.");
+            return;
+        }
+    };
+    let _ = writeln!(
+        s,
+        "{} signed deliveries ({} distinct events of {} customers, {} duplicate deliveries, \
+         shuffled) through {} stripe-webhook processes: **{:.0} events/s** ({:.1} s; the \
+         processes waited {:.1} s for moto in all), {:.2} ms CPU per delivery (the \
+         function's own ceiling: {:.0} deliveries/s per core), peak RSS {:.1} MiB. \
+         Answers: {}. Re-delivered after a 5xx, as Stripe does: {}{}.{} Exactly once: **{}**.\n",
+        b.deliveries,
+        b.unique_events,
+        b.customers,
+        b.duplicate_deliveries,
+        b.instances,
+        b.events_per_s,
+        b.wall_s,
+        b.store_wait_s,
+        b.cpu_ms_per_delivery,
+        1_000.0 / b.cpu_ms_per_delivery.max(0.001),
+        b.peak_rss_kib as f64 / 1024.0,
+        answers(&b.answers),
+        b.retries,
+        if b.retry_answers.is_empty() {
+            String::new()
+        } else {
+            format!(" (answered {})", answers(&b.retry_answers))
+        },
+        if b.restarts + b.failed_restarts == 0 {
+            String::new()
+        } else {
+            format!(
+                " Instances stopped at the delivery limit and replaced: {} ({} more replacements \
+                 failed their init and were tried again at the next delivery).",
+                b.restarts, b.failed_restarts
+            )
+        },
+        if b.correct() { "yes" } else { "NO" },
+    );
+    if let Some(f) = &b.faults {
+        let hangs = f.dynamodb_faults.get("hang").map_or(0, |n| *n as usize);
+        let share = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+        let kinds = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "Faults injected: **{}** of {} DynamoDB requests ({:.1}%: {}) and **{}** of {} \
+             Stripe requests ({:.1}%: {}). Instances stopped at Lambda's timeout and replaced: {} \
+             ({} on an injected hang, {} overran it waiting on moto and retries). Survived (every check below \
+             passed): **{}**.\n",
+            f.dynamodb_total(),
+            f.dynamodb_requests,
+            share(f.dynamodb_total(), f.dynamodb_requests),
+            kinds(&f.dynamodb_faults),
+            f.stripe_total(),
+            f.stripe_requests,
+            share(f.stripe_total(), f.stripe_requests),
+            kinds(&f.stripe_faults),
+            b.restarts,
+            hangs,
+            b.restarts.saturating_sub(hangs),
+            if b.correct() { "yes" } else { "NO" },
+        );
+    }
+    let _ = writeln!(s, "| check | result | detail |\n| --- | --- | --- |");
+    for c in &b.checks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            c.name,
+            if c.passed { "passed" } else { "**failed**" },
+            c.detail
+        );
+    }
 }

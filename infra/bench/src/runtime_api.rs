@@ -61,7 +61,7 @@ pub struct RuntimeApi {
 
 const PREFIX: &str = "/2018-06-01/runtime";
 /// Lambda's deadline header is epoch milliseconds; the template's timeout is 10 s.
-const DEADLINE: Duration = Duration::from_secs(10);
+pub const DEADLINE: Duration = Duration::from_secs(10);
 
 impl RuntimeApi {
     pub async fn start() -> std::io::Result<Self> {

@@ -1,15 +1,15 @@
-//! The state the sample events need, arranged once: moto (behind the counting proxy), the Stripe
+//! The state the sample events need, arranged once: moto (behind the fault proxy), the Stripe
 //! emulator with the checked-in portal configuration, a signed-in admin user with a stored,
 //! linked customer (card + subscription), an open portal session, and fresh Stripe events for
 //! the webhook. Also what each function process is given: the real configuration's variables.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::Bytes;
+use fault_proxy::FaultProxy;
 use portico_testkit::{Harness, FRONTEND};
 use serde_json::Value;
 use shared::auth::User;
@@ -19,8 +19,6 @@ use shared::stripe::webhook::sign;
 use shared::testing::keys::now;
 use shared::testing::WEBHOOK_TEST_SECRET;
 use stripe_emulator::NewCustomer;
-
-use crate::proxy::CountingProxy;
 
 /// The bench user: an administrator, so every route (admin ones included) accepts its token.
 pub const USER: &str = "bench-user";
@@ -36,7 +34,7 @@ pub struct Case {
 
 pub struct World {
     pub h: Harness,
-    pub proxy: CountingProxy,
+    pub proxy: FaultProxy,
     env: Vec<(String, String)>,
     token: String,
     subscription: String,
@@ -53,13 +51,9 @@ impl World {
     /// Arranges everything; `webhook_events` is how many fresh events to prepare.
     pub async fn arrange(webhook_events: usize) -> Result<World, String> {
         let h = Harness::new().await;
-        let moto: SocketAddr = shared::testing::moto::endpoint()
-            .trim_start_matches("http://")
-            .parse()
-            .map_err(|e| format!("moto endpoint: {e}"))?;
-        let proxy = CountingProxy::start(moto)
+        let proxy = FaultProxy::start(&aws_upstream())
             .await
-            .map_err(|e| format!("counting proxy: {e}"))?;
+            .map_err(|e| format!("fault proxy: {e}"))?;
 
         let user_id = UserId::parse(USER).map_err(|e| format!("user id: {e}"))?;
         let email = format!("{USER}@example.test");
@@ -283,7 +277,14 @@ async fn fresh_customer_events(
         .collect()
 }
 
-/// The template's configuration for local use: AWS through the counting proxy, Stripe at the
+/// Where the functions' AWS calls go, behind the proxy: moto serves DynamoDB and Secrets Manager.
+/// DynamoDB Local, behind the proxy; Secrets Manager (moto) is reached directly, so the counts
+/// and faults are DynamoDB's alone.
+fn aws_upstream() -> String {
+    shared::testing::dynamodb::endpoint()
+}
+
+/// The template's configuration for local use: AWS through the fault proxy, Stripe at the
 /// emulator, keys from a JWKS file (the template's `JWKS_URL` must be https), Lambda's own
 /// variables as the runtime sets them for a 256 MB function with JSON logs at INFO.
 fn function_env(h: &Harness, aws_endpoint: &str) -> Vec<(String, String)> {
@@ -295,13 +296,15 @@ fn function_env(h: &Harness, aws_endpoint: &str) -> Vec<(String, String)> {
         .filter(|(k, _)| k != "JWKS_REFRESH_MIN_SECONDS")
         .collect();
     let base = h.emulator.base_url();
+    let moto = shared::testing::moto::endpoint();
     let more = [
         ("STRIPE_API_BASE", base.as_str()),
         ("FRONTEND_URL", FRONTEND),
         ("DEFAULT_PORTAL_CONFIGURATION", h.configuration.as_str()),
         ("ALLOWED_PRICES", "price_pro_monthly,price_pro_yearly"),
         ("ALLOW_IMMEDIATE_CANCEL", "false"),
-        ("AWS_ENDPOINT_URL", aws_endpoint),
+        ("AWS_ENDPOINT_URL_DYNAMODB", aws_endpoint),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto),
         ("AWS_REGION", "us-east-1"),
         ("AWS_DEFAULT_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "test"),
