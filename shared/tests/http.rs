@@ -123,3 +123,33 @@ fn internal_errors_do_not_leak_details() {
     assert_eq!(body["error"], "internal error");
     assert!(!body.to_string().contains("portico-x"));
 }
+
+#[test]
+fn an_unavailable_dependency_or_spent_budget_says_when_to_retry() {
+    let request = post("");
+    let cases = [
+        ApiError::unavailable("storage_unavailable", "throttled"),
+        ApiError::out_of_time(),
+    ];
+    for error in cases {
+        let code = error.code;
+        let response = http::finish(&request, Err(error));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            Some("1"),
+            "{code}"
+        );
+    }
+    let (status, body) = envelope(&request, ApiError::out_of_time());
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("upstream_timeout"))
+    );
+    // A refusal of the caller's own says nothing about retrying.
+    let response = http::finish(&request, Err(ApiError::not_found("no such thing")));
+    assert!(response.headers().get("retry-after").is_none());
+}

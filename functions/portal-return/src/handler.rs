@@ -74,3 +74,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fault_tests.rs"]
+mod fault_tests;

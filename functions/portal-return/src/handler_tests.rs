@@ -41,12 +41,16 @@ async fn open_session(
 }
 
 /// A subscribed user with a portal session; returns the customer and the session ref.
-async fn session_for(h: &Harness, sub: &str, workflow: Workflow) -> (CustomerId, String) {
+pub(super) async fn session_for(
+    h: &Harness,
+    sub: &str,
+    workflow: Workflow,
+) -> (CustomerId, String) {
     let customer = h.subscribed_customer(sub).await;
     (customer, open_session(h, sub, workflow).await.id)
 }
 
-async fn come_back(h: &Harness, sub: &str, reference: &str) -> (u16, Value) {
+pub(super) async fn come_back(h: &Harness, sub: &str, reference: &str) -> (u16, Value) {
     let token = h.stack.token(sub);
     let request = fixtures::request_with(
         "portal-return/return",

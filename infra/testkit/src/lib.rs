@@ -14,9 +14,12 @@ use stripe_emulator::{Emulator, EmulatorConfig};
 
 pub mod contract;
 
+pub use fault_proxy;
 pub use lambda_http;
 pub use shared::testing::fixtures;
 pub use stripe_emulator;
+
+use fault_proxy::FaultProxy;
 
 /// The SPA origin the harness allows returns to.
 pub const FRONTEND: &str = "https://app.portico.test";
@@ -29,6 +32,8 @@ pub struct Harness {
     pub stripe: StripeClient,
     /// The portal configuration every workflow uses unless a test maps another.
     pub configuration: String,
+    /// The fault proxy every DynamoDB call goes through, for a harness made [`Harness::faulted`].
+    pub store_faults: Option<FaultProxy>,
 }
 
 /// Retries quickly: tests exercise the retry logic, not the wall clock.
@@ -47,10 +52,27 @@ impl Harness {
 
     /// A harness whose configuration has `overrides` applied.
     pub async fn with(overrides: &[(&str, &str)]) -> Self {
+        Self::build(TestStack::new().await, None, overrides).await
+    }
+
+    /// A harness whose DynamoDB calls pass through a fault proxy (`store_faults`), so a test
+    /// can make DynamoDB answer as it does under load: conflicts, throttling, 500s, hangs.
+    pub async fn faulted(overrides: &[(&str, &str)]) -> Self {
+        let proxy = FaultProxy::start(&shared::testing::dynamodb::endpoint())
+            .await
+            .expect("start the fault proxy");
+        let stack = TestStack::with_dynamodb(&proxy.endpoint()).await;
+        Self::build(stack, Some(proxy), overrides).await
+    }
+
+    async fn build(
+        stack: TestStack,
+        store_faults: Option<FaultProxy>,
+        overrides: &[(&str, &str)],
+    ) -> Self {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
             .expect("start the Stripe emulator");
-        let stack = TestStack::new().await;
         let base = emulator.base_url();
         let probe = stack.config_with(&[("STRIPE_API_BASE", &base)]);
         let stripe = StripeClient::new(
@@ -82,6 +104,7 @@ impl Harness {
             services,
             stripe,
             configuration,
+            store_faults,
         }
     }
 
