@@ -562,3 +562,35 @@ async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
     assert!(h.stripe_calls().is_empty());
     h.assert_nothing_synced(&customer).await;
 }
+
+#[tokio::test]
+async fn a_return_link_stops_working_when_portico_s_clock_passes_its_expiry() {
+    let mut h = Harness::new().await;
+    h.services.clock = shared::clock::Clock::manual(shared::clock::Clock::system().now());
+    let (customer, reference) = session_for(&h, "clocked", Workflow::BillingReview).await;
+    let record = h
+        .services
+        .table
+        .get_portal_session(&reference)
+        .await
+        .unwrap()
+        .unwrap();
+    let until = record
+        .return_until
+        .expect("a session says until when it returns");
+    let left = u64::try_from(until - h.services.clock.unix()).unwrap();
+
+    // Past the link's expiry on Portico's clock, the return is refused and nothing syncs.
+    h.services
+        .clock
+        .advance(std::time::Duration::from_secs(left + 1));
+    h.emulator.clear_requests();
+    let (status, body) = come_back(&h, "clocked", &reference).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (410, Some("session_expired")),
+        "{body}"
+    );
+    assert!(h.stripe_calls().is_empty());
+    h.assert_nothing_synced(&customer).await;
+}

@@ -45,7 +45,7 @@ pub async fn handle_return(
         .ok_or(PortalError::SessionNotFound)?;
     // DynamoDB deletes expired items late (and keeps these longer for analytics): the deadline
     // is checked here.
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = ctx.clock.unix();
     if session.return_until.is_some_and(|until| now > until) {
         return Err(PortalError::SessionExpired);
     }
