@@ -476,9 +476,13 @@ pub async fn within_deadline(
         .unwrap_or_else(|_| Err(ApiError::out_of_time()))
 }
 
-/// Lambda's deadline (epoch milliseconds; 0 when there is none) on this process's clock.
+/// Before this (2001-09-09) a value is no epoch deadline: `cargo lambda watch` sends its timeout
+/// (600000) where Lambda sends the deadline.
+const NO_EARLIER_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// Lambda's deadline (epoch milliseconds) on this process's clock; `None` without a real one.
 fn deadline_instant(epoch_ms: u64) -> Option<std::time::Instant> {
-    if epoch_ms == 0 {
+    if epoch_ms < NO_EARLIER_DEADLINE_MS {
         return None;
     }
     let now = std::time::SystemTime::now()
