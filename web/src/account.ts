@@ -242,6 +242,6 @@ export async function returnFromPortal(app: HTMLElement, ref: string, navigate: 
   }
   const changes = data.synchronized_data.changes;
   const title = branding?.company_name ? `Changes synchronized · ${branding.company_name}` : "Changes synchronized";
-  toast(title, changes.length ? changes : ["Nothing changed"], "ok", branding?.primary_color);
+  toast(title, changes.length ? changes : ["Nothing changed"], "ok", branding?.primary_color ?? undefined);
   navigate(data.redirect_url);
 }

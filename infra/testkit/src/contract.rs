@@ -178,7 +178,10 @@ mod tests {
         // A success body with a field the spec does not know.
         let account = sent("GET", "/billing/account");
         let body = json!({"success": true, "account": {"customer_id": null, "email": null,
-            "premium": false, "premium_until": null, "plan": null, "subscription": null,
+            "premium": false, "premium_until": null, "subscription": null,
+            "plan": {"kind": "none", "product_id": null, "product_name": null, "price_id": null,
+                     "interval": null, "amount": null, "currency": null},
+            "lifetime": null, "refreshed": false,
             "default_payment_method": null, "invoices": [], "synced_at": null}});
         assert!(check(&account, 200, &body).is_ok());
         let mut extra = body.clone();
