@@ -52,11 +52,6 @@ pub enum AccountError {
     AlreadyPurchased,
     #[error("the subscription is already on price {0}")]
     AlreadyOnPrice(String),
-    #[error("{field}: {reason}")]
-    InvalidPath {
-        field: &'static str,
-        reason: &'static str,
-    },
     #[error(transparent)]
     Customer(#[from] CustomerError),
     #[error(transparent)]
@@ -529,7 +524,7 @@ pub async fn checkout(
     idempotency_key: &str,
 ) -> Result<CheckoutCreated, AccountError> {
     let one_time = config.allowed_one_time_prices.contains(&request.price);
-    if !one_time && !config.allowed_prices.contains(&request.price) {
+    if !one_time && !config.portal.allowed_prices.contains(&request.price) {
         return Err(AccountError::PriceNotAllowed(request.price));
     }
     let (success, cancel) = request.return_urls(config)?;
@@ -735,7 +730,7 @@ pub async fn preview_plan_change(
     id: &SubscriptionId,
     price: String,
 ) -> Result<PlanChangePreview, AccountError> {
-    if !config.allowed_prices.contains(&price) {
+    if !config.portal.allowed_prices.contains(&price) {
         return Err(AccountError::PriceNotAllowed(price));
     }
     let (customer, subscription) = own_subscription(ctx, user, id).await?;

@@ -96,8 +96,8 @@ pub struct PortalConfig {
     /// `scheme://host[:port]` strings, compared exactly with a return URL's origin.
     pub allowed_return_origins: Vec<String>,
     pub default_configuration: Option<String>,
-    /// ALLOWED_PRICES again: the prices a portal plan change may switch to.
-    pub plan_prices: Vec<String>,
+    /// ALLOWED_PRICES: the subscription prices users may check out or switch a plan to.
+    pub allowed_prices: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,7 +113,6 @@ pub struct Config {
     pub portal: PortalConfig,
     pub premium_grace: Duration,
     pub webhook_tolerance_seconds: i64,
-    pub allowed_prices: Vec<String>,
     /// One-time prices whose purchase grants lifetime premium.
     pub allowed_one_time_prices: Vec<String>,
     pub allow_immediate_cancel: bool,
@@ -190,7 +189,6 @@ impl Config {
                 }
                 t => t,
             },
-            allowed_prices: price_list(&vars, "ALLOWED_PRICES"),
             allowed_one_time_prices: one_time_prices(&vars)?,
             allow_immediate_cancel: vars.boolean("ALLOW_IMMEDIATE_CANCEL")?,
             premium_grace: Duration::from_secs(vars.number::<u64>("PREMIUM_GRACE_DAYS")? * 86_400),
@@ -332,7 +330,7 @@ fn portal_config(vars: &Vars<'_>) -> Result<PortalConfig, ConfigError> {
         frontend_url,
         allowed_return_origins,
         default_configuration,
-        plan_prices: price_list(vars, "ALLOWED_PRICES"),
+        allowed_prices: price_list(vars, "ALLOWED_PRICES"),
     })
 }
 

@@ -315,9 +315,6 @@ impl From<AccountError> for ApiError {
             AccountError::AlreadyOnPrice(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
             }
-            AccountError::InvalidPath { field, .. } => {
-                ApiError::bad_request("invalid_field", message).with_field(field)
-            }
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
             AccountError::Store(e) => e.into(),

@@ -39,6 +39,24 @@ async fn deliver(h: &Harness, body: &str) -> (u16, Value) {
     (status.as_u16(), answer)
 }
 
+/// The event id of a delivery's body.
+pub(super) fn event_id(body: &str) -> String {
+    serde_json::from_str::<Value>(body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The ledger's state for an event (`processing`, `done`), if it has an entry.
+pub(super) async fn ledger_state(h: &Harness, event_id: &str) -> Option<String> {
+    h.services
+        .table
+        .ledger_entry(event_id)
+        .await
+        .unwrap()
+        .map(|e| e.state)
+}
+
 /// The emulator's recorded events of `event_type` for `customer`, oldest first, as sent bytes.
 pub(super) fn events_of(h: &Harness, event_type: &str, customer: &CustomerId) -> Vec<String> {
     h.emulator
@@ -225,10 +243,7 @@ async fn bad_signatures_are_400_and_write_nothing() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("sig-user").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = event_id(&body);
     let cases = [
         (
             "tampered",
@@ -267,7 +282,7 @@ async fn bad_signatures_are_400_and_write_nothing() {
         fixtures::request_with("stripe-webhook/event-unsigned", &[]),
     ));
     assert_eq!(status, 400);
-    assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
+    assert!(ledger_state(&h, &id).await.is_none());
     assert!(h
         .services
         .table
@@ -329,10 +344,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
     let h = Harness::new().await;
     let customer = h.subscribed_customer("fault-user").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = event_id(&body);
     let down = h.services_with_stripe_down();
     let (status, answer) = call!(handle(&down, signed(&body)));
     assert_eq!(
@@ -340,10 +352,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         (500, Some("processing_failed")),
         "{answer}"
     );
-    assert!(
-        h.services.table.ledger_entry(&id).await.unwrap().is_none(),
-        "claim released"
-    );
+    assert!(ledger_state(&h, &id).await.is_none(), "claim released");
     assert!(
         h.services
             .table
@@ -359,16 +368,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         (status, &answer),
         (200, &json!({"success": true, "received": true}))
     );
-    assert_eq!(
-        h.services
-            .table
-            .ledger_entry(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        "done"
-    );
+    assert_eq!(ledger_state(&h, &id).await.unwrap(), "done");
 }
 
 fn checkout_completed(id: &str, customer: &str, user: &str) -> String {
@@ -633,17 +633,7 @@ async fn a_burst_of_twenty_events_delivered_a_hundred_times_has_each_effect_once
             .as_str()
             .unwrap()
             .to_string();
-        assert_eq!(
-            h.services
-                .table
-                .ledger_entry(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .state,
-            "done",
-            "{id}"
-        );
+        assert_eq!(ledger_state(&h, &id).await.unwrap(), "done", "{id}");
     }
     for customer in &customers {
         let Some(state) = h.services.table.get_customer_state(customer).await.unwrap() else {
@@ -667,10 +657,7 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("ddb-down").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
-    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = event_id(&body);
     // The same configuration, but DynamoDB unreachable.
     let broken = shared::testing::aws_config("http://127.0.0.1:9").await;
     let mut services =
@@ -682,7 +669,7 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
         (500, Some("processing_failed")),
         "{answer}"
     );
-    assert!(h.services.table.ledger_entry(&id).await.unwrap().is_none());
+    assert!(ledger_state(&h, &id).await.is_none());
     h.assert_nothing_synced(&customer).await;
 }
 
@@ -693,10 +680,7 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() 
     for status in [500u16, 409] {
         let customer = h.subscribed_customer(&format!("locked-{status}")).await;
         let body = events_of(&h, "customer.created", &customer).pop().unwrap();
-        let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = event_id(&body);
         // More failures than the client's retries: the delivery must fail, not hang or half-write.
         h.emulator
             .inject_fault(Fault {
@@ -713,24 +697,12 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() 
             (500, Some("processing_failed")),
             "{status}: {answer}"
         );
-        assert!(
-            h.services.table.ledger_entry(&id).await.unwrap().is_none(),
-            "claim released"
-        );
+        assert!(ledger_state(&h, &id).await.is_none(), "claim released");
         h.assert_nothing_synced(&customer).await;
         h.emulator.clear_faults();
         let (code, answer) = deliver(&h, &body).await;
         assert_eq!(code, 200, "the redelivery succeeds: {answer}");
-        assert_eq!(
-            h.services
-                .table
-                .ledger_entry(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .state,
-            "done"
-        );
+        assert_eq!(ledger_state(&h, &id).await.unwrap(), "done");
     }
 }
 

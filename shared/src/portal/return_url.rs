@@ -135,7 +135,7 @@ mod tests {
             frontend_url: Url::parse("https://app.example.com/").unwrap(),
             allowed_return_origins: origins.iter().map(|o| o.to_string()).collect(),
             default_configuration: None,
-            plan_prices: Vec::new(),
+            allowed_prices: Vec::new(),
         }
     }
 

@@ -70,7 +70,7 @@ pub async fn create_session(
         if workflow != Workflow::SubscriptionManagement {
             return Err(PortalError::PriceWithoutPlanChange);
         }
-        if !portal.plan_prices.contains(price) {
+        if !portal.allowed_prices.contains(price) {
             return Err(PortalError::PriceNotAllowed(price.clone()));
         }
     }
