@@ -176,6 +176,21 @@ async fn each_rejection_has_its_own_code() {
 }
 
 #[tokio::test]
+async fn a_token_missing_any_required_claim_is_refused() {
+    // jsonwebtoken checks `iss` and `aud` only when the token carries them: without the
+    // required-claims rule, a token that omits its issuer or audience would pass.
+    let stack = TestStack::new().await;
+    let auth = authenticator(&stack, &[]);
+    for claim in ["exp", "sub", "iss", "aud"] {
+        let mut claims = stack.claims("nemo");
+        claims.as_object_mut().unwrap().remove(claim);
+        let err = verify(&auth, &stack.key.sign(&claims)).await.unwrap_err();
+        assert_eq!(err, AuthError::MissingClaim(claim.to_string()), "{claim}");
+        assert_eq!(err.code(), "missing_claim");
+    }
+}
+
+#[tokio::test]
 async fn expiry_within_the_leeway_is_accepted() {
     let stack = TestStack::new().await;
     let auth = authenticator(&stack, &[("JWT_LEEWAY_SECONDS", "30")]);

@@ -355,12 +355,15 @@ async fn stripe_down_is_503_and_records_nothing() {
     // Nothing listens on port 9: every Stripe call fails to connect.
     let h = Harness::with(&[("STRIPE_API_BASE", "http://127.0.0.1:9")]).await;
     h.subscribed_customer("outage").await;
+    let before = h.stack.table_items().await;
     let (status, body) = create(&h, "portal-session/create-billing-review", "outage").await;
     assert_eq!(
         (status.as_u16(), body["error_code"].as_str()),
         (503, Some("stripe_unavailable")),
         "{body}"
     );
+    // No session record, no counter, no touched profile: the table is exactly as it was.
+    assert_eq!(h.stack.table_items().await, before);
 }
 
 #[tokio::test]

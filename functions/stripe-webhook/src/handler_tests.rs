@@ -211,6 +211,70 @@ async fn events_in_any_order_leave_stripes_final_state() {
 }
 
 #[tokio::test]
+async fn a_stale_view_answered_late_never_replaces_a_newer_one() {
+    use shared::sync::{sync_customer, SyncTrigger};
+    let h = Arc::new(Harness::new().await);
+    let customer = h.subscribed_customer("stale-view").await;
+    let sub = h.subscription_of(&customer).await;
+    let baseline = SyncTrigger {
+        source: AuditSource::Reconcile,
+        reference: None,
+    };
+    sync_customer(h.services.sync_context(), &customer, &baseline, &())
+        .await
+        .unwrap();
+    let created = events_of(&h, "customer.subscription.created", &customer)
+        .pop()
+        .unwrap();
+
+    // Delivery A's refetch reads the subscription while it is still active; Stripe's answer
+    // to it is held, so A holds a view older than anything that happens next.
+    let held = h.emulator.hold_first_answer("GET", "/v1/subscriptions");
+    let a = tokio::spawn({
+        let h = h.clone();
+        async move { deliver(&h, &created).await }
+    });
+    held.wait_for_arrivals(1).await;
+
+    // The subscription ends and delivery B stores that newer view before A's answer arrives.
+    h.stripe_api("DELETE", &format!("/v1/subscriptions/{sub}"), &[])
+        .await;
+    let deleted = events_of(&h, "customer.subscription.deleted", &customer)
+        .pop()
+        .unwrap();
+    let (status, answer) = deliver(&h, &deleted).await;
+    assert_eq!(status, 200, "{answer}");
+    held.release();
+    let (status, answer) = a.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+
+    let state = h
+        .services
+        .table
+        .get_customer_state(&customer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.snapshot.subscriptions[0].status, "canceled");
+    assert!(!state.premium.premium);
+    let statuses: Vec<(Value, Value)> = h
+        .services
+        .table
+        .audit_entries(&customer)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.change.field.ends_with("status"))
+        .map(|e| (e.change.from, e.change.to))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(json!("active"), json!("canceled"))],
+        "the cancellation is audited once and never undone by the stale view"
+    );
+}
+
+#[tokio::test]
 async fn other_types_and_the_other_mode_are_acknowledged_and_ignored() {
     let h = Harness::new().await;
     let other = json!({"id": "evt_other", "object": "event", "type": "charge.dispute.created", "created": now(), "livemode": false,

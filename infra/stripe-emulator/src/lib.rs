@@ -308,10 +308,22 @@ impl Emulator {
     /// Holds requests to one endpoint once they are executing (after the idempotency
     /// check) until [`HeldRequests::release`] or drop: deterministic concurrency tests.
     pub fn hold(&self, method: &str, path: &str) -> HeldRequests {
+        self.add_hold(method, path, false)
+    }
+
+    /// Holds the answer of the next request to one endpoint: it executes at once (so it reads
+    /// the state of that moment) and is answered on [`HeldRequests::release`]; requests after
+    /// it pass. A stale view arriving late, deterministically.
+    pub fn hold_first_answer(&self, method: &str, path: &str) -> HeldRequests {
+        self.add_hold(method, path, true)
+    }
+
+    fn add_hold(&self, method: &str, path: &str, first_answer_only: bool) -> HeldRequests {
         let key = format!("{} {path}", method.to_ascii_uppercase());
         let hold = Arc::new(Hold {
             arrived: watch::Sender::new(0),
             open: watch::Sender::new(false),
+            first_answer_only,
         });
         lock_anyway(&self.shared.hooks)
             .holds

@@ -47,6 +47,9 @@ pub(crate) struct Hooks {
 pub(crate) struct Hold {
     pub arrived: watch::Sender<usize>,
     pub open: watch::Sender<bool>,
+    /// Only the first request is held, and only its answer: it reads the state as it was on
+    /// arrival and delivers that view on release, while later requests pass.
+    pub first_answer_only: bool,
 }
 
 pub(crate) struct Shared {
@@ -519,10 +522,18 @@ async fn handle_v1(
             hooks.holds.get(&hook_key).cloned(),
         )
     };
+    let mut held_answer = None;
     if let Some(h) = hold {
-        h.arrived.send_modify(|n| *n += 1);
-        let mut open = h.open.subscribe();
-        let _ = open.wait_for(|o| *o).await;
+        let mut nth = 0;
+        h.arrived.send_modify(|n| {
+            *n += 1;
+            nth = *n;
+        });
+        if !h.first_answer_only {
+            let _ = h.open.subscribe().wait_for(|o| *o).await;
+        } else if nth == 1 {
+            held_answer = Some(h);
+        }
     }
     if let Some(d) = latency {
         tokio::time::sleep(d).await;
@@ -553,6 +564,9 @@ async fn handle_v1(
             request_id: request_id.to_string(),
         });
         f.finish(stored);
+    }
+    if let Some(h) = held_answer {
+        let _ = h.open.subscribe().wait_for(|o| *o).await;
     }
     (json_response(status, body, request_id), false)
 }

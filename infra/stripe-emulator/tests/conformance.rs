@@ -38,24 +38,9 @@ struct Reference {
 }
 
 fn reference() -> Option<Reference> {
-    let (dir, explicit) = match std::env::var_os("STRIPE_REFERENCE_DIR") {
-        Some(d) => (PathBuf::from(d), true),
-        None => (
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/stripe"),
-            false,
-        ),
-    };
+    let dir = shared::testing::stripe_reference(&["fixtures3.latest.json", "openapi-subset.json"])?;
     let fixtures = dir.join("fixtures3.latest.json");
     let spec = dir.join("openapi-subset.json");
-    if !fixtures.exists() || !spec.exists() {
-        assert!(
-            !explicit,
-            "STRIPE_REFERENCE_DIR={} lacks fixtures3.latest.json / openapi-subset.json",
-            dir.display()
-        );
-        eprintln!("note: skipping conformance, no Stripe reference files at {} (set STRIPE_REFERENCE_DIR)", dir.display());
-        return None;
-    }
     let read = |p: PathBuf| -> Value {
         serde_json::from_slice(&std::fs::read(&p).expect("read reference"))
             .expect("reference is JSON")

@@ -1,4 +1,4 @@
-//! Stripe's form encoding (notes §9): `a[b][c]=v`, indexed arrays `items[0][price]=p`, booleans
+//! Stripe's form encoding, as its SDKs write it: `a[b][c]=v`, indexed arrays `items[0][price]=p`, booleans
 //! as `true`/`false`, and the empty string that unsets a value. The same text is used as a POST
 //! body and as a GET/DELETE query string.
 //!

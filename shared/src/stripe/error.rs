@@ -1,6 +1,6 @@
 //! Stripe's error body and the client's error type.
 //!
-//! Classification is by HTTP status first and `type`/`code` second (notes §5), because the
+//! Classification is by HTTP status first and `type`/`code` second, because the
 //! SDKs' error types (`rate_limit_error`, …) are not all in the spec's enum.
 
 use std::fmt;

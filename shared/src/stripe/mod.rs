@@ -20,17 +20,3 @@ pub use error::{StripeClientError, StripeError};
 pub use resources::*;
 pub use retry::{AttemptOutcome, RetryPolicy};
 pub use types::*;
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use std::path::PathBuf;
-
-    /// `$STRIPE_REFERENCE_DIR`, else `<workspace>/../shared/stripe` when it exists.
-    pub fn reference_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("STRIPE_REFERENCE_DIR") {
-            return Some(PathBuf::from(dir));
-        }
-        let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/stripe");
-        default.is_dir().then_some(default)
-    }
-}

@@ -205,7 +205,7 @@ pub struct SubscriptionPreviewDetails {
     pub proration_behavior: Option<String>,
 }
 
-/// A portal deep link (`flow_data`, notes §1). Build with the constructors.
+/// A portal deep link (`flow_data` on a portal session). Build with the constructors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlowData {
     #[serde(rename = "type")]

@@ -1,5 +1,5 @@
 //! When to retry a Stripe request and how long to wait, after stripe-node's `_shouldRetry` and
-//! `_getSleepTimeInMS` (notes §5), plus 429 which Portico also retries (rate limits and
+//! `_getSleepTimeInMS`, plus 429 which Portico also retries (rate limits and
 //! `lock_timeout` clear after a short back-off).
 
 use std::time::Duration;

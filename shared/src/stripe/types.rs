@@ -676,9 +676,10 @@ mod tests {
     use serde_json::json;
 
     fn fixtures(name: &str) -> Option<Value> {
-        let path = crate::stripe::tests_support::reference_dir()?.join(name);
-        let text = std::fs::read_to_string(path).ok()?;
-        serde_json::from_str(&text).ok()
+        let path = crate::testing::stripe_reference(&[name])?.join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Webhook signatures (notes §3): `Stripe-Signature: t=<unix>,v1=<hex>[,v1=…][,v0=…]`, where
+//! Webhook signatures, as Stripe documents and its SDKs check them: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=…][,v0=…]`, where
 //! each `v1` is lowercase-hex HMAC-SHA256 over `"{t}.{raw body}"` keyed with the whole endpoint
 //! secret (`whsec_…` included). Several `v1` appear while a secret is being rolled, so any `v1`
 //! matching any configured secret is accepted; other schemes (the test-mode `v0`) are ignored.

@@ -29,6 +29,40 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The directory of Stripe's reference files (its OpenAPI spec and sample objects) when it holds
+/// every one of `files`: `$STRIPE_REFERENCE_DIR`, else `../shared/stripe` beside the workspace.
+///
+/// A test that needs them may skip on a developer's machine without them, but never silently
+/// where they are promised: a set `STRIPE_REFERENCE_DIR` that lacks a file, or a missing
+/// reference under CI (`CI` set to `true` or `1`), fails the test instead.
+pub fn stripe_reference(files: &[&str]) -> Option<PathBuf> {
+    let explicit = std::env::var_os("STRIPE_REFERENCE_DIR").map(PathBuf::from);
+    let dir = explicit
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("../shared/stripe"));
+    let missing: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if missing.is_empty() {
+        return Some(dir);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        explicit.is_none() && !ci,
+        "Stripe's reference files {missing:?} are missing from {} (STRIPE_REFERENCE_DIR {}, CI {})",
+        dir.display(),
+        if explicit.is_some() { "set" } else { "unset" },
+        if ci { "set" } else { "unset" },
+    );
+    eprintln!(
+        "NOTE: skipped: Stripe's reference files {missing:?} are not at {} (set STRIPE_REFERENCE_DIR)",
+        dir.display()
+    );
+    None
+}
+
 /// An AWS SDK configuration aimed at `endpoint` with obviously fake credentials.
 pub async fn aws_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
@@ -111,6 +145,34 @@ impl TestStack {
             dir,
             jwks_path,
         }
+    }
+
+    /// Every item in the test's table, as JSON, sorted by key: a whole-table view for tests that
+    /// assert what a request wrote (or that it wrote nothing).
+    pub async fn table_items(&self) -> Vec<Value> {
+        let client = aws_sdk_dynamodb::Client::new(&self.dynamodb_aws);
+        let mut items: Vec<Value> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table_name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan the test table");
+            for item in page.items.unwrap_or_default() {
+                items.push(serde_dynamo::from_item(item).expect("an item reads as JSON"));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let key = |v: &Value| format!("{}\u{0}{}", v["pk"], v["sk"]);
+        items.sort_by_key(key);
+        items
     }
 
     /// The environment a function would see, as (name, value) pairs.
