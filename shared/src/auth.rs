@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::config::{AuthConfig, JwksSource};
+use crate::error_code::ErrorCode;
 use crate::ids::UserId;
 
 /// The signed-in caller, as the token describes them.
@@ -60,21 +61,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::MissingToken => "missing_token",
-            AuthError::MalformedToken => "malformed_token",
-            AuthError::UnsignedToken => "unsigned_token",
-            AuthError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
-            AuthError::UnknownKey => "unknown_key",
-            AuthError::InvalidSignature => "invalid_signature",
-            AuthError::Expired => "token_expired",
-            AuthError::NotYetValid => "token_not_yet_valid",
-            AuthError::WrongIssuer => "invalid_issuer",
-            AuthError::WrongAudience => "invalid_audience",
-            AuthError::MissingClaim(_) => "missing_claim",
-            AuthError::NotAdmin => "admin_required",
-            AuthError::KeysUnavailable(_) => "auth_unavailable",
+            AuthError::MissingToken => ErrorCode::MissingToken,
+            AuthError::MalformedToken => ErrorCode::MalformedToken,
+            AuthError::UnsignedToken => ErrorCode::UnsignedToken,
+            AuthError::AlgorithmNotAllowed(_) => ErrorCode::AlgorithmNotAllowed,
+            AuthError::UnknownKey => ErrorCode::UnknownKey,
+            AuthError::InvalidSignature => ErrorCode::InvalidSignature,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::NotYetValid => ErrorCode::TokenNotYetValid,
+            AuthError::WrongIssuer => ErrorCode::InvalidIssuer,
+            AuthError::WrongAudience => ErrorCode::InvalidAudience,
+            AuthError::MissingClaim(_) => ErrorCode::MissingClaim,
+            AuthError::NotAdmin => ErrorCode::AdminRequired,
+            AuthError::KeysUnavailable(_) => ErrorCode::AuthUnavailable,
         }
     }
 }
@@ -127,8 +128,11 @@ impl Authenticator {
         &self,
         request: &lambda_http::Request,
     ) -> Result<User, AuthError> {
-        self.authenticate(crate::http::header(request, "authorization"))
-            .await
+        let authorization = request
+            .headers()
+            .get(lambda_http::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.authenticate(authorization).await
     }
 
     /// Authenticates a request from its `Authorization` header value.

@@ -28,8 +28,7 @@ pub enum CustomerError {
 /// Stripe keeps idempotency keys for 24 hours; within that, every caller gets one customer.
 pub fn creation_key(user: &User) -> String {
     let hash = digest(&SHA256, user.id.as_str().as_bytes());
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("portico-customer-{hex}")
+    format!("portico-customer-{}", hex::encode(hash))
 }
 
 /// The user's customer: the stored one, else a new one linked now.

@@ -17,6 +17,7 @@ use crate::account::AccountError;
 use crate::analytics::AnalyticsError;
 use crate::auth::AuthError;
 use crate::customers::CustomerError;
+pub use crate::error_code::ErrorCode;
 use crate::portal::return_url::ReturnUrlError;
 use crate::portal::PortalError;
 use crate::portal_admin::PortalAdminError;
@@ -30,7 +31,7 @@ use crate::webhook::WebhookError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     pub allow: Vec<Method>,
@@ -39,7 +40,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -52,7 +53,7 @@ impl ApiError {
 
     /// 429: Portico itself refuses for now; `Retry-After` says when to come back.
     pub fn too_many_requests(
-        code: &'static str,
+        code: ErrorCode,
         message: impl Into<String>,
         retry_after: Duration,
     ) -> Self {
@@ -67,12 +68,12 @@ impl ApiError {
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// A failure of ours. The detail goes to the log; the caller gets a generic message.
@@ -80,7 +81,7 @@ impl ApiError {
         tracing::error!(detail = %detail, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error",
         )
     }
@@ -90,14 +91,14 @@ impl ApiError {
         tracing::warn!("the invocation's time budget ran out");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_timeout",
+            ErrorCode::UpstreamTimeout,
             "a service Portico depends on is too slow right now; retry shortly",
         )
     }
 
     /// A dependency is down or throttling; the caller may retry.
-    pub fn unavailable(code: &'static str, detail: impl std::fmt::Display) -> Self {
-        tracing::warn!(code, detail = %detail, "dependency unavailable");
+    pub fn unavailable(code: ErrorCode, detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(code = code.as_str(), detail = %detail, "dependency unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,
@@ -120,13 +121,13 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => ApiError::unavailable("storage_unavailable", &e),
+            StoreError::Unavailable(_) => ApiError::unavailable(ErrorCode::StorageUnavailable, &e),
             StoreError::Budget(_) => ApiError::out_of_time(),
             StoreError::ConditionFailed
             | StoreError::TransactionConditionsFailed(_)
             | StoreError::TransactionConflict => ApiError::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "the record changed concurrently; retry",
             ),
             StoreError::Corrupt { .. } | StoreError::Request(_) => ApiError::internal(&e),
@@ -137,7 +138,9 @@ impl From<StoreError> for ApiError {
 impl From<SecretsError> for ApiError {
     fn from(e: SecretsError) -> Self {
         match e {
-            SecretsError::Unavailable { .. } => ApiError::unavailable("secrets_unavailable", &e),
+            SecretsError::Unavailable { .. } => {
+                ApiError::unavailable(ErrorCode::SecretsUnavailable, &e)
+            }
             _ => ApiError::internal(&e),
         }
     }
@@ -149,17 +152,17 @@ impl From<StripeClientError> for ApiError {
             StripeClientError::Budget(_) => ApiError::out_of_time(),
             StripeClientError::Key(_)
             | StripeClientError::Transport(_)
-            | StripeClientError::Timeout => ApiError::unavailable("stripe_unavailable", &e),
-            _ if e.is_retryable() => ApiError::unavailable("stripe_unavailable", &e),
+            | StripeClientError::Timeout => ApiError::unavailable(ErrorCode::StripeUnavailable, &e),
+            _ if e.is_retryable() => ApiError::unavailable(ErrorCode::StripeUnavailable, &e),
             // The caller's Idempotency-Key was used before with another body: theirs to change.
             StripeClientError::Api(api) if api.error_type == "idempotency_error" => ApiError::new(
                 StatusCode::CONFLICT,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request; use a new key",
             ),
             StripeClientError::Deleted { .. } => ApiError::new(
                 StatusCode::CONFLICT,
-                "customer_deleted",
+                ErrorCode::CustomerDeleted,
                 "the Stripe customer behind this account was deleted",
             ),
             StripeClientError::Api(_) => {
@@ -167,7 +170,7 @@ impl From<StripeClientError> for ApiError {
                 tracing::error!(error = %e, "Stripe rejected a request");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "stripe_error",
+                    ErrorCode::StripeError,
                     "Stripe rejected the request",
                 )
             }
@@ -190,10 +193,10 @@ impl From<SyncError> for ApiError {
         match e {
             SyncError::Stripe(e) => e.into(),
             SyncError::Store(e) => e.into(),
-            SyncError::Contended(_) => ApiError::unavailable("sync_contended", &e),
+            SyncError::Contended(_) => ApiError::unavailable(ErrorCode::SyncContended, &e),
             SyncError::CallerConditionFailed(_) => ApiError::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "the record changed concurrently; retry",
             ),
         }
@@ -206,37 +209,40 @@ impl From<PortalError> for ApiError {
         match e {
             PortalError::InvalidReturnUrl(e) => e.into(),
             PortalError::RefreshThrottled(retry_after) => {
-                ApiError::too_many_requests("refresh_throttled", message, retry_after)
+                ApiError::too_many_requests(ErrorCode::RefreshThrottled, message, retry_after)
             }
             PortalError::NotConfigured(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "portal_not_configured",
+                ErrorCode::PortalNotConfigured,
                 message,
             ),
             PortalError::NoActiveSubscription(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "no_active_subscription",
+                ErrorCode::NoActiveSubscription,
                 message,
             ),
             PortalError::SubscriptionRequired(_) => {
-                ApiError::bad_request("subscription_id_required", message)
+                ApiError::bad_request(ErrorCode::SubscriptionIdRequired, message)
                     .with_field("subscription_id")
             }
-            PortalError::SubscriptionNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
-            }
+            PortalError::SubscriptionNotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::SubscriptionNotFound,
+                message,
+            ),
             PortalError::SessionNotFound => ApiError::not_found(message),
             PortalError::SessionExpired => {
-                ApiError::new(StatusCode::GONE, "session_expired", message)
+                ApiError::new(StatusCode::GONE, ErrorCode::SessionExpired, message)
             }
             PortalError::PriceNotAllowed(_) => {
-                ApiError::bad_request("price_not_allowed", message).with_field("price")
+                ApiError::bad_request(ErrorCode::PriceNotAllowed, message).with_field("price")
             }
             PortalError::AlreadyOnPrice(_) => {
-                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyOnPrice, message)
+                    .with_field("price")
             }
             PortalError::PriceWithoutPlanChange => {
-                ApiError::bad_request("invalid_field", message).with_field("price")
+                ApiError::bad_request(ErrorCode::InvalidField, message).with_field("price")
             }
             PortalError::Customer(e) => e.into(),
             PortalError::Stripe(e) => e.into(),
@@ -248,33 +254,34 @@ impl From<PortalError> for ApiError {
 
 impl From<ReturnUrlError> for ApiError {
     fn from(e: ReturnUrlError) -> Self {
-        ApiError::bad_request("invalid_return_url", e.to_string()).with_field(e.field)
+        ApiError::bad_request(ErrorCode::InvalidReturnUrl, e.to_string()).with_field(e.field)
     }
 }
 
 impl From<WebhookError> for ApiError {
     fn from(e: WebhookError) -> Self {
         match e {
-            WebhookError::Signature(reason) => {
-                ApiError::bad_request("invalid_signature", format!("signature rejected: {reason}"))
-            }
+            WebhookError::Signature(reason) => ApiError::bad_request(
+                ErrorCode::InvalidSignature,
+                format!("signature rejected: {reason}"),
+            ),
             WebhookError::Malformed(_) => {
-                ApiError::bad_request("invalid_event", "body is not a Stripe event")
+                ApiError::bad_request(ErrorCode::InvalidEvent, "body is not a Stripe event")
             }
             // Any 5xx makes Stripe deliver again later, when the lease holder has finished.
             WebhookError::InProgress => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "event_in_progress",
+                ErrorCode::EventInProgress,
                 "another delivery of this event is being processed; retry later",
             ),
             WebhookError::Secrets(e) => e.into(),
             WebhookError::Store(StoreError::Budget(_)) => ApiError::out_of_time(),
             WebhookError::Sync(e) if e.is_out_of_time() => ApiError::out_of_time(),
-            WebhookError::Store(_) | WebhookError::Sync(_) => {
+            WebhookError::Store(_) | WebhookError::Sync(_) | WebhookError::Random(_) => {
                 tracing::error!(error = %e, "webhook processing failed; Stripe will retry");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "processing_failed",
+                    ErrorCode::ProcessingFailed,
                     "processing failed; retry",
                 )
             }
@@ -286,34 +293,37 @@ impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         let message = e.to_string();
         match e {
-            AccountError::SubscriptionNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "subscription_not_found", message)
-            }
+            AccountError::SubscriptionNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::SubscriptionNotFound,
+                message,
+            ),
             AccountError::SubscriptionEnded => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "subscription_ended",
+                ErrorCode::SubscriptionEnded,
                 message,
             ),
             AccountError::ImmediateCancelNotAllowed => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "immediate_cancel_not_allowed",
+                ErrorCode::ImmediateCancelNotAllowed,
                 message,
             ),
             AccountError::PriceNotAllowed(_) => {
-                ApiError::bad_request("price_not_allowed", message).with_field("price")
+                ApiError::bad_request(ErrorCode::PriceNotAllowed, message).with_field("price")
             }
             AccountError::AlreadySubscribed => {
-                ApiError::new(StatusCode::CONFLICT, "already_subscribed", message)
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadySubscribed, message)
             }
             AccountError::InvalidReturn(e) => e.into(),
             AccountError::RefreshThrottled(retry_after) => {
-                ApiError::too_many_requests("refresh_throttled", message, retry_after)
+                ApiError::too_many_requests(ErrorCode::RefreshThrottled, message, retry_after)
             }
             AccountError::AlreadyPurchased => {
-                ApiError::new(StatusCode::CONFLICT, "already_purchased", message)
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyPurchased, message)
             }
             AccountError::AlreadyOnPrice(_) => {
-                ApiError::new(StatusCode::CONFLICT, "already_on_price", message).with_field("price")
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyOnPrice, message)
+                    .with_field("price")
             }
             AccountError::Customer(e) => e.into(),
             AccountError::Stripe(e) => e.into(),
@@ -328,40 +338,46 @@ impl From<PortalAdminError> for ApiError {
         let message = e.to_string();
         match e {
             PortalAdminError::InvalidField { field, .. } if field == "." => {
-                ApiError::bad_request("invalid_body", message)
+                ApiError::bad_request(ErrorCode::InvalidBody, message)
             }
             PortalAdminError::InvalidField { field, .. } => {
-                ApiError::bad_request("invalid_field", message).with_field(field)
+                ApiError::bad_request(ErrorCode::InvalidField, message).with_field(field)
             }
             PortalAdminError::CouponNotFound(_) => {
-                ApiError::bad_request("coupon_not_found", message).with_field("retention_coupon")
+                ApiError::bad_request(ErrorCode::CouponNotFound, message)
+                    .with_field("retention_coupon")
             }
             PortalAdminError::CouponNotUsable(_) => {
-                ApiError::bad_request("coupon_not_usable", message).with_field("retention_coupon")
+                ApiError::bad_request(ErrorCode::CouponNotUsable, message)
+                    .with_field("retention_coupon")
             }
             PortalAdminError::StripeRejected { param, .. } => {
-                let error = ApiError::bad_request("stripe_invalid_request", message);
+                let error = ApiError::bad_request(ErrorCode::StripeInvalidRequest, message);
                 match param {
                     Some(param) => error.with_field(param),
                     None => error,
                 }
             }
-            PortalAdminError::ConfigurationNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "configuration_not_found", message)
-            }
+            PortalAdminError::ConfigurationNotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ConfigurationNotFound,
+                message,
+            ),
             PortalAdminError::ConfigurationInactive(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "configuration_inactive",
+                ErrorCode::ConfigurationInactive,
                 message,
             )
             .with_field("configuration_id"),
             PortalAdminError::ConfigurationInUse { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "configuration_in_use", message)
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::ConfigurationInUse, message)
             }
-            PortalAdminError::SharedConfiguration { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "configuration_shared", message)
-                    .with_field("branding")
-            }
+            PortalAdminError::SharedConfiguration { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ConfigurationShared,
+                message,
+            )
+            .with_field("branding"),
             PortalAdminError::Stripe(e) => e.into(),
             PortalAdminError::Store(e) => e.into(),
             PortalAdminError::Internal(detail) => ApiError::internal(detail),
@@ -374,12 +390,12 @@ impl From<AnalyticsError> for ApiError {
         let message = e.to_string();
         match e {
             AnalyticsError::InvalidDate { field, .. } => {
-                ApiError::bad_request("invalid_date", message).with_field(field)
+                ApiError::bad_request(ErrorCode::InvalidDate, message).with_field(field)
             }
             AnalyticsError::EndBeforeStart { .. } => {
-                ApiError::bad_request("invalid_period", message).with_field("end_date")
+                ApiError::bad_request(ErrorCode::InvalidPeriod, message).with_field("end_date")
             }
-            AnalyticsError::TooLong(_) => ApiError::bad_request("period_too_long", message),
+            AnalyticsError::TooLong(_) => ApiError::bad_request(ErrorCode::PeriodTooLong, message),
             AnalyticsError::Store(e) => e.into(),
         }
     }
@@ -420,7 +436,7 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
     if error.status.is_client_error() {
         tracing::info!(
             status = error.status.as_u16(),
-            code = error.code,
+            code = error.code.as_str(),
             request_id,
             "request refused"
         );
@@ -522,7 +538,7 @@ pub fn idempotency_key(request: &Request) -> Result<Option<&str>, ApiError> {
         .map(Some)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_idempotency_key",
+                ErrorCode::InvalidIdempotencyKey,
                 "Idempotency-Key must be 1-200 printable characters",
             )
         })
@@ -536,7 +552,7 @@ pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> R
     if bytes.len() > max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
                 "request body is {} bytes; the limit is {max_bytes}",
                 bytes.len()
@@ -553,7 +569,7 @@ pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> R
         if !essence.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "request body must be application/json",
             ));
         }
@@ -561,7 +577,7 @@ pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> R
     // Every body of this API is an object; serde would also take a struct from a JSON array.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "request body must be a JSON object",
         ));
     }
@@ -571,18 +587,22 @@ pub fn parse_json<T: DeserializeOwned>(request: &Request, max_bytes: usize) -> R
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request(
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("request body is not valid JSON: {inner}"),
             )
         } else if path == "." {
-            ApiError::bad_request("invalid_body", format!("request body is invalid: {inner}"))
+            ApiError::bad_request(
+                ErrorCode::InvalidBody,
+                format!("request body is invalid: {inner}"),
+            )
         } else {
-            ApiError::bad_request("invalid_field", format!("`{path}`: {inner}")).with_field(path)
+            ApiError::bad_request(ErrorCode::InvalidField, format!("`{path}`: {inner}"))
+                .with_field(path)
         }
     })?;
     deserializer.end().map_err(|e| {
         ApiError::bad_request(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!("request body is not valid JSON: {e}"),
         )
     })?;
@@ -632,7 +652,7 @@ impl<R: Copy + 'static> Router<R> {
         }
         let mut error = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {path}"),
         );
         error.allow = allowed;
@@ -702,7 +722,7 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         let e = ROUTER.match_path(&Method::GET, "/nope").unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "not_found"));
+        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
         let e = ROUTER
             .match_path(&Method::GET, "/billing/subscriptions//cancel")
             .unwrap_err();
@@ -712,7 +732,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             (e.status, e.code),
-            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
         );
         assert_eq!(e.allow, vec![Method::GET]);
     }

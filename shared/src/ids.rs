@@ -1,5 +1,20 @@
 //! Typed identifiers: parsed once at the edge, so the rest of the code never re-checks a string.
 
+/// The system's random number generator failed (it does not, short of a broken kernel).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the system random number generator is unavailable")]
+pub struct RandomUnavailable;
+
+/// `N` bytes from the system RNG as `2N` lowercase hex digits: an unguessable one-use id.
+pub fn random_hex<const N: usize>() -> Result<String, RandomUnavailable> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomUnavailable)?;
+    Ok(hex::encode(bytes))
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{kind} {reason}")]
 pub struct InvalidId {
@@ -75,10 +90,7 @@ impl UserId {
     /// A short, stable digest of the id, for namespacing keys without exposing the id.
     pub fn short_digest(&self) -> String {
         let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.0.as_bytes());
-        hash.as_ref()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&hash.as_ref()[..12])
     }
 }
 

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod customers;
+pub mod error_code;
 pub mod http;
 pub mod ids;
 pub mod portal;

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 use shared::auth::{AuthError, Authenticator};
+use shared::error_code::ErrorCode;
 use shared::testing::keys::{self, b64, SigningKey};
 use shared::testing::TestStack;
 
@@ -169,7 +170,7 @@ async fn each_rejection_has_its_own_code() {
     ];
     for (name, header, code) in cases {
         let err = auth.authenticate(header.as_deref()).await.unwrap_err();
-        assert_eq!(err.code(), code, "{name}: {err}");
+        assert_eq!(err.code().as_str(), code, "{name}: {err}");
         let api: shared::http::ApiError = err.into();
         assert_eq!(api.status.as_u16(), 401, "{name}");
     }
@@ -186,7 +187,7 @@ async fn a_token_missing_any_required_claim_is_refused() {
         claims.as_object_mut().unwrap().remove(claim);
         let err = verify(&auth, &stack.key.sign(&claims)).await.unwrap_err();
         assert_eq!(err, AuthError::MissingClaim(claim.to_string()), "{claim}");
-        assert_eq!(err.code(), "missing_claim");
+        assert_eq!(err.code(), ErrorCode::MissingClaim);
     }
 }
 
@@ -234,7 +235,7 @@ async fn an_unreadable_jwks_is_a_503_not_a_401() {
     let stack = TestStack::new().await;
     let auth = authenticator(&stack, &[("JWKS_FILE", "/nonexistent/jwks.json")]);
     let err = verify(&auth, &stack.token("gina")).await.unwrap_err();
-    assert_eq!(err.code(), "auth_unavailable");
+    assert_eq!(err.code(), ErrorCode::AuthUnavailable);
     let api: shared::http::ApiError = err.into();
     assert_eq!(api.status.as_u16(), 503);
 }
@@ -343,7 +344,7 @@ async fn a_first_fetch_without_usable_keys_is_a_503() {
     server.serve(200, r#"{"keys": "garbage"}"#);
     let auth = over_http(&stack, &server, "3600");
     let err = verify(&auth, &stack.token("jack")).await.unwrap_err();
-    assert_eq!(err.code(), "auth_unavailable");
+    assert_eq!(err.code(), ErrorCode::AuthUnavailable);
     // Once the provider answers properly, the next request loads the keys.
     server.serve(200, keys::jwks(&[&stack.key]).to_string());
     assert!(verify(&auth, &stack.token("jack")).await.is_ok());

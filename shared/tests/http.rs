@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::http::{self, parse_json, ApiError};
+use shared::http::{self, parse_json, ApiError, ErrorCode};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +53,7 @@ fn malformed_json_is_400_saying_where() {
     let err = parse_json::<Checkout>(&request, 1000).unwrap_err();
     assert_eq!(
         (err.status, err.code),
-        (StatusCode::BAD_REQUEST, "malformed_json")
+        (StatusCode::BAD_REQUEST, ErrorCode::MalformedJson)
     );
     assert!(err.message.contains("line 1 column"), "{}", err.message);
 }
@@ -63,7 +63,7 @@ fn a_wrong_field_is_400_naming_it() {
     let err = parse_json::<Checkout>(&post(r#"{"price": "p", "quantity": -1}"#), 1000).unwrap_err();
     assert_eq!(
         (err.code, err.field.as_deref()),
-        ("invalid_field", Some("quantity"))
+        (ErrorCode::InvalidField, Some("quantity"))
     );
 
     let err = parse_json::<Checkout>(
@@ -94,7 +94,7 @@ fn a_wrong_field_is_400_naming_it() {
 #[test]
 fn trailing_garbage_and_wrong_content_types_are_refused() {
     let err = parse_json::<Checkout>(&post(r#"{"price": "p"} {}"#), 1000).unwrap_err();
-    assert_eq!(err.code, "malformed_json");
+    assert_eq!(err.code, ErrorCode::MalformedJson);
     let mut request = post(r#"{"price": "p"}"#);
     request
         .headers_mut()
@@ -128,7 +128,7 @@ fn internal_errors_do_not_leak_details() {
 fn an_unavailable_dependency_or_spent_budget_says_when_to_retry() {
     let request = post("");
     let cases = [
-        ApiError::unavailable("storage_unavailable", "throttled"),
+        ApiError::unavailable(ErrorCode::StorageUnavailable, "throttled"),
         ApiError::out_of_time(),
     ];
     for error in cases {

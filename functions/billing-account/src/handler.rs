@@ -3,7 +3,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::account::{self, CheckoutRequest};
-use shared::http::{self, ApiError, HandlerResult, PathParams, Router};
+use shared::http::{self, ApiError, ErrorCode, HandlerResult, PathParams, Router};
 use shared::ids::SubscriptionId;
 use shared::services::Services;
 
@@ -56,7 +56,7 @@ fn subscription_id(params: &PathParams) -> Result<SubscriptionId, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "subscription_not_found",
+                ErrorCode::SubscriptionNotFound,
                 "no such subscription of yours",
             )
         })
@@ -78,7 +78,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 // A typo must not silently serve stale state as if it were fresh.
                 Some(_) => {
                     return Err(ApiError::bad_request(
-                        "invalid_field",
+                        ErrorCode::InvalidField,
                         "refresh must be true, false, 1 or 0",
                     )
                     .with_field("refresh"))
@@ -120,8 +120,11 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 .and_then(|q| q.first("price"))
                 .filter(|p| !p.is_empty())
                 .ok_or_else(|| {
-                    ApiError::bad_request("price_required", "say which price: ?price=price_...")
-                        .with_field("price")
+                    ApiError::bad_request(
+                        ErrorCode::PriceRequired,
+                        "say which price: ?price=price_...",
+                    )
+                    .with_field("price")
                 })?
                 .to_string();
             let preview =
@@ -131,7 +134,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         Route::Checkout => {
             let key = http::idempotency_key(request)?.ok_or_else(|| {
                 ApiError::bad_request(
-                    "idempotency_key_required",
+                    ErrorCode::IdempotencyKeyRequired,
                     "send an Idempotency-Key header (1-200 printable characters), the same for retries of one click",
                 )
             })?;

@@ -1,7 +1,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{self, ApiError, HandlerResult, PathParams, Router};
+use shared::http::{self, ApiError, ErrorCode, HandlerResult, PathParams, Router};
 use shared::ids::ConfigurationId;
 use shared::portal::{Workflow, WorkflowSettings};
 use shared::portal_admin::{self as admin, AdminContext, ConfigurationSpec};
@@ -56,7 +56,7 @@ fn configuration_id(params: &PathParams) -> Result<ConfigurationId, ApiError> {
     ConfigurationId::parse(raw).map_err(|_| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "configuration_not_found",
+            ErrorCode::ConfigurationNotFound,
             format!("no portal configuration {raw}"),
         )
     })
@@ -67,7 +67,7 @@ fn workflow(params: &PathParams) -> Result<Workflow, ApiError> {
     Workflow::parse(raw).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_workflow",
+            ErrorCode::UnknownWorkflow,
             format!(
                 "no workflow {raw}; the workflows are {}",
                 Workflow::ALL.map(Workflow::as_str).join(", ")

@@ -1,7 +1,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::json;
-use shared::http::{self, ApiError, HandlerResult, Router};
+use shared::http::{self, ApiError, ErrorCode, HandlerResult, Router};
 use shared::portal::{handle_return, ReturnRequest};
 use shared::services::Services;
 use shared::sync::ChangeKind;
@@ -36,7 +36,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
             return Err(ApiError::bad_request(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 "action must be 1-64 letters, digits, _ or -",
             )
             .with_field("action"));

@@ -1,7 +1,7 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use serde_json::json;
-use shared::http::{self, HandlerResult, Router};
+use shared::http::{self, ErrorCode, HandlerResult, Router};
 use shared::services::Services;
 use shared::webhook::{self, Outcome};
 
@@ -26,7 +26,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     if body.len() > services.config.max_body_bytes * 16 {
         return Err(http::ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "event too large",
         ));
     }

@@ -212,6 +212,34 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_lists_exactly_the_codes_of_the_error_code_table() {
+        use shared::error_code::ErrorCode;
+        use std::collections::BTreeSet;
+        fn collect(value: &Value, codes: &mut BTreeSet<String>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(list) = map.get("error_code").and_then(|c| c["enum"].as_array()) {
+                        codes.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+                    }
+                    map.values().for_each(|v| collect(v, codes));
+                }
+                Value::Array(items) => items.iter().for_each(|v| collect(v, codes)),
+                _ => {}
+            }
+        }
+        let mut documented = BTreeSet::new();
+        collect(spec(), &mut documented);
+        // A 405 is the functions' router's answer outside every operation: API Gateway routes
+        // by method, so only a direct invocation can meet it (checked above).
+        let table: BTreeSet<String> = ErrorCode::ALL
+            .iter()
+            .filter(|c| **c != ErrorCode::MethodNotAllowed)
+            .map(|c| c.as_str().to_string())
+            .collect();
+        assert_eq!(documented, table);
+    }
+
+    #[test]
     fn paths_outside_the_spec_may_only_get_the_routers_answers() {
         assert!(check(&sent("GET", "/nope"), 404, &error("not_found")).is_ok());
         assert!(check(&sent("GET", "/nope"), 200, &json!({"success": true})).is_err());

@@ -149,11 +149,11 @@ impl Harness {
             "DELETE" => client.delete(url),
             _ => client.post(url),
         };
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let mut params = shared::stripe::Params::new();
+        for (key, value) in form {
+            params.push(*key, *value);
+        }
+        let body = params.encode();
         let response = request
             .bearer_auth(STRIPE_TEST_KEY)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -260,17 +260,6 @@ pub fn checked(
         panic!("{broken}");
     }
     (status, body)
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'[' | b']' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn reqwest_client() -> reqwest::Client {

@@ -258,10 +258,7 @@ pub async fn apply(
 fn digest(params: &serde_json::Value) -> String {
     let bytes = params.to_string();
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes.as_bytes());
-    hash.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&hash.as_ref()[..8])
 }
 
 #[cfg(test)]

@@ -407,12 +407,7 @@ fn checked_idempotency_key(key: String) -> Result<String, StripeClientError> {
 
 /// 16 random bytes from the system RNG, as 32 lowercase hex digits.
 pub fn random_idempotency_key() -> Result<String, StripeClientError> {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| StripeClientError::InvalidRequest("system RNG unavailable".into()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::ids::random_hex::<16>().map_err(|e| StripeClientError::InvalidRequest(e.to_string()))
 }
 
 /// Follows `has_more` / `starting_after = last id` until the list ends. `page` gets the cursor

@@ -127,7 +127,7 @@ pub fn compute_signature(payload: &[u8], secret: &str, timestamp: i64) -> String
     context.update(timestamp.to_string().as_bytes());
     context.update(b".");
     context.update(payload);
-    hex(context.sign().as_ref())
+    hex::encode(context.sign())
 }
 
 /// The `Stripe-Signature` header Stripe would send for `payload` (emulator and tests).
@@ -136,10 +136,6 @@ pub fn sign(payload: &[u8], secret: &str, timestamp: i64) -> String {
         "t={timestamp},v1={}",
         compute_signature(payload, secret, timestamp)
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -13,13 +13,12 @@ pub use envelope::{parse_envelope, Envelope};
 use serde_json::{json, Value};
 
 use crate::customers::USER_ID_METADATA;
-use crate::ids::{CustomerId, UserId};
+use crate::ids::{random_hex, CustomerId, RandomUnavailable, UserId};
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
     AuditEntry, AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
     LEDGER_RETENTION_SECONDS,
 };
-use crate::stripe::random_idempotency_key;
 use crate::stripe::webhook::{Verifier, WebhookError as SignatureError};
 use crate::sync::{sync_customer, Change, ChangeKind, SyncContext, SyncError, SyncTrigger};
 
@@ -40,6 +39,8 @@ pub enum WebhookError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    #[error(transparent)]
+    Random(#[from] RandomUnavailable),
 }
 
 /// What became of a delivery; every variant answers 2xx.
@@ -109,7 +110,8 @@ pub async fn process(
         return Ok(Outcome::Ignored("event from the other mode"));
     }
     let now = ctx.clock.unix();
-    let owner = random_idempotency_key().map_err(|e| WebhookError::Sync(SyncError::Stripe(e)))?;
+    // This delivery's own id: only the holder of the claim may complete or release it.
+    let owner = random_hex::<16>()?;
     let entry = LedgerEntry {
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
