@@ -722,7 +722,10 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         let e = ROUTER.match_path(&Method::GET, "/nope").unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, ErrorCode::NotFound));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::NOT_FOUND, ErrorCode::NotFound)
+        );
         let e = ROUTER
             .match_path(&Method::GET, "/billing/subscriptions//cancel")
             .unwrap_err();

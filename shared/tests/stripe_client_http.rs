@@ -1,4 +1,4 @@
-//! The Stripe client over real HTTP against a tiny scripted server on 127.0.0.1: retries,
+//! The Stripe client over real HTTP against a scripted mock server on 127.0.0.1: retries,
 //! idempotency keys, headers, timeouts, key rotation and pagination. No Stripe logic here:
 //! each test scripts the exact responses it needs.
 
@@ -14,22 +14,22 @@ use shared::stripe::{
     list_all, ApiKey, CustomerCreateParams, Page, RetryPolicy, StripeClient, StripeClientError,
     SubscriptionCancelParams, SubscriptionListParams, SubscriptionUpdateParams,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk_test_portico_FAKE_http";
 const VERSION: &str = "2026-07-29.dahlia";
 
-/// What the server does with the next connection.
+/// What the server does with the next request.
 enum Reply {
     Respond {
         status: u16,
         headers: Vec<(&'static str, String)>,
         body: String,
     },
-    /// Reads the request and closes the socket without answering.
-    Close,
-    /// Reads the request and never answers.
+    /// Answers only after the client (300 ms timeout) has given up.
     Hang,
 }
 
@@ -65,40 +65,80 @@ impl Recorded {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    fn of(request: &wiremock::Request) -> Self {
+        let target = match request.url.query() {
+            Some(query) => format!("{}?{query}", request.url.path()),
+            None => request.url.path().to_string(),
+        };
+        Recorded {
+            method: request.method.to_string(),
+            target,
+            headers: request
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes()).to_string();
+                    (k.as_str().to_string(), value)
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&request.body).to_string(),
+        }
+    }
 }
 
+/// A mock Stripe that answers each request with the next scripted reply, in order; past the
+/// script, every request gets a 599 that no test expects.
 struct Server {
     base: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
+    mock: MockServer,
 }
 
 impl Server {
     async fn start(replies: Vec<Reply>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        tokio::spawn(async move {
-            let mut replies = replies.into_iter();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let next = replies.next().unwrap_or_else(|| {
-                    reply(
-                        599,
-                        json!({"error": {"type": "api_error", "message": "script exhausted"}}),
-                    )
-                });
-                let recorded = recorded.clone();
-                tokio::spawn(serve(socket, next, recorded));
-            }
-        });
-        Server { base, requests }
+        let mock = MockServer::start().await;
+        for (n, reply) in replies.into_iter().enumerate() {
+            let template = match reply {
+                Reply::Respond {
+                    status,
+                    headers,
+                    body,
+                } => headers.into_iter().fold(
+                    ResponseTemplate::new(status).set_body_raw(body, "application/json"),
+                    |t, (name, value)| t.insert_header(name, value.as_str()),
+                ),
+                Reply::Hang => ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+            };
+            // The earliest unused reply wins: each answers once, in script order.
+            let priority = u8::try_from(n + 1).expect("a script of at most 254 replies");
+            Mock::given(any())
+                .respond_with(template)
+                .up_to_n_times(1)
+                .with_priority(priority)
+                .mount(&mock)
+                .await;
+        }
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(599).set_body_json(
+                json!({"error": {"type": "api_error", "message": "script exhausted"}}),
+            ))
+            .with_priority(u8::MAX)
+            .mount(&mock)
+            .await;
+        Server {
+            base: mock.uri(),
+            mock,
+        }
     }
 
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+    async fn requests(&self) -> Vec<Recorded> {
+        self.mock
+            .received_requests()
+            .await
+            .expect("request recording is on")
+            .iter()
+            .map(Recorded::of)
+            .collect()
     }
 
     fn client(&self, max_retries: u32) -> StripeClient {
@@ -120,77 +160,33 @@ fn client_for(base: &str, max_retries: u32, key: ApiKey) -> StripeClient {
     })
 }
 
-async fn serve(mut socket: TcpStream, reply: Reply, recorded: Arc<Mutex<Vec<Recorded>>>) {
-    let Some(request) = read_request(&mut socket).await else {
-        return;
-    };
-    recorded.lock().unwrap().push(request);
-    match reply {
-        Reply::Close => drop(socket),
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        }
-        Reply::Respond {
-            status,
-            headers,
-            body,
-        } => {
-            let mut head = format!(
-                "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\nconnection: close\r\n",
-                body.len()
-            );
-            for (name, value) in headers {
-                head.push_str(&format!("{name}: {value}\r\n"));
+/// A server that reads each request and closes the connection without answering, which no
+/// mock server crate scripts; it records the idempotency key each attempt carried.
+async fn dropping_server() -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let recorded = keys.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
             }
-            head.push_str("\r\n");
-            let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(body.as_bytes()).await;
-            let _ = socket.shutdown().await;
+            let key = String::from_utf8_lossy(&head)
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("idempotency-key"))
+                .map(|(_, v)| v.trim().to_string());
+            recorded.lock().unwrap().push(key);
+            drop(socket);
         }
-    }
-}
-
-async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_string();
-    let target = request_line.next()?.to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buffer[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Recorded {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).to_string(),
-    })
+    });
+    (base, keys)
 }
 
 fn customer_json(id: &str) -> serde_json::Value {
@@ -227,7 +223,7 @@ async fn a_500_then_200_retries_with_the_same_idempotency_key_and_headers() {
         .unwrap();
     assert_eq!(customer.id.as_str(), "cus_new");
 
-    let requests = server.requests();
+    let requests = server.requests().await;
     assert_eq!(requests.len(), 2);
     let first = &requests[0];
     assert_eq!(
@@ -273,6 +269,7 @@ async fn a_caller_key_is_sent_and_each_call_gets_its_own_random_key() {
         .unwrap();
     let keys: Vec<_> = server
         .requests()
+        .await
         .iter()
         .map(|r| r.header("idempotency-key").unwrap().to_string())
         .collect();
@@ -297,7 +294,7 @@ async fn should_retry_false_on_a_500_stops_after_one_attempt() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(500));
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests().await.len(), 1);
 }
 
 #[tokio::test]
@@ -316,7 +313,7 @@ async fn should_retry_true_overrides_a_status_that_is_not_retried() {
         .create_customer(&customer_params(), None)
         .await
         .unwrap();
-    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.requests().await.len(), 2);
 }
 
 #[tokio::test]
@@ -343,7 +340,7 @@ async fn a_400_is_not_retried_and_keeps_param_and_request_id() {
     assert_eq!(api.param.as_deref(), Some("email"));
     assert_eq!(api.request_id.as_deref(), Some("req_400"));
     assert!(!err.is_not_found());
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests().await.len(), 1);
 }
 
 #[tokio::test]
@@ -365,7 +362,7 @@ async fn a_429_and_a_409_are_retried() {
         .create_customer(&customer_params(), None)
         .await
         .unwrap();
-    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.requests().await.len(), 3);
 }
 
 #[tokio::test]
@@ -384,24 +381,22 @@ async fn retries_stop_at_max_retries() {
         .unwrap_err();
     assert_eq!(err.status(), Some(503));
     assert!(err.is_retryable());
-    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.requests().await.len(), 3);
 }
 
 #[tokio::test]
 async fn a_dropped_connection_is_retried_then_reported_as_transport() {
-    let server = Server::start(vec![Reply::Close, Reply::Close, Reply::Close]).await;
-    let err = server
-        .client(2)
+    let (base, keys) = dropping_server().await;
+    let err = client_for(&base, 2, ApiKey::Static(Redacted::new(KEY)))
         .create_customer(&customer_params(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, StripeClientError::Transport(_)), "{err:?}");
     assert!(!err.to_string().contains(KEY));
-    let requests = server.requests();
-    assert_eq!(requests.len(), 3);
-    let key = requests[0].header("idempotency-key");
-    assert!(key.is_some());
-    assert!(requests.iter().all(|r| r.header("idempotency-key") == key));
+    let keys = keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 3);
+    assert!(keys[0].is_some());
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
 }
 
 #[tokio::test]
@@ -434,7 +429,7 @@ async fn a_hung_attempt_times_out_and_is_retried() {
         .await
         .unwrap_err();
     assert!(matches!(err, StripeClientError::Timeout), "{err:?}");
-    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.requests().await.len(), 2);
 }
 
 #[tokio::test]
@@ -457,7 +452,7 @@ async fn gets_send_no_idempotency_key_and_404_is_not_found() {
         .await
         .unwrap_err();
     assert!(err.is_not_found());
-    let requests = server.requests();
+    let requests = server.requests().await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "GET");
     assert_eq!(
@@ -503,7 +498,7 @@ async fn a_401_with_a_static_key_is_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(401));
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests().await.len(), 1);
 }
 
 #[tokio::test]
@@ -540,7 +535,7 @@ async fn a_401_with_a_secrets_key_refreshes_the_secret_once() {
         .unwrap_err();
     // Exactly one refresh-and-retry: the second 401 is final.
     assert_eq!(err.status(), Some(401));
-    let requests = server.requests();
+    let requests = server.requests().await;
     assert_eq!(requests.len(), 2);
     assert_eq!(
         requests[0].header("authorization"),
@@ -581,7 +576,12 @@ async fn list_all_follows_starting_after_across_three_pages() {
     .unwrap();
     let ids: Vec<_> = all.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["sub_1", "sub_2", "sub_3", "sub_4", "sub_5"]);
-    let targets: Vec<_> = server.requests().into_iter().map(|r| r.target).collect();
+    let targets: Vec<_> = server
+        .requests()
+        .await
+        .into_iter()
+        .map(|r| r.target)
+        .collect();
     let base = "/v1/subscriptions?customer=cus_1&expand[0]=data.items.data.price&expand[1]=data.schedule&expand[2]=data.discounts.source.coupon&limit=100";
     assert_eq!(
         targets,
@@ -615,7 +615,7 @@ async fn cancel_is_a_delete_with_query_params_and_update_posts_a_form() {
         .update_subscription(&sub, &update, None)
         .await
         .unwrap();
-    let requests = server.requests();
+    let requests = server.requests().await;
     assert_eq!(requests[0].method, "DELETE");
     assert_eq!(requests[0].target, "/v1/subscriptions/sub_1?prorate=false");
     assert_eq!(requests[0].header("idempotency-key"), None);
@@ -642,7 +642,7 @@ async fn portal_configuration_json_with_an_unknown_key_is_refused_before_sending
     assert!(err
         .to_string()
         .contains("features[subscription_pause][enabled]"));
-    assert!(server.requests().is_empty());
+    assert!(server.requests().await.is_empty());
 }
 
 #[tokio::test]
@@ -654,5 +654,5 @@ async fn a_2xx_body_of_the_wrong_shape_is_a_decode_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, StripeClientError::Decode(_)), "{err:?}");
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests().await.len(), 1);
 }
