@@ -2,7 +2,7 @@
 //! (`POST /c/pay/{id}/complete`, form or JSON), then on to `success_url`; "back" goes to
 //! `cancel_url`.
 
-use crate::error::ApiError;
+use crate::error::EmulatorError;
 use crate::pages::{self, esc, is_form, layout, money, stringify};
 use crate::params::Params;
 use crate::resources::checkout::{self, TEST_CARDS};
@@ -159,6 +159,6 @@ async fn complete(
     }
 }
 
-fn error_text(e: &ApiError) -> String {
+fn error_text(e: &EmulatorError) -> String {
     e.message.clone()
 }

@@ -3,7 +3,7 @@
 //! active ones renew at period end (next period, a new invoice created, finalized and paid,
 //! or `past_due` with `invoice.payment_failed` when the charge is declined).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::resources::subscriptions::{self, period_end};
 use crate::server::{mutate, Shared};
 use crate::state::{Ctx, State};
@@ -45,14 +45,14 @@ fn next_due(st: &State, target: i64) -> Option<(i64, String, Due)> {
 
 /// Moves the clock to `target` (unix seconds), running what falls due on the way. Returns
 /// `{now, happened: [{at, subscription, action}]}`.
-pub(crate) fn advance_to(shared: &Shared, target: i64) -> ApiResult<Value> {
+pub(crate) fn advance_to(shared: &Shared, target: i64) -> EmulatorResult<Value> {
     advance(shared, Some(target), 0)
 }
 
 /// Moves the clock forward by `seconds`.
-pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> ApiResult<Value> {
+pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> EmulatorResult<Value> {
     if seconds < 0 {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "seconds",
             "The emulator clock can only move forward.",
         ));
@@ -60,7 +60,7 @@ pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> ApiResult<Value> {
     advance(shared, None, seconds)
 }
 
-fn advance(shared: &Shared, to: Option<i64>, by: i64) -> ApiResult<Value> {
+fn advance(shared: &Shared, to: Option<i64>, by: i64) -> EmulatorResult<Value> {
     // Automatic actions carry no request in their events.
     let ctx = Ctx {
         base_url: shared.base_url.clone(),
@@ -69,7 +69,7 @@ fn advance(shared: &Shared, to: Option<i64>, by: i64) -> ApiResult<Value> {
     mutate(shared, |st| {
         let target = to.unwrap_or_else(|| st.now() + by);
         if target < st.now() {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "to",
                 "The emulator clock can only move forward.",
             ));

@@ -7,7 +7,7 @@
 //! schedule, so one failing event never holds up the ones behind it. Every attempt is
 //! recorded as a [`Delivery`].
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::server::{lock_anyway, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -429,12 +429,12 @@ pub(crate) async fn run_dispatcher(shared: Arc<Shared>) {
     }
 }
 
-fn event_or_404(shared: &Shared, id: &str) -> ApiResult<Value> {
+fn event_or_404(shared: &Shared, id: &str) -> EmulatorResult<Value> {
     lock_anyway(&shared.state)
         .events
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("event", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("event", id, "id"))
 }
 
 /// One attempt per matching endpoint (all endpoints with `endpoint` unset), concurrently.
@@ -442,7 +442,7 @@ pub(crate) async fn redeliver(
     shared: &Shared,
     id: &str,
     endpoint: Option<&str>,
-) -> ApiResult<Vec<Delivery>> {
+) -> EmulatorResult<Vec<Delivery>> {
     deliver_times(shared, id, 1, endpoint, "redeliver").await
 }
 
@@ -453,7 +453,7 @@ pub(crate) async fn deliver_times(
     times: u32,
     endpoint: Option<&str>,
     trigger: &str,
-) -> ApiResult<Vec<Delivery>> {
+) -> EmulatorResult<Vec<Delivery>> {
     let event = event_or_404(shared, id)?;
     let (id, kind) = event_names(&event);
     let bytes = Arc::new(payload(&event));
@@ -492,11 +492,14 @@ pub(crate) async fn deliver_times(
 
 /// Delivers the given events one after another, in that order, each to every matching
 /// endpoint, waiting for each response before the next.
-pub(crate) async fn deliver_sequence(shared: &Shared, ids: &[String]) -> ApiResult<Vec<Delivery>> {
+pub(crate) async fn deliver_sequence(
+    shared: &Shared,
+    ids: &[String],
+) -> EmulatorResult<Vec<Delivery>> {
     let events = ids
         .iter()
         .map(|id| event_or_404(shared, id))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<EmulatorResult<Vec<_>>>()?;
     let d = &shared.delivery;
     let mut out = Vec::new();
     for event in events {

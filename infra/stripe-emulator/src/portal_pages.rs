@@ -5,7 +5,7 @@
 //! The session URL is the credential (no API key). Sessions expire 5 minutes after creation
 //! unless visited; once visited they stay usable for an hour (emulator clock).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::pages::{self, esc, is_form, layout, money, stringify};
 use crate::params::Params;
 use crate::resources::checkout::TEST_CARDS;
@@ -71,8 +71,8 @@ impl Action {
     }
 }
 
-fn expired() -> ApiError {
-    ApiError::new(
+fn expired() -> EmulatorError {
+    EmulatorError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "This portal session has expired or does not exist. Create a new session to continue.",
@@ -80,13 +80,13 @@ fn expired() -> ApiError {
     .code("session_expired")
 }
 
-fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
+fn forbidden(message: impl Into<String>) -> EmulatorError {
+    EmulatorError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
         .code("portal_action_not_allowed")
 }
 
 /// A live session and its configuration; the first use records the visit.
-fn open(st: &mut State, id: &str) -> ApiResult<(Value, Value)> {
+fn open(st: &mut State, id: &str) -> EmulatorResult<(Value, Value)> {
     let session = st.portal_sessions.get(id).cloned().ok_or_else(expired)?;
     let now = st.now();
     let live = match st.portal_visits.get(id) {
@@ -110,7 +110,7 @@ fn open(st: &mut State, id: &str) -> ApiResult<(Value, Value)> {
 }
 
 /// Refuses an action the configuration or the session's flow does not offer.
-fn allow(session: &Value, cfg: &Value, action: Action) -> ApiResult<()> {
+fn allow(session: &Value, cfg: &Value, action: Action) -> EmulatorResult<()> {
     let feature = action.feature();
     if let Some(flow) = session["flow"]["type"].as_str() {
         if !action.flow().contains(&flow) {
@@ -129,7 +129,11 @@ fn allow(session: &Value, cfg: &Value, action: Action) -> ApiResult<()> {
 
 /// The subscription an action applies to: the flow's, else the one named (it must be the
 /// customer's and still changeable), else the customer's only changeable one.
-fn target_subscription(st: &State, session: &Value, requested: Option<&str>) -> ApiResult<Value> {
+fn target_subscription(
+    st: &State,
+    session: &Value,
+    requested: Option<&str>,
+) -> EmulatorResult<Value> {
     let customer = session["customer"].as_str().unwrap_or_default();
     let flow = &session["flow"];
     let flow_sub = [
@@ -152,11 +156,11 @@ fn target_subscription(st: &State, session: &Value, requested: Option<&str>) -> 
             match live.as_slice() {
                 [one] => one["id"].as_str().unwrap_or_default().to_string(),
                 [] => {
-                    return Err(ApiError::invalid(
+                    return Err(EmulatorError::invalid(
                         "The customer has no active subscription.",
                     ))
                 }
-                _ => return Err(ApiError::missing("subscription").param("subscription")),
+                _ => return Err(EmulatorError::missing("subscription").param("subscription")),
             }
         }
     };
@@ -166,12 +170,12 @@ fn target_subscription(st: &State, session: &Value, requested: Option<&str>) -> 
             if UPDATABLE.contains(&status) {
                 Ok(s.clone())
             } else {
-                Err(ApiError::invalid(format!(
+                Err(EmulatorError::invalid(format!(
                     "The subscription {id} has status `{status}` and cannot be changed."
                 )))
             }
         }
-        _ => Err(ApiError::no_such("subscription", &id, "subscription")),
+        _ => Err(EmulatorError::no_such("subscription", &id, "subscription")),
     }
 }
 
@@ -275,14 +279,14 @@ fn ctx(shared: &Shared) -> Ctx {
     }
 }
 
-fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::PaymentMethod)?;
     let p = Params::root(body);
     p.allow(&["payment_method"])?;
     let card = p.require("payment_method")?;
     if !TEST_CARDS.iter().any(|(c, _)| *c == card) {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_method",
             format!(
                 "Choose one of the test cards: {}.",
@@ -304,7 +308,7 @@ fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiRe
     }))
 }
 
-fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Customer)?;
     let allowed: Vec<&str> = cfg["features"]["customer_update"]["allowed_updates"]
@@ -315,13 +319,13 @@ fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<V
         .collect();
     let fields = body.as_object().cloned().unwrap_or_default();
     if fields.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "Nothing to update: send email, name, phone or address.",
         ));
     }
     for k in fields.keys() {
         if !["email", "name", "phone", "address", "shipping"].contains(&k.as_str()) {
-            return Err(ApiError::unknown_param(k));
+            return Err(EmulatorError::unknown_param(k));
         }
         if !allowed.contains(&k.as_str()) {
             return Err(forbidden(format!(
@@ -334,7 +338,7 @@ fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<V
     Ok(json!({"customer": updated}))
 }
 
-fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Cancel)?;
     let p = Params::root(body);
@@ -349,7 +353,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
                 .as_array()
                 .is_some_and(|o| o.iter().any(|x| x == reason));
             if !ok {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "reason",
                     format!("`{reason}` is not one of the configuration's cancellation reasons."),
                 ));
@@ -365,7 +369,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
         subscriptions::cancel_now(st, ctx, &sub_id, Some(&Params::root(&params)))?
     } else {
         if sub["cancel_at_period_end"] == true {
-            return Err(ApiError::invalid(format!(
+            return Err(EmulatorError::invalid(format!(
                 "The subscription {sub_id} is already set to cancel at the end of the period."
             )));
         }
@@ -379,7 +383,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
 /// Accepting the cancellation flow's retention offer: the coupon becomes the subscription's
 /// discount and the subscription is not cancelled. Offered only by a `subscription_cancel` flow
 /// with `retention`, and only to a subscription without a discount.
-fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Cancel)?;
     Params::root(body).allow(&["subscription"])?;
@@ -396,7 +400,7 @@ fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResu
     Ok(json!({"subscription": updated}))
 }
 
-fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Update)?;
     let p = Params::root(body);
@@ -417,7 +421,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
             }
             (Some(f), _) => (f.to_string(), item["quantity"].as_i64()),
             (None, Some(r)) => (r.to_string(), item["quantity"].as_i64()),
-            (None, None) => return Err(ApiError::missing("price")),
+            (None, None) => return Err(EmulatorError::missing("price")),
         }
     } else {
         let allows_price = su["default_allowed_updates"]
@@ -437,12 +441,12 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
     }
     let items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
     let [item] = items.as_slice() else {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "Subscriptions with multiple items are not updatable in the portal.",
         ));
     };
     if item["price"]["id"] == price.as_str() && quantity.is_none() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "price",
             format!("The subscription is already on {price}."),
         ));
@@ -472,7 +476,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
     Ok(json!({"subscription": updated, "invoice_items": pending, "invoice": invoice}))
 }
 
-fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Invoices)?;
     let params = json!({"customer": session["customer"], "limit": "100"});
@@ -481,9 +485,9 @@ fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
 
 // ---- HTTP ----
 
-type ActionFn = fn(&mut State, &Ctx, &str, &Value) -> ApiResult<Value>;
+type ActionFn = fn(&mut State, &Ctx, &str, &Value) -> EmulatorResult<Value>;
 
-fn status_for(e: &ApiError) -> StatusCode {
+fn status_for(e: &EmulatorError) -> StatusCode {
     e.status
 }
 
@@ -539,7 +543,7 @@ async fn run_action(
     }
 }
 
-fn answer_error(shared: &Shared, id: &str, form: bool, e: &ApiError) -> Response {
+fn answer_error(shared: &Shared, id: &str, form: bool, e: &EmulatorError) -> Response {
     if !form {
         return pages::json_error(e);
     }

@@ -1,14 +1,15 @@
 //! Checkout sessions: create, retrieve, expire, and completion (what the hosted payment page does).
 
 use super::{arg, catalog, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::{json, Value};
 
 pub const CREATE: Handler = create;
-fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "mode",
         "customer",
@@ -29,18 +30,18 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     ])?;
     let mode = p
         .one_of("mode", &["payment", "setup", "subscription"])?
-        .ok_or_else(|| ApiError::missing("mode"))?;
+        .ok_or_else(|| EmulatorError::missing("mode"))?;
     let ui_mode = p
         .one_of("ui_mode", &["custom", "embedded", "hosted"])?
         .unwrap_or("hosted");
     let success_url = p.text("success_url")?;
     if ui_mode == "hosted" && success_url.is_none() {
-        return Err(ApiError::missing("success_url"));
+        return Err(EmulatorError::missing("success_url"));
     }
     let customer = p.text("customer")?;
     let customer_email = p.text("customer_email")?;
     if customer.is_some() && customer_email.is_some() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: customer, customer_email.",
         )
         .code("parameters_exclusive")
@@ -51,7 +52,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     }
     let items = p.objects("line_items")?.unwrap_or_default();
     if mode != "setup" && items.is_empty() {
-        return Err(ApiError::missing("line_items"));
+        return Err(EmulatorError::missing("line_items"));
     }
     let mut line_items = Vec::new();
     let mut total = 0i64;
@@ -62,7 +63,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         let price_id = it.require("price")?;
         let price = catalog::price(st, price_id, &format!("line_items[{i}][price]"))?.clone();
         let qty = it.integer("quantity")?.ok_or_else(|| {
-            ApiError::invalid_param(
+            EmulatorError::invalid_param(
                 format!("line_items[{i}][quantity]"),
                 format!("Quantity is required. Add `quantity` to `line_items[{i}]`"),
             )
@@ -85,13 +86,13 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         }));
     }
     if mode == "payment" && recurring {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "line_items",
             "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
         ));
     }
     if mode != "payment" && p.raw("payment_intent_data").is_some() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_intent_data",
             "You can not pass `payment_intent_data` in `subscription` or `setup` mode.",
         ));
@@ -100,7 +101,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         pd.allow(&["metadata", "description", "receipt_email"])?;
     }
     if mode == "subscription" && !recurring {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "line_items",
             "You must provide at least one recurring price in `subscription` mode when using prices.",
         ));
@@ -188,27 +189,27 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))
 }
 
 pub const EXPIRE: Handler = expire;
 /// Only an open session can be expired; afterwards it cannot be paid.
-fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["expand"])?;
     let id = arg(ids, 0);
     let mut session = st
         .checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))?;
     if session["status"] != "open" {
-        return Err(ApiError::invalid(format!(
+        return Err(EmulatorError::invalid(format!(
             "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
             session["status"].as_str().unwrap_or_default()
         )));
@@ -234,33 +235,33 @@ pub const TEST_CARDS: &[(&str, &str)] = &[
 /// attached, in subscription mode the subscription and its paid first invoice, then the
 /// session `complete`/`paid` and `checkout.session.completed`. A declined card is Stripe's
 /// `card_declined` error and (the caller restoring state) changes nothing.
-pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Value> {
+pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult<Value> {
     let session = st
         .checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))?;
     match session["status"].as_str() {
         Some("open") => {}
         Some("complete") => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "This Checkout Session has already been completed.",
             ))
         }
         _ => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "This Checkout Session is no longer active.",
             ))
         }
     }
     if st.pm_templates.get(pm).is_none() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_method",
             format!("Unknown test payment method: {pm}. Use pm_card_visa, pm_card_mastercard, pm_card_chargeDeclined, pm_usBankAccount or pm_sepaDebit."),
         ));
     }
     if pm == crate::seed::PM_DECLINED || super::payment_methods::charge_fails(st, pm) {
-        return Err(ApiError::card_declined());
+        return Err(EmulatorError::card_declined());
     }
     let customer_id = match session["customer"].as_str() {
         Some(c) => {
@@ -356,4 +357,11 @@ pub fn success_url(session: &Value) -> Option<String> {
     session["success_url"]
         .as_str()
         .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .post("/v1/checkout/sessions", CREATE)
+        .get("/v1/checkout/sessions/{session}", GET)
+        .post("/v1/checkout/sessions/{session}/expire", EXPIRE)
 }

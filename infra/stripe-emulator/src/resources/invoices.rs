@@ -1,10 +1,11 @@
 //! Invoices: created by subscriptions (first period), listed and retrieved through the API.
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
 use crate::params::Params;
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::{json, Value};
 
@@ -134,7 +135,7 @@ pub fn bill(
     reason: &str,
     payment: Payment,
     with_items: bool,
-) -> ApiResult<Value> {
+) -> EmulatorResult<Value> {
     let now = st.now();
     let sub_id = sub["id"].as_str().unwrap_or_default();
     let customer_id = sub["customer"].as_str().unwrap_or_default();
@@ -352,7 +353,7 @@ pub fn bill(
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "subscription",
@@ -382,13 +383,13 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.invoices
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("invoice", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("invoice", id, "id"))
 }
 
 /// `POST /v1/invoices/create_preview` for a change of an existing subscription: the change is
@@ -397,26 +398,26 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
 /// restarts the period) that is the invoice due now (`next_payment_attempt: null`); otherwise
 /// it is the next renewal's invoice, the prorations included, dated at the period end.
 pub const CREATE_PREVIEW: Handler = create_preview;
-fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["customer", "subscription", "subscription_details", "expand"])?;
     let sub_id = p
         .text("subscription")?
-        .ok_or_else(|| ApiError::missing("subscription"))?;
+        .ok_or_else(|| EmulatorError::missing("subscription"))?;
     let before = st
         .subscriptions
         .get(sub_id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("subscription", sub_id, "subscription"))?;
+        .ok_or_else(|| EmulatorError::no_such("subscription", sub_id, "subscription"))?;
     if let Some(c) = p.text("customer")? {
         if before["customer"] != c {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "subscription",
                 format!("The subscription {sub_id} does not belong to customer {c}."),
             ));
         }
     }
     if before["status"] == "canceled" {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "subscription",
             "You cannot preview the upcoming invoice for a canceled subscription.",
         ));
@@ -478,4 +479,11 @@ fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
     invoice["webhooks_delivered_at"] = Value::Null;
     invoice["status_transitions"] = json!({"finalized_at": null, "marked_uncollectible_at": null, "paid_at": null, "voided_at": null});
     Ok(invoice)
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/invoices", LIST)
+        .post("/v1/invoices/create_preview", CREATE_PREVIEW)
+        .get("/v1/invoices/{invoice}", GET)
 }

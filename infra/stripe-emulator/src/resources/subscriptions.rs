@@ -2,10 +2,11 @@
 //! (cancel at period end, plan change, metadata), cancel.
 
 use super::{arg, catalog, invoices, payment_methods, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{add_interval, previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -41,10 +42,10 @@ fn new_item(
     qty: i64,
     start: i64,
     param: &str,
-) -> ApiResult<Value> {
+) -> EmulatorResult<Value> {
     let price = catalog::price(st, price_id, param)?;
     if price["type"] != "recurring" {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             param,
             "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
         ));
@@ -79,9 +80,9 @@ fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now:
     })
 }
 
-fn quantity(p: &Params) -> ApiResult<Option<i64>> {
+fn quantity(p: &Params) -> EmulatorResult<Option<i64>> {
     match p.integer("quantity")? {
-        Some(q) if q < 0 => Err(ApiError::invalid_param(
+        Some(q) if q < 0 => Err(EmulatorError::invalid_param(
             p.name("quantity"),
             "Invalid quantity: must be non-negative",
         )),
@@ -90,7 +91,7 @@ fn quantity(p: &Params) -> ApiResult<Option<i64>> {
 }
 
 pub const CREATE: Handler = create;
-fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "items",
@@ -109,7 +110,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     let items = p
         .objects("items")?
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| ApiError::missing("items"))?;
+        .ok_or_else(|| EmulatorError::missing("items"))?;
     p.one_of(
         "payment_behavior",
         &[
@@ -274,20 +275,20 @@ pub(crate) fn period_end(sub: &Value) -> Value {
         .map_or(Value::Null, |e| json!(e))
 }
 
-fn sub_ref<'s>(st: &'s State, id: &str, param: &str) -> ApiResult<&'s Value> {
+fn sub_ref<'s>(st: &'s State, id: &str, param: &str) -> EmulatorResult<&'s Value> {
     st.subscriptions
         .get(id)
-        .ok_or_else(|| ApiError::no_such("subscription", id, param))
+        .ok_or_else(|| EmulatorError::no_such("subscription", id, param))
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     sub_ref(st, arg(ids, 0), "id").cloned()
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "price",
@@ -327,7 +328,7 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
     paginate(items, p, "/v1/subscriptions", "subscription")
 }
 
-fn apply_cancellation_details(sub: &mut Value, p: &Params) -> ApiResult<()> {
+fn apply_cancellation_details(sub: &mut Value, p: &Params) -> EmulatorResult<()> {
     if let Some(cd) = p.sub("cancellation_details")? {
         cd.allow(&["comment", "feedback"])?;
         if let Some(c) = cd.string("comment")? {
@@ -344,7 +345,7 @@ fn apply_cancellation_details(sub: &mut Value, p: &Params) -> ApiResult<()> {
 }
 
 pub const UPDATE: Handler = update;
-fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "cancel_at_period_end",
         "cancel_at",
@@ -368,7 +369,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             .keys()
             .all(|k| ["cancellation_details", "metadata", "expand"].contains(&k.as_str()));
         if !only_allowed {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "A canceled subscription can only update its cancellation_details and metadata.",
             ));
         }
@@ -418,7 +419,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             match it.text("id")? {
                 Some(si) => {
                     let pos = data.iter().position(|d| d["id"] == si).ok_or_else(|| {
-                        ApiError::invalid_param(
+                        EmulatorError::invalid_param(
                             format!("items[{i}][id]"),
                             format!("Invalid subscription_item: {si} does not belong to subscription {id}"),
                         )
@@ -483,7 +484,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             }
         }
         if data.is_empty() {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "items",
                 "A subscription must have at least one active plan.",
             ));
@@ -495,7 +496,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     let at_period_end = p.boolean("cancel_at_period_end")?;
     let cancel_at = p.string("cancel_at")?;
     if at_period_end == Some(true) && cancel_at.is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
         )
         .code("parameters_exclusive")
@@ -534,7 +535,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
                         .min()
                 }),
                 other => Some(other.parse::<i64>().map_err(|_| {
-                    ApiError::invalid_param(
+                    EmulatorError::invalid_param(
                         "cancel_at",
                         "Invalid timestamp: must be an integer Unix timestamp in the future.",
                     )
@@ -542,7 +543,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             };
             let ts = ts.unwrap_or(now);
             if ts <= now {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "cancel_at",
                     "Invalid timestamp: must be an integer Unix timestamp in the future.",
                 ));
@@ -649,7 +650,7 @@ fn create_prorations(st: &mut State, ctx: &Ctx, sub: &Value, old: &Value, new: &
 
 /// Ends a subscription whose `cancel_at` has come (clock advance): status canceled,
 /// `ended_at` now, `canceled_at` kept from the request, `customer.subscription.deleted`.
-pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let now = st.now();
     let mut sub = sub_ref(st, id, "id")?.clone();
     sub["status"] = json!("canceled");
@@ -665,7 +666,7 @@ pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
 
 /// Starts the next period of every item (clock advance) and bills it: the subscription
 /// update, then `invoice.created`/`finalized` and `paid` or `payment_failed` (→ `past_due`).
-pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let before = sub_ref(st, id, "id")?.clone();
     let mut sub = before.clone();
     if let Some(items) = sub["items"]["data"].as_array_mut() {
@@ -731,11 +732,16 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
 
 /// Ends a subscription now: status canceled, `ended_at`/`canceled_at` set, and the
 /// `customer.subscription.deleted` event.
-pub fn cancel_now(st: &mut State, ctx: &Ctx, id: &str, p: Option<&Params>) -> ApiResult<Value> {
+pub fn cancel_now(
+    st: &mut State,
+    ctx: &Ctx,
+    id: &str,
+    p: Option<&Params>,
+) -> EmulatorResult<Value> {
     let now = st.now();
     let mut sub = sub_ref(st, id, "id")?.clone();
     if sub["status"] == "canceled" {
-        return Err(ApiError::invalid(format!(
+        return Err(EmulatorError::invalid(format!(
             "This subscription has already been canceled: {id}"
         )));
     }
@@ -752,9 +758,18 @@ pub fn cancel_now(st: &mut State, ctx: &Ctx, id: &str, p: Option<&Params>) -> Ap
 }
 
 pub const CANCEL: Handler = cancel;
-fn cancel(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn cancel(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["cancellation_details", "invoice_now", "prorate"])?;
     p.boolean("invoice_now")?;
     p.boolean("prorate")?;
     cancel_now(st, ctx, arg(ids, 0), Some(p))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/subscriptions", LIST)
+        .post("/v1/subscriptions", CREATE)
+        .get("/v1/subscriptions/{subscription}", GET)
+        .post("/v1/subscriptions/{subscription}", UPDATE)
+        .delete("/v1/subscriptions/{subscription}", CANCEL)
 }

@@ -1,7 +1,7 @@
 //! Shortcuts for tests and demos (not Stripe API): a customer with a card and an active
 //! subscription in one call, and a reset to the seeded state.
 
-use crate::error::ApiResult;
+use crate::error::EmulatorResult;
 use crate::params::Params;
 use crate::resources::{customers, subscriptions};
 use crate::server::{lock, lock_anyway, Shared};
@@ -29,7 +29,7 @@ impl NewCustomer {
     }
 }
 
-pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> ApiResult<Value> {
+pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> EmulatorResult<Value> {
     let mut p = json!({"email": c.email});
     if let Some(n) = &c.name {
         p["name"] = json!(n);
@@ -53,7 +53,7 @@ pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> ApiResult<Val
 
 /// Runs customer create (with a default card) and subscription create as Stripe would,
 /// recording the same events; all or nothing.
-pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResult<Value> {
+pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> EmulatorResult<Value> {
     let params = Params::root(p);
     params.allow(&["email", "name", "metadata", "price", "payment_method"])?;
     let email = params.require("email")?;
@@ -100,7 +100,7 @@ pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResu
     // One lock for both steps so nothing interleaves; restore everything on failure.
     let mut st = lock(&shared.state)?;
     let before = st.clone();
-    let result = (|| -> ApiResult<Value> {
+    let result = (|| -> EmulatorResult<Value> {
         let customer = customers::CREATE(
             &mut st,
             &ctx,
@@ -141,7 +141,7 @@ pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResu
 
 /// Back to the seeded state; forgets idempotency keys, the request log, webhook deliveries
 /// and injected faults too.
-pub(crate) fn reset(shared: &Shared) -> ApiResult<()> {
+pub(crate) fn reset(shared: &Shared) -> EmulatorResult<()> {
     {
         let mut st = lock(&shared.state)?;
         *st = State::new(&shared.api_version);
