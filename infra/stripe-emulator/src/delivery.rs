@@ -8,6 +8,7 @@
 //! recorded as a [`Delivery`].
 
 use crate::error::{EmulatorError, EmulatorResult};
+use crate::object::Fields;
 use crate::server::{lock_anyway, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -315,7 +316,13 @@ impl Deliverer {
         let generation = self.recorder.generation.load(Ordering::SeqCst);
         let workers = lock_anyway(&self.endpoints);
         for event in events {
-            let (id, kind) = event_names(&event);
+            let (id, kind) = match event_names(&event) {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::error!(error = %e, "event not delivered");
+                    continue;
+                }
+            };
             let payload = Arc::new(payload(&event));
             for w in workers.iter().filter(|w| w.endpoint.listens_to(&kind)) {
                 let _ = w.queue.send(Job {
@@ -329,11 +336,11 @@ impl Deliverer {
     }
 }
 
-fn event_names(event: &Value) -> (String, String) {
-    (
-        event["id"].as_str().unwrap_or_default().to_string(),
-        event["type"].as_str().unwrap_or_default().to_string(),
-    )
+fn event_names(event: &Value) -> EmulatorResult<(String, String)> {
+    Ok((
+        event.id()?.to_string(),
+        event.str_field("type")?.to_string(),
+    ))
 }
 
 /// The exact bytes sent (and signed): the event as Stripe renders it, pretty-printed.
@@ -455,7 +462,7 @@ pub(crate) async fn deliver_times(
     trigger: &str,
 ) -> EmulatorResult<Vec<Delivery>> {
     let event = event_or_404(shared, id)?;
-    let (id, kind) = event_names(&event);
+    let (id, kind) = event_names(&event)?;
     let bytes = Arc::new(payload(&event));
     let d = &shared.delivery;
     let targets: Vec<WebhookEndpoint> = d
@@ -503,7 +510,7 @@ pub(crate) async fn deliver_sequence(
     let d = &shared.delivery;
     let mut out = Vec::new();
     for event in events {
-        let (id, kind) = event_names(&event);
+        let (id, kind) = event_names(&event)?;
         let bytes = payload(&event);
         for ep in d.matching(&kind) {
             out.push(

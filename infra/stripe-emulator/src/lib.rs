@@ -25,6 +25,7 @@ pub mod form;
 mod idempotency;
 mod ids;
 mod list;
+mod object;
 mod pages;
 mod params;
 mod portal_pages;
@@ -92,6 +93,8 @@ pub enum StartError {
     Bind { port: u16, source: std::io::Error },
     #[error("cannot read state file {path}: {message}")]
     StateFile { path: PathBuf, message: String },
+    #[error("cannot seed the emulator: {0}")]
+    Seed(EmulatorError),
 }
 
 /// A running emulator; stops when dropped.
@@ -117,7 +120,7 @@ impl Emulator {
                     message: e.to_string(),
                 })?
             }
-            _ => State::new(&config.api_version),
+            _ => State::new(&config.api_version).map_err(StartError::Seed)?,
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await

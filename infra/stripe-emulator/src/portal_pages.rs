@@ -6,6 +6,7 @@
 //! unless visited; once visited they stay usable for an hour (emulator clock).
 
 use crate::error::{EmulatorError, EmulatorResult};
+use crate::object::Fields;
 use crate::pages::{self, esc, is_form, layout, money, stringify};
 use crate::params::Params;
 use crate::resources::checkout::TEST_CARDS;
@@ -91,11 +92,11 @@ fn open(st: &mut State, id: &str) -> EmulatorResult<(Value, Value)> {
     let now = st.now();
     let live = match st.portal_visits.get(id) {
         Some(first) => now <= first + VISITED_TTL,
-        None => now <= session["created"].as_i64().unwrap_or(0) + UNVISITED_TTL,
+        None => now <= session.i64_field("created")? + UNVISITED_TTL,
     };
     if !live
         || st
-            .customer(session["customer"].as_str().unwrap_or_default(), "customer")
+            .customer(session.str_field("customer")?, "customer")
             .is_err()
     {
         return Err(expired());
@@ -103,7 +104,7 @@ fn open(st: &mut State, id: &str) -> EmulatorResult<(Value, Value)> {
     st.portal_visits.entry(id.to_string()).or_insert(now);
     let cfg = st
         .portal_configurations
-        .get(session["configuration"].as_str().unwrap_or_default())
+        .get(session.str_field("configuration")?)
         .cloned()
         .ok_or_else(expired)?;
     Ok((session, cfg))
@@ -134,7 +135,7 @@ fn target_subscription(
     session: &Value,
     requested: Option<&str>,
 ) -> EmulatorResult<Value> {
-    let customer = session["customer"].as_str().unwrap_or_default();
+    let customer = session.str_field("customer")?;
     let flow = &session["flow"];
     let flow_sub = [
         "subscription_cancel",
@@ -152,9 +153,9 @@ fn target_subscription(
         (Some(f), _) => f.to_string(),
         (None, Some(r)) => r.to_string(),
         (None, None) => {
-            let live: Vec<&Value> = customer_subscriptions(st, customer);
+            let live: Vec<&Value> = customer_subscriptions(st, customer)?;
             match live.as_slice() {
-                [one] => one["id"].as_str().unwrap_or_default().to_string(),
+                [one] => one.id()?.to_string(),
                 [] => {
                     return Err(EmulatorError::invalid(
                         "The customer has no active subscription.",
@@ -166,7 +167,7 @@ fn target_subscription(
     };
     match st.subscriptions.get(&id) {
         Some(s) if s["customer"] == customer => {
-            let status = s["status"].as_str().unwrap_or_default();
+            let status = s.str_field("status")?;
             if UPDATABLE.contains(&status) {
                 Ok(s.clone())
             } else {
@@ -179,23 +180,29 @@ fn target_subscription(
     }
 }
 
-fn customer_subscriptions<'s>(st: &'s State, customer: &str) -> Vec<&'s Value> {
-    st.subscriptions
-        .iter()
-        .filter(|s| s["customer"] == customer)
-        .filter(|s| UPDATABLE.contains(&s["status"].as_str().unwrap_or_default()))
-        .collect()
+fn customer_subscriptions<'s>(st: &'s State, customer: &str) -> EmulatorResult<Vec<&'s Value>> {
+    let mut live = Vec::new();
+    for s in st.subscriptions.iter() {
+        if s.str_field("customer")? == customer && UPDATABLE.contains(&s.str_field("status")?) {
+            live.push(s);
+        }
+    }
+    Ok(live)
 }
 
 /// Prices the configuration offers for switching.
-fn offered_prices(cfg: &Value) -> Vec<String> {
-    cfg["features"]["subscription_update"]["products"]
+fn offered_prices(cfg: &Value) -> EmulatorResult<Vec<String>> {
+    let mut prices = Vec::new();
+    for product in cfg["features"]["subscription_update"]["products"]
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|p| p["prices"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p.as_str().map(str::to_string))
-        .collect()
+    {
+        for price in product.array_field("prices")? {
+            prices.extend(price.as_str().map(str::to_string));
+        }
+    }
+    Ok(prices)
 }
 
 fn offered(session: &Value, cfg: &Value, action: Action) -> bool {
@@ -203,9 +210,9 @@ fn offered(session: &Value, cfg: &Value, action: Action) -> bool {
 }
 
 /// What the session offers (`GET .../state`).
-fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
+fn describe(st: &State, session: &Value, cfg: &Value) -> EmulatorResult<Value> {
     let f = &cfg["features"];
-    let customer_id = session["customer"].as_str().unwrap_or_default();
+    let customer_id = session.str_field("customer")?;
     let customer = st
         .customers
         .get(customer_id)
@@ -214,7 +221,7 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
     let subs: Vec<Value> = match session["flow"]["type"].as_str() {
         Some("payment_method_update") => Vec::new(),
         Some(_) => target_subscription(st, session, None).into_iter().collect(),
-        None => customer_subscriptions(st, customer_id)
+        None => customer_subscriptions(st, customer_id)?
             .into_iter()
             .cloned()
             .collect(),
@@ -224,7 +231,7 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
         .and_then(|id| st.payment_methods.get(id))
         .cloned()
         .unwrap_or(Value::Null);
-    json!({
+    Ok(json!({
         "session": session["id"],
         "customer": customer,
         "configuration": cfg["id"],
@@ -248,12 +255,12 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
             },
             "subscription_update": {
                 "enabled": offered(session, cfg, Action::Update),
-                "prices": offered_prices(cfg),
+                "prices": offered_prices(cfg)?,
                 "proration_behavior": f["subscription_update"]["proration_behavior"],
             },
             "invoice_history": {"enabled": offered(session, cfg, Action::Invoices)},
         },
-    })
+    }))
 }
 
 /// Where the customer goes after completing the session's flow, if it has one.
@@ -298,7 +305,7 @@ fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> Emula
             ),
         ));
     }
-    let customer = session["customer"].as_str().unwrap_or_default();
+    let customer = session.str_field("customer")?;
     let pm = payment_methods::attach(st, ctx, card, customer, "payment_method")?;
     let params = json!({"invoice_settings": {"default_payment_method": pm}});
     let updated = customers::UPDATE(st, ctx, &Params::root(&params), &[customer])?;
@@ -333,7 +340,7 @@ fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorRes
             )));
         }
     }
-    let customer = session["customer"].as_str().unwrap_or_default();
+    let customer = session.str_field("customer")?;
     let updated = customers::UPDATE(st, ctx, &Params::root(body), &[customer])?;
     Ok(json!({"customer": updated}))
 }
@@ -344,7 +351,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResul
     let p = Params::root(body);
     p.allow(&["subscription", "reason", "comment"])?;
     let sub = target_subscription(st, &session, p.text("subscription")?)?;
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let sc = &cfg["features"]["subscription_cancel"];
     let mut details = json!({});
     if sc["cancellation_reason"]["enabled"] == true {
@@ -395,7 +402,7 @@ fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> Emulato
     if sub["discounts"].as_array().is_some_and(|d| !d.is_empty()) {
         return Err(forbidden("The subscription already has a discount."));
     }
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let updated = crate::resources::coupons::apply_to_subscription(st, ctx, &sub_id, &coupon)?;
     Ok(json!({"subscription": updated}))
 }
@@ -406,7 +413,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResul
     let p = Params::root(body);
     p.allow(&["subscription", "price"])?;
     let sub = target_subscription(st, &session, p.text("subscription")?)?;
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let su = &cfg["features"]["subscription_update"];
     let confirm = &session["flow"]["subscription_update_confirm"];
     let (price, quantity) = if confirm.is_object() {
@@ -434,12 +441,12 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResul
         }
         (p.require("price")?.to_string(), None)
     };
-    if !offered_prices(&cfg).contains(&price) {
+    if !offered_prices(&cfg)?.contains(&price) {
         return Err(forbidden(format!(
             "The price {price} is not offered by the portal configuration (features[subscription_update][products])."
         )));
     }
-    let items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let items = sub.field("items")?.array_field("data")?;
     let [item] = items.as_slice() else {
         return Err(EmulatorError::invalid(
             "Subscriptions with multiple items are not updatable in the portal.",
@@ -516,9 +523,10 @@ async fn run_action(
                 return pages::json(StatusCode::OK, &v);
             }
             match next["type"].as_str() {
-                Some("redirect") | Some("portal_homepage") => {
-                    pages::redirect(next["url"].as_str().unwrap_or_default())
-                }
+                Some("redirect") | Some("portal_homepage") => match next.str_field("url") {
+                    Ok(url) => pages::redirect(url),
+                    Err(e) => pages::json_error(&e),
+                },
                 Some(_) => pages::html(
                     StatusCode::OK,
                     layout(
@@ -598,7 +606,7 @@ async fn invoices_json(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<Str
 async fn state_json(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let result = lock(&shared.state).and_then(|mut st| {
         let (session, cfg) = open(&mut st, &id)?;
-        Ok(describe(&st, &session, &cfg))
+        describe(&st, &session, &cfg)
     });
     match result {
         Ok(v) => pages::json(StatusCode::OK, &v),
@@ -640,9 +648,21 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
     let Ok((session, cfg)) = open(&mut st, id) else {
         return expired_page();
     };
-    let d = describe(&st, &session, &cfg);
+    match portal_html(&st, &session, &cfg, banner) {
+        Ok(body) => pages::html(StatusCode::OK, layout("Customer portal", &body)),
+        Err(e) => pages::json_error(&e),
+    }
+}
+
+fn portal_html(
+    st: &State,
+    session: &Value,
+    cfg: &Value,
+    banner: Option<(&str, &str)>,
+) -> EmulatorResult<String> {
+    let d = describe(st, session, cfg)?;
     let o = &d["offers"];
-    let base = esc(session["url"].as_str().unwrap_or_default());
+    let base = esc(session.str_field("url")?);
     let mut body = String::new();
     let headline = cfg["business_profile"]["headline"]
         .as_str()
@@ -665,12 +685,12 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
 
     // Subscriptions, with cancel and switch forms.
     for sub in d["subscriptions"].as_array().into_iter().flatten() {
-        let sid = esc(sub["id"].as_str().unwrap_or_default());
+        let sid = esc(sub.id()?);
         let item = &sub["items"]["data"][0];
         let price = &item["price"];
         let product = st
             .products
-            .get(price["product"].as_str().unwrap_or_default())
+            .get(price.str_field("product")?)
             .and_then(|p| p["name"].as_str())
             .unwrap_or("Subscription");
         body.push_str(&format!(
@@ -681,7 +701,7 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
                 price["currency"].as_str().unwrap_or("usd")
             ),
             esc(price["recurring"]["interval"].as_str().unwrap_or("month")),
-            esc(sub["status"].as_str().unwrap_or_default()),
+            esc(sub.str_field("status")?),
             if sub["cancel_at_period_end"] == true {
                 " (cancels at the end of the period)"
             } else {
@@ -689,28 +709,33 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
             }
         ));
         if o["subscription_update"]["enabled"] == true {
-            let current = price["id"].as_str().unwrap_or_default();
-            let options: String = o["subscription_update"]["prices"]
+            let current = price.id()?;
+            let mut options = String::new();
+            for p in o["subscription_update"]["prices"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
                 .filter(|p| *p != current)
-                .map(|p| {
-                    let label = st.prices.get(p).map_or(p.to_string(), |pr| {
-                        format!(
-                            "{} {} / {}",
-                            st.products
-                                .get(pr["product"].as_str().unwrap_or_default())
-                                .and_then(|x| x["name"].as_str())
-                                .unwrap_or(p),
-                            money(pr["unit_amount"].as_i64().unwrap_or(0), "usd"),
-                            pr["recurring"]["interval"].as_str().unwrap_or("month")
-                        )
-                    });
-                    format!("<option value=\"{}\">{}</option>", esc(p), esc(&label))
-                })
-                .collect();
+            {
+                let label = match st.prices.get(p) {
+                    None => p.to_string(),
+                    Some(pr) => format!(
+                        "{} {} / {}",
+                        st.products
+                            .get(pr.str_field("product")?)
+                            .and_then(|x| x["name"].as_str())
+                            .unwrap_or(p),
+                        money(pr["unit_amount"].as_i64().unwrap_or(0), "usd"),
+                        pr["recurring"]["interval"].as_str().unwrap_or("month")
+                    ),
+                };
+                options.push_str(&format!(
+                    "<option value=\"{}\">{}</option>",
+                    esc(p),
+                    esc(&label)
+                ));
+            }
             body.push_str(&format!(
                 "<form method=\"post\" action=\"{base}/update\"><input type=\"hidden\" name=\"subscription\" value=\"{sid}\">\
 <label>Switch plan <select name=\"price\">{options}</select></label><button type=\"submit\">Update plan</button></form>"
@@ -766,8 +791,8 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
         let current = if pm.is_object() {
             format!(
                 "<p>Default card: {} •••• {}</p>",
-                esc(pm["brand"].as_str().unwrap_or_default()),
-                esc(pm["last4"].as_str().unwrap_or_default())
+                esc(pm.str_field("brand")?),
+                esc(pm.str_field("last4")?)
             )
         } else {
             "<p>No default payment method.</p>".to_string()
@@ -800,14 +825,14 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
             match f {
                 "email" | "name" | "phone" => fields.push_str(&format!(
                     "<label>{f} <input name=\"{f}\" value=\"{}\"></label>",
-                    esc(c[f].as_str().unwrap_or_default())
+                    esc(c.opt_str_field(f)?.unwrap_or_default())
                 )),
                 "address" => {
                     for k in ["line1", "line2", "city", "state", "postal_code", "country"] {
                         fields.push_str(&format!(
                             "<label>address {} <input name=\"address[{k}]\" value=\"{}\"></label>",
                             k.replace('_', " "),
-                            esc(c["address"][k].as_str().unwrap_or_default())
+                            esc(c.field("address")?[k].as_str().unwrap_or_default())
                         ));
                     }
                 }
@@ -823,27 +848,23 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
     }
 
     if o["invoice_history"]["enabled"] == true {
-        let customer = session["customer"].as_str().unwrap_or_default();
-        let rows: String = st
-            .invoices
-            .newest_first()
-            .filter(|i| i["customer"] == customer)
-            .map(|i| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(i["number"].as_str().unwrap_or_default()),
-                    money(
-                        i["total"].as_i64().unwrap_or(0),
-                        i["currency"].as_str().unwrap_or("usd")
-                    ),
-                    esc(i["status"].as_str().unwrap_or_default())
-                )
-            })
-            .collect();
+        let customer = session.str_field("customer")?;
+        let mut rows = String::new();
+        for i in st.invoices.newest_first() {
+            if i.str_field("customer")? != customer {
+                continue;
+            }
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(i.opt_str_field("number")?.unwrap_or_default()),
+                money(i.i64_field("total")?, i.str_field("currency")?),
+                esc(i.str_field("status")?)
+            ));
+        }
         body.push_str(&format!(
             "<section><h2>Invoice history</h2><table><tr><th>Number</th><th>Total</th><th>Status</th></tr>{rows}</table></section>"
         ));
     }
-    body.push_str(&return_html(&session));
-    pages::html(StatusCode::OK, layout("Customer portal", &body))
+    body.push_str(&return_html(session));
+    Ok(body)
 }

@@ -1,9 +1,10 @@
-//! The emulator's world: one table per resource, the event log and the emulator clock.
+//! The emulator's world: one collection per resource, the event log and the emulator clock.
 //! Objects are kept in their Stripe JSON shape, so responses, events and the state file
 //! all serialise the same value.
 
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
+use crate::object::Fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -19,8 +20,14 @@ pub struct Collection {
 }
 
 impl Collection {
-    pub fn insert(&mut self, v: Value) {
-        let id = v["id"].as_str().unwrap_or_default().to_string();
+    /// Adds or replaces the object with `v`'s `id`; an object without one is an emulator bug.
+    pub fn insert(&mut self, v: Value) -> EmulatorResult<()> {
+        let id = v.id()?.to_string();
+        self.put(id, v);
+        Ok(())
+    }
+
+    fn put(&mut self, id: String, v: Value) {
         if self.rows.insert(id.clone(), v).is_none() {
             self.order.push(id);
         }
@@ -109,13 +116,13 @@ pub struct EmulatorEvent {
 }
 
 impl State {
-    pub fn new(api_version: &str) -> Self {
+    pub fn new(api_version: &str) -> EmulatorResult<Self> {
         let mut s = State {
             api_version: api_version.to_string(),
             ..Default::default()
         };
-        crate::seed::seed(&mut s);
-        s
+        crate::seed::seed(&mut s)?;
+        Ok(s)
     }
 
     pub fn now(&self) -> i64 {
@@ -176,13 +183,14 @@ impl State {
     /// Records an event with a snapshot of `object` as it is now.
     pub fn emit(&mut self, ctx: &Ctx, kind: &str, object: &Value, previous: Option<Value>) {
         self.event_seq += 1;
+        let id = new_id("evt_");
         let mut data = Map::new();
         data.insert("object".into(), object.clone());
         if let Some(p) = previous {
             data.insert("previous_attributes".into(), p);
         }
         let event = json!({
-            "id": new_id("evt_"),
+            "id": id,
             "object": "event",
             "api_version": self.api_version,
             "created": self.now(),
@@ -192,7 +200,7 @@ impl State {
             "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
             "type": kind,
         });
-        self.events.insert(event);
+        self.events.put(id, event);
     }
 
     pub fn events_in_order(&self) -> Vec<EmulatorEvent> {

@@ -3,6 +3,7 @@
 use super::{arg, catalog, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{Ctx, State};
@@ -80,7 +81,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<V
             "amount_tax": 0,
             "amount_total": amount,
             "currency": price["currency"],
-            "description": st.products.get(price["product"].as_str().unwrap_or_default()).map(|p| p["name"].clone()),
+            "description": st.products.get(price.str_field("product")?).map(|p| p["name"].clone()),
             "price": price,
             "quantity": qty,
         }));
@@ -177,7 +178,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<V
         "url": url,
         "wallet_options": null,
     });
-    st.checkout_sessions.insert(session.clone());
+    st.checkout_sessions.insert(session.clone())?;
     // Kept aside for completing the session later (`line_items` is not part of the object).
     let subscription_data = p.raw("subscription_data").cloned().unwrap_or(Value::Null);
     let payment_intent_data = p.raw("payment_intent_data").cloned().unwrap_or(Value::Null);
@@ -211,12 +212,12 @@ fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
     if session["status"] != "open" {
         return Err(EmulatorError::invalid(format!(
             "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
-            session["status"].as_str().unwrap_or_default()
+            session.str_field("status")?
         )));
     }
     session["status"] = json!("expired");
     session["url"] = Value::Null;
-    st.checkout_sessions.insert(session.clone());
+    st.checkout_sessions.insert(session.clone())?;
     st.emit(ctx, "checkout.session.expired", &session, None);
     Ok(session)
 }
@@ -274,7 +275,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult
                 cp["email"] = json!(e);
             }
             let c = super::customers::CREATE(st, ctx, &Params::root(&cp), &[])?;
-            c["id"].as_str().unwrap_or_default().to_string()
+            c.id()?.to_string()
         }
     };
     let extras = st.checkout_extras.get(id).cloned().unwrap_or(Value::Null);
@@ -346,7 +347,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult
         "tax_exempt": customer["tax_exempt"],
         "tax_ids": [],
     });
-    st.checkout_sessions.insert(done.clone());
+    st.checkout_sessions.insert(done.clone())?;
     st.emit(ctx, "checkout.session.completed", &done, None);
     Ok(done)
 }

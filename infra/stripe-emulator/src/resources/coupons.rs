@@ -77,7 +77,7 @@ fn create(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Val
         "times_redeemed": 0,
         "valid": true,
     });
-    st.coupons.insert(coupon.clone());
+    st.coupons.insert(coupon.clone())?;
     Ok(coupon)
 }
 
@@ -157,14 +157,14 @@ pub fn apply_to_subscription(
         "subscription": sub_id,
         "subscription_item": null,
     });
-    st.discounts.insert(discount.clone());
+    st.discounts.insert(discount.clone())?;
     if let Some(c) = st.coupons.get_mut(coupon_id) {
         c["times_redeemed"] = json!(c["times_redeemed"].as_i64().unwrap_or(0) + 1);
     }
     st.emit(ctx, "customer.discount.created", &discount, None);
     let mut sub = before.clone();
     sub["discounts"] = json!([discount["id"]]);
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(
         ctx,
         "customer.subscription.updated",

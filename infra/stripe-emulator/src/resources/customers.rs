@@ -4,6 +4,7 @@ use super::{address, arg, payment_methods, subscriptions, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::{new_id, random_alnum};
 use crate::list::{limit, paginate};
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
@@ -150,7 +151,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<V
     if let (Some(_), Some(a)) = (default_pm, &attach_id) {
         c["invoice_settings"]["default_payment_method"] = json!(a);
     }
-    st.customers.insert(c.clone());
+    st.customers.insert(c.clone())?;
     st.emit(ctx, "customer.created", &c, None);
     if let (Some(pm), Some(a)) = (pm_param, attach_id) {
         payment_methods::attach_as(st, ctx, pm, &id, "payment_method", a)?;
@@ -190,7 +191,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
         }
     }
     if after != before {
-        st.customers.insert(after.clone());
+        st.customers.insert(after.clone())?;
         st.emit(
             ctx,
             "customer.updated",
@@ -219,7 +220,7 @@ fn delete(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
         subscriptions::cancel_now(st, ctx, &sub, None)?;
     }
     let stub = json!({"id": id, "object": "customer", "deleted": true});
-    st.customers.insert(stub.clone());
+    st.customers.insert(stub.clone())?;
     st.emit(ctx, "customer.deleted", &before, None);
     Ok(stub)
 }
@@ -380,7 +381,7 @@ fn search(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Val
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     let has_more = all.len() > start + page.len();
     let next_page = match (has_more, page.last()) {
-        (true, Some(last)) => json!(format!("page_{}", last["id"].as_str().unwrap_or_default())),
+        (true, Some(last)) => json!(format!("page_{}", last.id()?)),
         _ => Value::Null,
     };
     Ok(json!({

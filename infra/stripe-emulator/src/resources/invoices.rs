@@ -4,6 +4,7 @@ use super::{arg, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::Params;
 use crate::server::V1Routes;
 use crate::state::{Ctx, State};
@@ -26,18 +27,21 @@ pub enum Payment {
 
 /// The payment outcome of charging a subscription's default payment method (or else its
 /// customer's): Stripe's `pm_card_chargeCustomerFail` attaches fine and then declines.
-pub fn payment_for(st: &State, sub: &Value) -> Payment {
-    let customer = st
-        .customers
-        .get(sub["customer"].as_str().unwrap_or_default());
-    let pm = sub["default_payment_method"].as_str().or_else(|| {
-        customer.and_then(|c| c["invoice_settings"]["default_payment_method"].as_str())
-    });
-    match pm {
+pub fn payment_for(st: &State, sub: &Value) -> EmulatorResult<Payment> {
+    let pm = match sub.opt_str_field("default_payment_method")? {
+        Some(pm) => Some(pm),
+        None => match st.customers.get(sub.str_field("customer")?) {
+            Some(c) => c
+                .field("invoice_settings")?
+                .opt_str_field("default_payment_method")?,
+            None => None,
+        },
+    };
+    Ok(match pm {
         None => Payment::NoAttempt,
         Some(pm) if super::payment_methods::charge_fails(st, pm) => Payment::Fail,
         Some(_) => Payment::Succeed,
-    }
+    })
 }
 
 /// The invoice line for one pending invoice item (a proration).
@@ -86,7 +90,7 @@ pub fn create_proration_item(
     amount: i64,
     description: String,
     period: (i64, i64),
-) -> Value {
+) -> EmulatorResult<Value> {
     let now = st.now();
     let price = &item["price"];
     let ii = json!({
@@ -120,9 +124,9 @@ pub fn create_proration_item(
         "tax_rates": [],
         "test_clock": null,
     });
-    st.invoice_items.insert(ii.clone());
+    st.invoice_items.insert(ii.clone())?;
     st.emit(ctx, "invoiceitem.created", &ii, None);
-    ii
+    Ok(ii)
 }
 
 /// Creates, finalizes and (per `payment`) pays an invoice for `sub`: the current period of
@@ -137,30 +141,30 @@ pub fn bill(
     with_items: bool,
 ) -> EmulatorResult<Value> {
     let now = st.now();
-    let sub_id = sub["id"].as_str().unwrap_or_default();
-    let customer_id = sub["customer"].as_str().unwrap_or_default();
+    let sub_id = sub.id()?;
+    let customer_id = sub.str_field("customer")?;
     let trialing = sub["status"] == "trialing";
     let mut lines = Vec::new();
     let mut total = 0;
     let items = if with_items {
-        sub["items"]["data"].as_array().cloned().unwrap_or_default()
+        sub.field("items")?.array_field("data")?.clone()
     } else {
         Vec::new()
     };
     for item in &items {
         let price = &item["price"];
-        let qty = item["quantity"].as_i64().unwrap_or(1);
+        let qty = item.i64_field("quantity")?;
         // A trial's first invoice bills nothing ("Trial period for Portico Pro").
         let unit = if trialing {
             0
         } else {
-            price["unit_amount"].as_i64().unwrap_or(0)
+            price.i64_field("unit_amount")?
         };
         let amount = unit * qty;
         total += amount;
         let product_name = st
             .products
-            .get(price["product"].as_str().unwrap_or_default())
+            .get(price.str_field("product")?)
             .and_then(|p| p["name"].as_str())
             .unwrap_or("Subscription")
             .to_string();
@@ -348,7 +352,7 @@ pub fn bill(
         st.emit(ctx, "invoice.paid", &invoice, None);
         st.emit(ctx, "invoice.payment_succeeded", &invoice, None);
     }
-    st.invoices.insert(invoice.clone());
+    st.invoices.insert(invoice.clone())?;
     Ok(invoice)
 }
 
@@ -445,11 +449,11 @@ fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> Emulator
             None => e,
         })?;
     let (mut invoice, due_now) = if changed["latest_invoice"] != before["latest_invoice"] {
-        let id = changed["latest_invoice"].as_str().unwrap_or_default();
+        let id = changed.str_field("latest_invoice")?;
         (world.invoices.get(id).cloned().unwrap_or(Value::Null), true)
     } else {
         let renewed = super::subscriptions::renew(&mut world, ctx, sub_id)?;
-        let id = renewed["latest_invoice"].as_str().unwrap_or_default();
+        let id = renewed.str_field("latest_invoice")?;
         (
             world.invoices.get(id).cloned().unwrap_or(Value::Null),
             false,

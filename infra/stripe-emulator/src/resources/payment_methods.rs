@@ -116,7 +116,7 @@ pub fn attach_as(
         pm["id"] = json!(id);
         pm["created"] = json!(now);
         pm["customer"] = json!(customer_id);
-        st.payment_methods.insert(pm);
+        st.payment_methods.insert(pm)?;
         id
     } else {
         let pm = st
@@ -156,7 +156,7 @@ pub fn clone_unattached(st: &mut State, template: &str) -> EmulatorResult<Value>
         .ok_or_else(|| EmulatorError::no_such("PaymentMethod", template, "payment_method"))?;
     pm["id"] = json!(new_id("pm_"));
     pm["created"] = json!(st.now());
-    st.payment_methods.insert(pm.clone());
+    st.payment_methods.insert(pm.clone())?;
     Ok(pm)
 }
 

@@ -171,14 +171,14 @@ pub fn charge_now(
         "transfer_data": null,
         "transfer_group": null,
     });
-    st.charges.insert(charge.clone());
+    st.charges.insert(charge.clone())?;
     st.emit(ctx, "charge.succeeded", &charge, None);
     let mut pi = created.clone();
     pi["amount_received"] = json!(amount);
     pi["latest_charge"] = json!(ch_id);
     pi["payment_method"] = pm["id"].clone();
     pi["status"] = json!("succeeded");
-    st.payment_intents.insert(pi.clone());
+    st.payment_intents.insert(pi.clone())?;
     st.emit(ctx, "payment_intent.succeeded", &pi, None);
     Ok(pi)
 }
@@ -343,7 +343,7 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorR
         "status": "succeeded",
         "transfer_reversal": null,
     });
-    st.refunds.insert(refund.clone());
+    st.refunds.insert(refund.clone())?;
     st.emit(ctx, "refund.created", &refund, None);
     let mut charge = before.clone();
     let refunded = captured - left + amount;
@@ -354,7 +354,7 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorR
     }
     charge["refunds"]["total_count"] =
         json!(charge["refunds"]["data"].as_array().map_or(0, Vec::len));
-    st.charges.insert(charge.clone());
+    st.charges.insert(charge.clone())?;
     st.emit(
         ctx,
         "charge.refunded",

@@ -5,6 +5,7 @@ use super::{arg, subscriptions::UPDATABLE, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::{new_id, random_alnum};
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
@@ -302,7 +303,7 @@ fn create_configuration(
         "updated": now,
     });
     apply_common(&mut cfg, p, &ctx.base_url)?;
-    st.portal_configurations.insert(cfg.clone());
+    st.portal_configurations.insert(cfg.clone())?;
     st.emit(ctx, "billing_portal.configuration.created", &cfg, None);
     Ok(cfg)
 }
@@ -353,7 +354,7 @@ fn update_configuration(
     apply_common(&mut cfg, p, &ctx.base_url)?;
     if cfg != before {
         cfg["updated"] = json!(st.now());
-        st.portal_configurations.insert(cfg.clone());
+        st.portal_configurations.insert(cfg.clone())?;
         st.emit(
             ctx,
             "billing_portal.configuration.updated",
@@ -412,7 +413,7 @@ fn flow_subscription(st: &State, fp: &Params, customer: &str) -> EmulatorResult<
             format!("The subscription {id} does not belong to the customer {customer}."),
         ));
     }
-    let status = sub["status"].as_str().unwrap_or_default();
+    let status = sub.str_field("status")?;
     if !UPDATABLE.contains(&status) {
         return Err(EmulatorError::invalid_param(
             &param,
@@ -428,7 +429,7 @@ fn require_feature(cfg: &Value, feature: &str, flow: &str) -> EmulatorResult<()>
     }
     Err(EmulatorError::invalid_param(
         "flow_data[type]",
-        format!("The `{flow}` flow cannot be used because `features[{feature}][enabled]` is false in the portal configuration {}.", cfg["id"].as_str().unwrap_or_default()),
+        format!("The `{flow}` flow cannot be used because `features[{feature}][enabled]` is false in the portal configuration {}.", cfg.id()?),
     ))
 }
 
@@ -546,12 +547,11 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> EmulatorRe
                     "Currently, only up to one item may be specified.",
                 ));
             }
-            let sub = st
-                .subscriptions
-                .get(&sub_id)
-                .cloned()
-                .unwrap_or(Value::Null);
-            let sub_items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+            let sub =
+                st.subscriptions.get(&sub_id).cloned().ok_or_else(|| {
+                    EmulatorError::no_such("subscription", &sub_id, "subscription")
+                })?;
+            let sub_items = sub.field("items")?.array_field("data")?;
             if sub_items.len() > 1 {
                 return Err(EmulatorError::invalid_param(
                     "flow_data[subscription_update_confirm][subscription]",
@@ -670,7 +670,7 @@ fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> Emulator
         "return_url": return_url,
         "url": format!("{}/p/session/{id}", ctx.base_url),
     });
-    st.portal_sessions.insert(session.clone());
+    st.portal_sessions.insert(session.clone())?;
     st.emit(ctx, "billing_portal.session.created", &session, None);
     Ok(session)
 }

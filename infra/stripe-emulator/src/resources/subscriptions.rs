@@ -5,6 +5,7 @@ use super::{arg, catalog, invoices, payment_methods, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{add_interval, previous_attributes, Ctx, State};
@@ -230,7 +231,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<V
     // before the invoice's own events, so the invoice id is chosen up front.
     let invoice_id = new_id("in_");
     sub["latest_invoice"] = json!(invoice_id);
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.created", &sub, None);
     let payment = match (&pay_with, charge_fails) {
         (None, _) => invoices::Payment::NoAttempt,
@@ -396,7 +397,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
         if pm.is_empty() {
             sub["default_payment_method"] = Value::Null;
         } else {
-            let customer = sub["customer"].as_str().unwrap_or_default().to_string();
+            let customer = sub.str_field("customer")?.to_string();
             payment_methods::ensure_attached(st, pm, &customer, "default_payment_method")?;
             sub["default_payment_method"] = json!(pm);
         }
@@ -405,7 +406,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
     // Items: `id` (+ `price`/`quantity`/`deleted`) changes an item, no `id` adds one.
     let mut price_changes: Vec<(Value, Value)> = Vec::new();
     if let Some(items) = p.objects("items")? {
-        let mut data: Vec<Value> = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+        let mut data: Vec<Value> = sub.field("items")?.array_field("data")?.clone();
         for (i, it) in items.iter().enumerate() {
             it.allow(&[
                 "id",
@@ -579,7 +580,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
     }
 
     if sub != before {
-        st.subscriptions.insert(sub.clone());
+        st.subscriptions.insert(sub.clone())?;
         st.emit(
             ctx,
             "customer.subscription.updated",
@@ -589,11 +590,11 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
     }
     if proration != "none" {
         for (old, new) in &price_changes {
-            create_prorations(st, ctx, &sub, old, new, now);
+            create_prorations(st, ctx, &sub, old, new, now)?;
         }
     }
     if invoice_now {
-        let payment = invoices::payment_for(st, &sub);
+        let payment = invoices::payment_for(st, &sub)?;
         invoices::bill(
             st,
             ctx,
@@ -607,45 +608,54 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
     Ok(sub)
 }
 
-fn product_name(st: &State, price: &Value) -> String {
-    st.products
-        .get(price["product"].as_str().unwrap_or_default())
+fn product_name(st: &State, price: &Value) -> EmulatorResult<String> {
+    Ok(st
+        .products
+        .get(price.str_field("product")?)
         .and_then(|p| p["name"].as_str())
         .unwrap_or("Subscription")
-        .to_string()
+        .to_string())
 }
 
 /// Stripe's proration for a price change at `now`: a credit for the unused time on the old
 /// price and, when the period continues, a charge for the remaining time on the new one.
-fn create_prorations(st: &mut State, ctx: &Ctx, sub: &Value, old: &Value, new: &Value, now: i64) {
-    let start = old["current_period_start"].as_i64().unwrap_or(now);
-    let end = old["current_period_end"].as_i64().unwrap_or(now);
+fn create_prorations(
+    st: &mut State,
+    ctx: &Ctx,
+    sub: &Value,
+    old: &Value,
+    new: &Value,
+    now: i64,
+) -> EmulatorResult<()> {
+    let start = old.i64_field("current_period_start")?;
+    let end = old.i64_field("current_period_end")?;
     if end <= start || now >= end {
-        return;
+        return Ok(());
     }
     let fraction = (end - now) as f64 / (end - start) as f64;
-    let amount = |item: &Value| {
-        item["price"]["unit_amount"].as_i64().unwrap_or(0) * item["quantity"].as_i64().unwrap_or(1)
+    let amount = |item: &Value| -> EmulatorResult<i64> {
+        Ok(item.field("price")?.i64_field("unit_amount")? * item.i64_field("quantity")?)
     };
     let date = time::OffsetDateTime::from_unix_timestamp(now)
         .map(|t| format!("{} {}, {}", t.month(), t.day(), t.year()))
         .unwrap_or_default();
-    let credit = -((amount(old) as f64) * fraction).round() as i64;
+    let credit = -((amount(old)? as f64) * fraction).round() as i64;
     let old_desc = format!(
         "Unused time on {} × {} after {date}",
-        old["quantity"].as_i64().unwrap_or(1),
-        product_name(st, &old["price"])
+        old.i64_field("quantity")?,
+        product_name(st, &old["price"])?
     );
-    invoices::create_proration_item(st, ctx, sub, old, credit, old_desc, (now, end));
+    invoices::create_proration_item(st, ctx, sub, old, credit, old_desc, (now, end))?;
     if old["price"]["recurring"]["interval"] == new["price"]["recurring"]["interval"] {
-        let charge = ((amount(new) as f64) * fraction).round() as i64;
+        let charge = ((amount(new)? as f64) * fraction).round() as i64;
         let new_desc = format!(
             "Remaining time on {} × {} after {date}",
-            new["quantity"].as_i64().unwrap_or(1),
-            product_name(st, &new["price"])
+            new.i64_field("quantity")?,
+            product_name(st, &new["price"])?
         );
-        invoices::create_proration_item(st, ctx, sub, new, charge, new_desc, (now, end));
+        invoices::create_proration_item(st, ctx, sub, new, charge, new_desc, (now, end))?;
     }
+    Ok(())
 }
 
 /// Ends a subscription whose `cancel_at` has come (clock advance): status canceled,
@@ -659,7 +669,7 @@ pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Valu
         sub["canceled_at"] = json!(now);
     }
     sub["cancellation_details"]["reason"] = json!("cancellation_requested");
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.deleted", &sub, None);
     Ok(sub)
 }
@@ -671,7 +681,7 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let mut sub = before.clone();
     if let Some(items) = sub["items"]["data"].as_array_mut() {
         for item in items {
-            let start = item["current_period_end"].as_i64().unwrap_or_default();
+            let start = item.i64_field("current_period_end")?;
             let interval = item["price"]["recurring"]["interval"]
                 .as_str()
                 .unwrap_or("month")
@@ -688,14 +698,14 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     }
     let invoice_id = new_id("in_");
     sub["latest_invoice"] = json!(invoice_id);
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(
         ctx,
         "customer.subscription.updated",
         &sub,
         Some(previous_attributes(&before, &sub)),
     );
-    let payment = invoices::payment_for(st, &sub);
+    let payment = invoices::payment_for(st, &sub)?;
     let payment = if payment == invoices::Payment::NoAttempt {
         // An automatic charge with nothing to charge fails like a declined card.
         invoices::Payment::Fail
@@ -719,7 +729,7 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     if sub["status"] != target {
         let prev = sub.clone();
         sub["status"] = json!(target);
-        st.subscriptions.insert(sub.clone());
+        st.subscriptions.insert(sub.clone())?;
         st.emit(
             ctx,
             "customer.subscription.updated",
@@ -752,7 +762,7 @@ pub fn cancel_now(
     sub["ended_at"] = json!(now);
     sub["canceled_at"] = json!(now);
     sub["cancellation_details"]["reason"] = json!("cancellation_requested");
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.deleted", &sub, None);
     Ok(sub)
 }
