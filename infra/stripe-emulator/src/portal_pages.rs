@@ -464,7 +464,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResul
     }
     let params = json!({
         "items": [change],
-        "proration_behavior": su["proration_behavior"].as_str().unwrap_or("none"),
+        "proration_behavior": su.str_field("proration_behavior")?,
     });
     let updated = subscriptions::UPDATE(st, ctx, &Params::root(&params), &[&sub_id])?;
     let invoice = updated["latest_invoice"]
@@ -697,10 +697,10 @@ fn portal_html(
             "<section><h2>{} — {} / {}</h2><p>Status: {}{}</p>",
             esc(product),
             money(
-                price["unit_amount"].as_i64().unwrap_or(0),
-                price["currency"].as_str().unwrap_or("usd")
+                price.i64_field("unit_amount")?,
+                price.str_field("currency")?
             ),
-            esc(price["recurring"]["interval"].as_str().unwrap_or("month")),
+            esc(price.field("recurring")?.str_field("interval")?),
             esc(sub.str_field("status")?),
             if sub["cancel_at_period_end"] == true {
                 " (cancels at the end of the period)"
@@ -726,8 +726,8 @@ fn portal_html(
                             .get(pr.str_field("product")?)
                             .and_then(|x| x["name"].as_str())
                             .unwrap_or(p),
-                        money(pr["unit_amount"].as_i64().unwrap_or(0), "usd"),
-                        pr["recurring"]["interval"].as_str().unwrap_or("month")
+                        money(pr.i64_field("unit_amount")?, pr.str_field("currency")?),
+                        pr.field("recurring")?.str_field("interval")?
                     ),
                 };
                 options.push_str(&format!(

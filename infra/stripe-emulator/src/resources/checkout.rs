@@ -70,7 +70,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<V
             )
         })?;
         recurring |= price["type"] == "recurring";
-        let amount = price["unit_amount"].as_i64().unwrap_or(0) * qty;
+        let amount = price.i64_field("unit_amount")? * qty;
         total += amount;
         currency = price["currency"].clone();
         line_items.push(json!({
@@ -290,7 +290,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult
             ctx,
             &customer_id,
             &used,
-            session["amount_total"].as_i64().unwrap_or(0),
+            session.i64_field("amount_total")?,
             &session["currency"],
             &extras["payment_intent_data"],
         )?;

@@ -4,6 +4,7 @@
 use super::{arg, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
@@ -88,10 +89,13 @@ fn current(st: &State, id: &str, param: &str) -> EmulatorResult<Value> {
         .get(id)
         .cloned()
         .ok_or_else(|| EmulatorError::no_such("coupon", id, param))?;
-    let expired = coupon["redeem_by"].as_i64().is_some_and(|t| t <= st.now());
-    let used_up = coupon["max_redemptions"]
-        .as_i64()
-        .is_some_and(|m| coupon["times_redeemed"].as_i64().unwrap_or(0) >= m);
+    let expired = coupon
+        .opt_i64_field("redeem_by")?
+        .is_some_and(|t| t <= st.now());
+    let used_up = match coupon.opt_i64_field("max_redemptions")? {
+        Some(m) => coupon.i64_field("times_redeemed")? >= m,
+        None => false,
+    };
     coupon["valid"] = json!(!expired && !used_up);
     Ok(coupon)
 }
@@ -159,7 +163,8 @@ pub fn apply_to_subscription(
     });
     st.discounts.insert(discount.clone())?;
     if let Some(c) = st.coupons.get_mut(coupon_id) {
-        c["times_redeemed"] = json!(c["times_redeemed"].as_i64().unwrap_or(0) + 1);
+        let redeemed = c.i64_field("times_redeemed")?;
+        c["times_redeemed"] = json!(redeemed + 1);
     }
     st.emit(ctx, "customer.discount.created", &discount, None);
     let mut sub = before.clone();

@@ -173,8 +173,8 @@ pub fn bill(
         } else {
             format!(
                 "{qty} × {product_name} (at {} / {})",
-                money(price["unit_amount"].as_i64().unwrap_or(0)),
-                price["recurring"]["interval"].as_str().unwrap_or("month")
+                money(price.i64_field("unit_amount")?),
+                price.field("recurring")?.str_field("interval")?
             )
         };
         lines.push(json!({
@@ -224,7 +224,7 @@ pub fn bill(
     for ii_id in &pending {
         if let Some(ii) = st.invoice_items.get_mut(ii_id) {
             ii["invoice"] = json!(id);
-            total += ii["amount"].as_i64().unwrap_or(0);
+            total += ii.i64_field("amount")?;
             lines.push(invoice_item_line(ii, id));
         }
     }
@@ -313,13 +313,13 @@ pub fn bill(
     st.emit(ctx, "invoice.created", &invoice, None);
 
     // Finalize: number from the customer's prefix and sequence, hosted pages on the emulator.
-    let seq = customer["next_invoice_sequence"].as_i64().unwrap_or(1);
+    let seq = customer.i64_field("next_invoice_sequence")?;
     if let Ok(c) = st.customer_mut(customer_id, "customer") {
         c["next_invoice_sequence"] = json!(seq + 1);
     }
     invoice["number"] = json!(format!(
         "{}-{seq:04}",
-        customer["invoice_prefix"].as_str().unwrap_or("EMU")
+        customer.str_field("invoice_prefix")?
     ));
     invoice["status"] = json!("open");
     invoice["effective_at"] = json!(now);

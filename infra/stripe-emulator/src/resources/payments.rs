@@ -5,6 +5,7 @@ use super::{arg, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
@@ -289,8 +290,8 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorR
         .get(&charge_id)
         .cloned()
         .ok_or_else(|| EmulatorError::no_such("charge", &charge_id, "charge"))?;
-    let captured = before["amount_captured"].as_i64().unwrap_or(0);
-    let left = captured - before["amount_refunded"].as_i64().unwrap_or(0);
+    let captured = before.i64_field("amount_captured")?;
+    let left = captured - before.i64_field("amount_refunded")?;
     if left <= 0 {
         return Err(EmulatorError::invalid(format!(
             "Charge {charge_id} has already been refunded."

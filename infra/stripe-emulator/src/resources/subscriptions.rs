@@ -431,29 +431,17 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
                     }
                     if let Some(price) = it.text("price")? {
                         let pr = catalog::price(st, price, &format!("items[{i}][price]"))?.clone();
-                        let start = data[pos]["current_period_start"].as_i64().unwrap_or(now);
+                        let start = data[pos].i64_field("current_period_start")?;
                         let q = qty.or(data[pos]["quantity"].as_i64()).unwrap_or(1);
-                        let mut item = item_object(
-                            si,
-                            id,
-                            &pr,
-                            q,
-                            start,
-                            data[pos]["created"].as_i64().unwrap_or(now),
-                        );
+                        let mut item =
+                            item_object(si, id, &pr, q, start, data[pos].i64_field("created")?);
                         item["metadata"] = data[pos]["metadata"].clone();
                         // A change of interval restarts the period now, as Stripe resets the anchor.
                         if pr["recurring"]["interval"]
                             != data[pos]["price"]["recurring"]["interval"]
                         {
-                            item = item_object(
-                                si,
-                                id,
-                                &pr,
-                                q,
-                                now,
-                                data[pos]["created"].as_i64().unwrap_or(now),
-                            );
+                            item =
+                                item_object(si, id, &pr, q, now, data[pos].i64_field("created")?);
                             sub["billing_cycle_anchor"] = json!(now);
                         }
                         if data[pos]["price"]["id"] != item["price"]["id"] {
