@@ -95,7 +95,9 @@ pub(crate) struct V1Routes(Router<Arc<Shared>>);
 
 impl V1Routes {
     pub fn get(self, path: &str, handler: Handler) -> Self {
-        self.on(MethodFilter::GET, path, handler)
+        let routes = self.on(MethodFilter::GET, path, handler);
+        // axum would answer HEAD with the GET handler; no Stripe endpoint takes HEAD.
+        Self(routes.0.route(path, on(MethodFilter::HEAD, unrouted)))
     }
 
     pub fn post(self, path: &str, handler: Handler) -> Self {
