@@ -54,8 +54,10 @@ fn render(shared: &Shared, id: &str, error: Option<&str>, status: StatusCode) ->
         let mut body =
             "<section class=\"notice\"><h1>This Checkout session is complete</h1></section>"
                 .to_string();
-        if let Some(u) = checkout::success_url(&session) {
-            body.push_str(&format!("<p><a href=\"{}\">Continue</a></p>", esc(&u)));
+        match checkout::success_url(&session) {
+            Ok(Some(u)) => body.push_str(&format!("<p><a href=\"{}\">Continue</a></p>", esc(&u))),
+            Ok(None) => {}
+            Err(e) => return pages::json_error(&e),
         }
         return pages::html(StatusCode::OK, layout("Checkout", &body));
     }
@@ -136,7 +138,10 @@ async fn complete(
     });
     match result {
         Ok(session) => {
-            let redirect = checkout::success_url(&session);
+            let redirect = match checkout::success_url(&session) {
+                Ok(r) => r,
+                Err(e) => return pages::json_error(&e),
+            };
             if form {
                 match redirect {
                     Some(u) => pages::redirect(&u),

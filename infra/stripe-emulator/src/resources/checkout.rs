@@ -353,11 +353,11 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult
 }
 
 /// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe does.
-pub fn success_url(session: &Value) -> Option<String> {
-    let id = session["id"].as_str().unwrap_or_default();
-    session["success_url"]
-        .as_str()
-        .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id))
+pub fn success_url(session: &Value) -> EmulatorResult<Option<String>> {
+    let id = session.id()?;
+    Ok(session
+        .opt_str_field("success_url")?
+        .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id)))
 }
 
 pub fn routes() -> V1Routes {

@@ -142,7 +142,7 @@ pub fn apply_to_subscription(
         Some("repeating") => json!(crate::state::add_interval(
             now,
             "month",
-            coupon["duration_in_months"].as_i64().unwrap_or(1)
+            coupon.i64_field("duration_in_months")?
         )),
         _ => Value::Null,
     };

@@ -45,8 +45,8 @@ pub fn payment_for(st: &State, sub: &Value) -> EmulatorResult<Payment> {
 }
 
 /// The invoice line for one pending invoice item (a proration).
-fn invoice_item_line(ii: &Value, invoice: &str) -> Value {
-    json!({
+fn invoice_item_line(ii: &Value, invoice: &str) -> EmulatorResult<Value> {
+    Ok(json!({
         "id": new_id("il_"),
         "object": "line_item",
         "amount": ii["amount"],
@@ -73,11 +73,11 @@ fn invoice_item_line(ii: &Value, invoice: &str) -> Value {
         "pretax_credit_amounts": [],
         "pricing": ii["pricing"],
         "quantity": ii["quantity"],
-        "quantity_decimal": ii["quantity"].as_i64().unwrap_or(1).to_string(),
+        "quantity_decimal": ii.i64_field("quantity")?.to_string(),
         "subscription": ii["parent"]["subscription_details"]["subscription"],
         "subtotal": ii["amount"],
         "taxes": [],
-    })
+    }))
 }
 
 /// Creates a pending invoice item (a proration) for a subscription item, with
@@ -225,7 +225,7 @@ pub fn bill(
         if let Some(ii) = st.invoice_items.get_mut(ii_id) {
             ii["invoice"] = json!(id);
             total += ii.i64_field("amount")?;
-            lines.push(invoice_item_line(ii, id));
+            lines.push(invoice_item_line(ii, id)?);
         }
     }
     let customer = st.customer(customer_id, "customer")?.clone();

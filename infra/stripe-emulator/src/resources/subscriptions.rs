@@ -51,20 +51,22 @@ fn new_item(
             "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
         ));
     }
-    Ok(item_object(
-        &new_id("si_"),
-        sub_id,
-        price,
-        qty,
-        start,
-        st.now(),
-    ))
+    item_object(&new_id("si_"), sub_id, price, qty, start, st.now())
 }
 
-fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now: i64) -> Value {
-    let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
-    let count = price["recurring"]["interval_count"].as_i64().unwrap_or(1);
-    json!({
+fn item_object(
+    id: &str,
+    sub_id: &str,
+    price: &Value,
+    qty: i64,
+    start: i64,
+    now: i64,
+) -> EmulatorResult<Value> {
+    // Only recurring prices get here (`type=one_time` is refused above).
+    let recurring = price.field("recurring")?;
+    let interval = recurring.str_field("interval")?;
+    let count = recurring.i64_field("interval_count")?;
+    Ok(json!({
         "id": id,
         "object": "subscription_item",
         "billing_thresholds": null,
@@ -78,7 +80,7 @@ fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now:
         "quantity": qty,
         "subscription": sub_id,
         "tax_rates": [],
-    })
+    }))
 }
 
 fn quantity(p: &Params) -> EmulatorResult<Option<i64>> {
@@ -434,14 +436,14 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult
                         let start = data[pos].i64_field("current_period_start")?;
                         let q = qty.or(data[pos]["quantity"].as_i64()).unwrap_or(1);
                         let mut item =
-                            item_object(si, id, &pr, q, start, data[pos].i64_field("created")?);
+                            item_object(si, id, &pr, q, start, data[pos].i64_field("created")?)?;
                         item["metadata"] = data[pos]["metadata"].clone();
                         // A change of interval restarts the period now, as Stripe resets the anchor.
                         if pr["recurring"]["interval"]
                             != data[pos]["price"]["recurring"]["interval"]
                         {
                             item =
-                                item_object(si, id, &pr, q, now, data[pos].i64_field("created")?);
+                                item_object(si, id, &pr, q, now, data[pos].i64_field("created")?)?;
                             sub["billing_cycle_anchor"] = json!(now);
                         }
                         if data[pos]["price"]["id"] != item["price"]["id"] {
