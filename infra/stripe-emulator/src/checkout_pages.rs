@@ -2,7 +2,7 @@
 //! (`POST /c/pay/{id}/complete`, form or JSON), then on to `success_url`; "back" goes to
 //! `cancel_url`.
 
-use crate::error::ApiError;
+use crate::error::EmulatorError;
 use crate::pages::{self, esc, is_form, layout, money, stringify};
 use crate::params::Params;
 use crate::resources::checkout::{self, TEST_CARDS};
@@ -54,8 +54,10 @@ fn render(shared: &Shared, id: &str, error: Option<&str>, status: StatusCode) ->
         let mut body =
             "<section class=\"notice\"><h1>This Checkout session is complete</h1></section>"
                 .to_string();
-        if let Some(u) = checkout::success_url(&session) {
-            body.push_str(&format!("<p><a href=\"{}\">Continue</a></p>", esc(&u)));
+        match checkout::success_url(&session) {
+            Ok(Some(u)) => body.push_str(&format!("<p><a href=\"{}\">Continue</a></p>", esc(&u))),
+            Ok(None) => {}
+            Err(e) => return pages::json_error(&e),
         }
         return pages::html(StatusCode::OK, layout("Checkout", &body));
     }
@@ -136,7 +138,10 @@ async fn complete(
     });
     match result {
         Ok(session) => {
-            let redirect = checkout::success_url(&session);
+            let redirect = match checkout::success_url(&session) {
+                Ok(r) => r,
+                Err(e) => return pages::json_error(&e),
+            };
             if form {
                 match redirect {
                     Some(u) => pages::redirect(&u),
@@ -159,6 +164,6 @@ async fn complete(
     }
 }
 
-fn error_text(e: &ApiError) -> String {
+fn error_text(e: &EmulatorError) -> String {
     e.message.clone()
 }

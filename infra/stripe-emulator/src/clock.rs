@@ -3,7 +3,8 @@
 //! active ones renew at period end (next period, a new invoice created, finalized and paid,
 //! or `past_due` with `invoice.payment_failed` when the charge is declined).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
+use crate::object::Fields;
 use crate::resources::subscriptions::{self, period_end};
 use crate::server::{mutate, Shared};
 use crate::state::{Ctx, State};
@@ -21,38 +22,37 @@ enum Due {
 }
 
 /// The earliest subscription change due at or before `target`.
-fn next_due(st: &State, target: i64) -> Option<(i64, String, Due)> {
+fn next_due(st: &State, target: i64) -> EmulatorResult<Option<(i64, String, Due)>> {
     let mut next: Option<(i64, String, Due)> = None;
     for sub in st.subscriptions.iter() {
-        let status = sub["status"].as_str().unwrap_or_default();
+        let status = sub.str_field("status")?;
         if !RENEWING.contains(&status) {
             continue;
         }
         let Some(end) = period_end(sub).as_i64() else {
             continue;
         };
-        let due = match sub["cancel_at"].as_i64() {
+        let due = match sub.opt_i64_field("cancel_at")? {
             Some(c) if c <= end => (c, Due::Cancel),
             _ => (end, Due::Renew),
         };
         if due.0 <= target && next.as_ref().is_none_or(|n| due.0 < n.0) {
-            let id = sub["id"].as_str().unwrap_or_default().to_string();
-            next = Some((due.0, id, due.1));
+            next = Some((due.0, sub.id()?.to_string(), due.1));
         }
     }
-    next
+    Ok(next)
 }
 
 /// Moves the clock to `target` (unix seconds), running what falls due on the way. Returns
 /// `{now, happened: [{at, subscription, action}]}`.
-pub(crate) fn advance_to(shared: &Shared, target: i64) -> ApiResult<Value> {
+pub(crate) fn advance_to(shared: &Shared, target: i64) -> EmulatorResult<Value> {
     advance(shared, Some(target), 0)
 }
 
 /// Moves the clock forward by `seconds`.
-pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> ApiResult<Value> {
+pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> EmulatorResult<Value> {
     if seconds < 0 {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "seconds",
             "The emulator clock can only move forward.",
         ));
@@ -60,7 +60,7 @@ pub(crate) fn advance_by(shared: &Shared, seconds: i64) -> ApiResult<Value> {
     advance(shared, None, seconds)
 }
 
-fn advance(shared: &Shared, to: Option<i64>, by: i64) -> ApiResult<Value> {
+fn advance(shared: &Shared, to: Option<i64>, by: i64) -> EmulatorResult<Value> {
     // Automatic actions carry no request in their events.
     let ctx = Ctx {
         base_url: shared.base_url.clone(),
@@ -69,14 +69,14 @@ fn advance(shared: &Shared, to: Option<i64>, by: i64) -> ApiResult<Value> {
     mutate(shared, |st| {
         let target = to.unwrap_or_else(|| st.now() + by);
         if target < st.now() {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "to",
                 "The emulator clock can only move forward.",
             ));
         }
         let mut happened = Vec::new();
         for _ in 0..MAX_STEPS {
-            let Some((at, id, due)) = next_due(st, target) else {
+            let Some((at, id, due)) = next_due(st, target)? else {
                 break;
             };
             // Events of this step carry the time it happened.

@@ -1,11 +1,12 @@
 //! Control endpoints under `/_emulator/` (no key; the emulator binds 127.0.0.1 only):
-//! webhook deliveries, endpoints, pause/resume, fault injection, the clock.
+//! shortcuts (a ready customer, reset), the request and event logs, webhook deliveries,
+//! endpoints, pause/resume, fault injection, the clock.
 
 use crate::delivery::{self, WebhookEndpoint};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::faults::{self, Fault};
 use crate::pages::{json, json_error};
-use crate::server::{helper_params, lock, Shared};
+use crate::server::{helper_params, lock, lock_anyway, Shared};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +20,10 @@ use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/_emulator/customers", post(create_customer))
+        .route("/_emulator/reset", post(reset))
+        .route("/_emulator/requests", get(requests))
+        .route("/_emulator/events", get(events))
         .route("/_emulator/deliveries", get(deliveries))
         .route("/_emulator/events/{id}/redeliver", post(redeliver))
         .route("/_emulator/events/{id}/deliver", post(deliver_times))
@@ -38,20 +43,50 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/clock/advance", post(advance))
 }
 
-fn answer(r: ApiResult<Value>) -> Response {
+fn answer(r: EmulatorResult<Value>) -> Response {
     match r {
         Ok(v) => json(StatusCode::OK, &v),
         Err(e) => json_error(&e),
     }
 }
 
-fn body_as<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
+fn body_as<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> EmulatorResult<T> {
     let v = helper_params(headers, body)?;
-    serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("Invalid body: {e}")))
+    serde_json::from_value(v).map_err(|e| EmulatorError::invalid(format!("Invalid body: {e}")))
 }
 
 fn list(data: impl serde::Serialize) -> Value {
     j!({"object": "list", "data": data})
+}
+
+async fn create_customer(
+    AxState(shared): AxState<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(
+        helper_params(&headers, &body)
+            .and_then(|p| crate::shortcuts::create_customer_from_params(&shared, &p)),
+    )
+}
+
+async fn reset(AxState(shared): AxState<Arc<Shared>>) -> Response {
+    answer(crate::shortcuts::reset(&shared).map(|()| j!({"reset": true})))
+}
+
+async fn requests(AxState(shared): AxState<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, &list(lock_anyway(&shared.log).clone()))
+}
+
+async fn events(AxState(shared): AxState<Arc<Shared>>) -> Response {
+    answer(lock(&shared.state).map(|st| {
+        let data: Vec<Value> = st
+            .events_in_order()
+            .into_iter()
+            .map(|e| j!({"sequence": e.sequence, "event": e.event}))
+            .collect();
+        list(data)
+    }))
 }
 
 async fn deliveries(
@@ -80,7 +115,7 @@ async fn deliver_times(
         None => 1,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
         Some(_) => {
-            return json_error(&ApiError::invalid_param(
+            return json_error(&EmulatorError::invalid_param(
                 "times",
                 "times must be an integer from 1 to 100",
             ))
@@ -115,7 +150,7 @@ async fn deliver_sequence(
     )
 }
 
-fn status(shared: &Shared) -> ApiResult<Value> {
+fn status(shared: &Shared) -> EmulatorResult<Value> {
     let count = lock(&shared.state)?.events.len();
     Ok(j!({
         "paused": shared.delivery.is_paused(),
@@ -143,7 +178,7 @@ async fn resume(
     body: Bytes,
 ) -> Response {
     // Form bodies carry strings: accept `drop=true` too.
-    let r: ApiResult<Resume> = helper_params(&headers, &body).map(|v| Resume {
+    let r: EmulatorResult<Resume> = helper_params(&headers, &body).map(|v| Resume {
         drop: match &v["drop"] {
             Value::Bool(b) => *b,
             Value::String(s) => s == "true",
@@ -185,7 +220,7 @@ async fn add_endpoint(
         Err(e) => return json_error(&e),
     };
     if !n.url.starts_with("http://") && !n.url.starts_with("https://") {
-        return json_error(&ApiError::invalid_param("url", "url must be http(s)"));
+        return json_error(&EmulatorError::invalid_param("url", "url must be http(s)"));
     }
     let endpoint = WebhookEndpoint {
         url: n.url,
@@ -242,15 +277,15 @@ async fn advance(
 ) -> Response {
     // Form bodies carry strings; JSON numbers too.
     let parsed = helper_params(&headers, &body).and_then(|v| {
-        let num = |k: &str| -> ApiResult<Option<i64>> {
+        let num = |k: &str| -> EmulatorResult<Option<i64>> {
             match &v[k] {
                 Value::Null => Ok(None),
                 Value::Number(n) => Ok(n.as_i64()),
                 Value::String(s) => s
                     .parse()
                     .map(Some)
-                    .map_err(|_| ApiError::invalid_param(k, format!("Invalid integer: {s}"))),
-                _ => Err(ApiError::invalid_param(k, "Invalid integer")),
+                    .map_err(|_| EmulatorError::invalid_param(k, format!("Invalid integer: {s}"))),
+                _ => Err(EmulatorError::invalid_param(k, "Invalid integer")),
             }
         };
         Ok(Advance {
@@ -261,7 +296,9 @@ async fn advance(
     let result = parsed.and_then(|a| match (a.seconds, a.to) {
         (Some(s), None) => crate::clock::advance_by(&shared, s),
         (None, Some(t)) => crate::clock::advance_to(&shared, t),
-        _ => Err(ApiError::invalid("Send exactly one of `seconds` or `to`.")),
+        _ => Err(EmulatorError::invalid(
+            "Send exactly one of `seconds` or `to`.",
+        )),
     });
     answer(result)
 }

@@ -7,7 +7,8 @@
 //! schedule, so one failing event never holds up the ones behind it. Every attempt is
 //! recorded as a [`Delivery`].
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
+use crate::object::Fields;
 use crate::server::{lock_anyway, Shared};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -315,7 +316,13 @@ impl Deliverer {
         let generation = self.recorder.generation.load(Ordering::SeqCst);
         let workers = lock_anyway(&self.endpoints);
         for event in events {
-            let (id, kind) = event_names(&event);
+            let (id, kind) = match event_names(&event) {
+                Ok(names) => names,
+                Err(e) => {
+                    tracing::error!(error = %e, "event not delivered");
+                    continue;
+                }
+            };
             let payload = Arc::new(payload(&event));
             for w in workers.iter().filter(|w| w.endpoint.listens_to(&kind)) {
                 let _ = w.queue.send(Job {
@@ -329,11 +336,11 @@ impl Deliverer {
     }
 }
 
-fn event_names(event: &Value) -> (String, String) {
-    (
-        event["id"].as_str().unwrap_or_default().to_string(),
-        event["type"].as_str().unwrap_or_default().to_string(),
-    )
+fn event_names(event: &Value) -> EmulatorResult<(String, String)> {
+    Ok((
+        event.id()?.to_string(),
+        event.str_field("type")?.to_string(),
+    ))
 }
 
 /// The exact bytes sent (and signed): the event as Stripe renders it, pretty-printed.
@@ -429,12 +436,12 @@ pub(crate) async fn run_dispatcher(shared: Arc<Shared>) {
     }
 }
 
-fn event_or_404(shared: &Shared, id: &str) -> ApiResult<Value> {
+fn event_or_404(shared: &Shared, id: &str) -> EmulatorResult<Value> {
     lock_anyway(&shared.state)
         .events
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("event", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("event", id, "id"))
 }
 
 /// One attempt per matching endpoint (all endpoints with `endpoint` unset), concurrently.
@@ -442,7 +449,7 @@ pub(crate) async fn redeliver(
     shared: &Shared,
     id: &str,
     endpoint: Option<&str>,
-) -> ApiResult<Vec<Delivery>> {
+) -> EmulatorResult<Vec<Delivery>> {
     deliver_times(shared, id, 1, endpoint, "redeliver").await
 }
 
@@ -453,9 +460,9 @@ pub(crate) async fn deliver_times(
     times: u32,
     endpoint: Option<&str>,
     trigger: &str,
-) -> ApiResult<Vec<Delivery>> {
+) -> EmulatorResult<Vec<Delivery>> {
     let event = event_or_404(shared, id)?;
-    let (id, kind) = event_names(&event);
+    let (id, kind) = event_names(&event)?;
     let bytes = Arc::new(payload(&event));
     let d = &shared.delivery;
     let targets: Vec<WebhookEndpoint> = d
@@ -492,15 +499,18 @@ pub(crate) async fn deliver_times(
 
 /// Delivers the given events one after another, in that order, each to every matching
 /// endpoint, waiting for each response before the next.
-pub(crate) async fn deliver_sequence(shared: &Shared, ids: &[String]) -> ApiResult<Vec<Delivery>> {
+pub(crate) async fn deliver_sequence(
+    shared: &Shared,
+    ids: &[String],
+) -> EmulatorResult<Vec<Delivery>> {
     let events = ids
         .iter()
         .map(|id| event_or_404(shared, id))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<EmulatorResult<Vec<_>>>()?;
     let d = &shared.delivery;
     let mut out = Vec::new();
     for event in events {
-        let (id, kind) = event_names(&event);
+        let (id, kind) = event_names(&event)?;
         let bytes = payload(&event);
         for ep in d.matching(&kind) {
             out.push(

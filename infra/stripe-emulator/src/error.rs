@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct EmulatorError {
     pub status: StatusCode,
     pub kind: &'static str,
     pub code: Option<&'static str>,
@@ -13,7 +13,7 @@ pub struct ApiError {
     pub decline_code: Option<&'static str>,
 }
 
-impl ApiError {
+impl EmulatorError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -119,7 +119,7 @@ impl ApiError {
     }
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for EmulatorError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -131,6 +131,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for EmulatorError {}
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub type EmulatorResult<T> = Result<T, EmulatorError>;

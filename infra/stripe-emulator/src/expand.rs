@@ -1,17 +1,17 @@
 //! `expand[]`: replace id strings along a dotted path with the objects they name.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::state::State;
 use serde_json::Value;
 
 /// Stripe refuses paths deeper than four levels.
 const MAX_DEPTH: usize = 4;
 
-pub fn apply(state: &State, value: &mut Value, paths: &[String]) -> ApiResult<()> {
+pub fn apply(state: &State, value: &mut Value, paths: &[String]) -> EmulatorResult<()> {
     for path in paths {
         let segs: Vec<&str> = path.split('.').collect();
         if segs.len() > MAX_DEPTH || segs.iter().any(|s| s.is_empty()) {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "expand",
                 format!("You cannot expand more than {MAX_DEPTH} levels of a property. Property: {path}"),
             ));
@@ -21,12 +21,12 @@ pub fn apply(state: &State, value: &mut Value, paths: &[String]) -> ApiResult<()
     Ok(())
 }
 
-fn walk(state: &State, value: &mut Value, segs: &[&str]) -> ApiResult<()> {
+fn walk(state: &State, value: &mut Value, segs: &[&str]) -> EmulatorResult<()> {
     let Some((seg, rest)) = segs.split_first() else {
         return Ok(());
     };
     let cannot = || {
-        ApiError::invalid_param(
+        EmulatorError::invalid_param(
             "expand",
             format!("This property cannot be expanded ({seg})."),
         )

@@ -1,7 +1,7 @@
 //! Fault injection for `/v1` requests: the next N matching requests answer an error in
 //! Stripe's shape without touching state, and/or are delayed.
 
-use crate::error::ApiError;
+use crate::error::EmulatorError;
 use crate::server::lock_anyway;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -46,28 +46,28 @@ impl Fault {
     }
 
     /// The error this fault answers, in Stripe's shape.
-    pub fn error(&self) -> Option<ApiError> {
+    pub fn error(&self) -> Option<EmulatorError> {
         let status = self.status?;
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Some(match status {
-            429 => ApiError::new(
+            429 => EmulatorError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "invalid_request_error",
                 "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
             )
             .code("rate_limit"),
-            409 => ApiError::new(
+            409 => EmulatorError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
                 "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request. If you see this error frequently and are making multiple concurrent requests to a single object, make your requests serially or at a lower rate. See https://stripe.com/docs/rate-limits for more details.",
             )
             .code("lock_timeout"),
-            s if s >= 500 => ApiError::new(
+            s if s >= 500 => EmulatorError::new(
                 code,
                 "api_error",
                 "An unknown error occurred while processing your request. Please try again.",
             ),
-            _ => ApiError::new(code, "invalid_request_error", "Injected fault."),
+            _ => EmulatorError::new(code, "invalid_request_error", "Injected fault."),
         })
     }
 }
@@ -106,7 +106,7 @@ impl Faults {
 }
 
 /// Applies a taken fault: waits its latency, then returns its error, if any.
-pub(crate) async fn apply(fault: &Fault) -> Option<ApiError> {
+pub(crate) async fn apply(fault: &Fault) -> Option<EmulatorError> {
     if let Some(ms) = fault.latency_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -114,20 +114,23 @@ pub(crate) async fn apply(fault: &Fault) -> Option<ApiError> {
 }
 
 /// Validates a fault from the control endpoint.
-pub(crate) fn validate(f: &Fault) -> Result<(), ApiError> {
+pub(crate) fn validate(f: &Fault) -> Result<(), EmulatorError> {
     if !f.path.starts_with('/') {
-        return Err(ApiError::invalid_param("path", "path must start with /"));
+        return Err(EmulatorError::invalid_param(
+            "path",
+            "path must start with /",
+        ));
     }
     if let Some(s) = f.status {
         if !(400..600).contains(&s) {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "status",
                 "status must be a 4xx or 5xx code",
             ));
         }
     }
     if f.status.is_none() && f.latency_ms.is_none() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "A fault needs a status, a latency_ms, or both.",
         ));
     }

@@ -25,21 +25,22 @@ pub mod form;
 mod idempotency;
 mod ids;
 mod list;
+mod object;
 mod pages;
 mod params;
 mod portal_pages;
 mod resources;
 pub mod seed;
 mod server;
+mod shortcuts;
 mod state;
-mod testkit;
 
 pub use delivery::{Delivery, WebhookEndpoint};
-pub use error::ApiError;
+pub use error::EmulatorError;
 pub use faults::Fault;
 pub use server::LoggedRequest;
+pub use shortcuts::NewCustomer;
 pub use state::{EmulatorEvent, DEFAULT_API_VERSION};
-pub use testkit::NewCustomer;
 
 use serde_json::Value;
 use server::{lock_anyway, Hold, Hooks, Shared};
@@ -92,6 +93,8 @@ pub enum StartError {
     Bind { port: u16, source: std::io::Error },
     #[error("cannot read state file {path}: {message}")]
     StateFile { path: PathBuf, message: String },
+    #[error("cannot seed the emulator: {0}")]
+    Seed(EmulatorError),
 }
 
 /// A running emulator; stops when dropped.
@@ -117,7 +120,7 @@ impl Emulator {
                     message: e.to_string(),
                 })?
             }
-            _ => State::new(&config.api_version),
+            _ => State::new(&config.api_version).map_err(StartError::Seed)?,
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
@@ -201,14 +204,14 @@ impl Emulator {
 
     /// A customer with a default card and an active subscription, with the events Stripe
     /// would record. Returns `{customer, payment_method, subscription, invoice}`.
-    pub fn create_customer(&self, customer: NewCustomer) -> Result<Value, ApiError> {
-        testkit::create_customer(&self.shared, &customer)
+    pub fn create_customer(&self, customer: NewCustomer) -> Result<Value, EmulatorError> {
+        shortcuts::create_customer(&self.shared, &customer)
     }
 
     /// Back to the seeded state (also clears idempotency keys, the request log, webhook
     /// deliveries (queued ones are dropped) and injected faults; endpoints stay).
-    pub fn reset(&self) -> Result<(), ApiError> {
-        testkit::reset(&self.shared)
+    pub fn reset(&self) -> Result<(), EmulatorError> {
+        shortcuts::reset(&self.shared)
     }
 
     /// The emulator clock (unix seconds) all timestamps come from.
@@ -219,12 +222,12 @@ impl Emulator {
     /// Moves the emulator clock forward by `seconds`, running what falls due on the way
     /// (scheduled cancellations end, active subscriptions renew and bill). Returns
     /// `{now, happened: [{at, subscription, action}]}`.
-    pub fn advance_clock(&self, seconds: i64) -> Result<Value, ApiError> {
+    pub fn advance_clock(&self, seconds: i64) -> Result<Value, EmulatorError> {
         clock::advance_by(&self.shared, seconds)
     }
 
     /// Like [`Emulator::advance_clock`], to an absolute unix time.
-    pub fn advance_clock_to(&self, unix: i64) -> Result<Value, ApiError> {
+    pub fn advance_clock_to(&self, unix: i64) -> Result<Value, EmulatorError> {
         clock::advance_to(&self.shared, unix)
     }
 
@@ -254,7 +257,7 @@ impl Emulator {
 
     /// Sends one event again to each endpoint listening for it (one attempt each, no
     /// retries), concurrently; returns the attempts.
-    pub async fn redeliver(&self, event_id: &str) -> Result<Vec<Delivery>, ApiError> {
+    pub async fn redeliver(&self, event_id: &str) -> Result<Vec<Delivery>, EmulatorError> {
         delivery::redeliver(&self.shared, event_id, None).await
     }
 
@@ -263,12 +266,15 @@ impl Emulator {
         &self,
         event_id: &str,
         times: u32,
-    ) -> Result<Vec<Delivery>, ApiError> {
+    ) -> Result<Vec<Delivery>, EmulatorError> {
         delivery::deliver_times(&self.shared, event_id, times, None, "duplicate").await
     }
 
     /// Sends the given events one by one in this order, waiting for each response.
-    pub async fn deliver_in_order(&self, event_ids: &[String]) -> Result<Vec<Delivery>, ApiError> {
+    pub async fn deliver_in_order(
+        &self,
+        event_ids: &[String],
+    ) -> Result<Vec<Delivery>, EmulatorError> {
         delivery::deliver_sequence(&self.shared, event_ids).await
     }
 
@@ -285,7 +291,7 @@ impl Emulator {
     }
 
     /// The next `fault.times` matching `/v1` requests fail (or are delayed) as described.
-    pub fn inject_fault(&self, fault: Fault) -> Result<(), ApiError> {
+    pub fn inject_fault(&self, fault: Fault) -> Result<(), EmulatorError> {
         faults::validate(&fault)?;
         self.shared.faults.add(fault);
         Ok(())

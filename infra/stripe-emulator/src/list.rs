@@ -1,16 +1,16 @@
 //! List envelopes and cursor pagination (`limit`, `starting_after`, `ending_before`).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::params::Params;
 use serde_json::{json, Value};
 
 /// Pages `items` (already filtered, newest first) the way Stripe's list endpoints do.
-pub fn paginate(items: Vec<Value>, p: &Params, url: &str, noun: &str) -> ApiResult<Value> {
+pub fn paginate(items: Vec<Value>, p: &Params, url: &str, noun: &str) -> EmulatorResult<Value> {
     let limit = limit(p)?;
     let after = p.text("starting_after")?;
     let before = p.text("ending_before")?;
     if after.is_some() && before.is_some() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: ending_before, starting_after.",
         )
         .code("parameters_exclusive")
@@ -20,7 +20,7 @@ pub fn paginate(items: Vec<Value>, p: &Params, url: &str, noun: &str) -> ApiResu
         items
             .iter()
             .position(|v| v["id"] == id)
-            .ok_or_else(|| ApiError::no_such(noun, id, param))
+            .ok_or_else(|| EmulatorError::no_such(noun, id, param))
     };
     let (page, has_more) = if let Some(id) = after {
         let start = position(id, "starting_after")? + 1;
@@ -43,15 +43,15 @@ pub fn paginate(items: Vec<Value>, p: &Params, url: &str, noun: &str) -> ApiResu
     Ok(json!({"object": "list", "data": page, "has_more": has_more, "url": url}))
 }
 
-pub fn limit(p: &Params) -> ApiResult<usize> {
+pub fn limit(p: &Params) -> EmulatorResult<usize> {
     match p.integer("limit")? {
         None => Ok(10),
         Some(n) if (1..=100).contains(&n) => Ok(n as usize),
-        Some(n) if n < 1 => Err(ApiError::invalid_param(
+        Some(n) if n < 1 => Err(EmulatorError::invalid_param(
             "limit",
             format!("Invalid limit: must be at least 1 (received {n})"),
         )),
-        Some(n) => Err(ApiError::invalid_param(
+        Some(n) => Err(EmulatorError::invalid_param(
             "limit",
             format!("Invalid limit: must be at most 100 (received {n})"),
         )),

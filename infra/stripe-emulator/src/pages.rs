@@ -1,7 +1,7 @@
 //! Shared bits of the hosted pages (portal, checkout): escaping, layout, and answering
 //! either HTML (form posts, browsers) or JSON (everything else) from the same handlers.
 
-use crate::error::ApiError;
+use crate::error::EmulatorError;
 use crate::ids::new_id;
 use crate::server::{error_response, header_str, json_response};
 use axum::body::Body;
@@ -66,7 +66,7 @@ pub fn json(status: StatusCode, v: &Value) -> Response {
     )
 }
 
-pub fn json_error(e: &ApiError) -> Response {
+pub fn json_error(e: &EmulatorError) -> Response {
     error_response(e, &new_id("req_"))
 }
 

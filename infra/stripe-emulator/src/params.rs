@@ -1,6 +1,6 @@
 //! Typed access to a parsed parameter tree, with Stripe's error for each kind of bad value.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use serde_json::{Map, Value};
 
 /// The parameters of one request plus the bracketed name of where they sit (`flow_data[...]`).
@@ -37,17 +37,17 @@ impl<'a> Params<'a> {
     }
 
     /// Rejects any key not in `allowed` (`expand` is always allowed), as Stripe does.
-    pub fn allow(&self, allowed: &[&str]) -> ApiResult<()> {
+    pub fn allow(&self, allowed: &[&str]) -> EmulatorResult<()> {
         for k in self.map.keys() {
             if k != "expand" && !allowed.contains(&k.as_str()) {
-                return Err(ApiError::unknown_param(&self.name(k)));
+                return Err(EmulatorError::unknown_param(&self.name(k)));
             }
         }
         Ok(())
     }
 
     /// A nested hash; `None` when absent or empty. A scalar where a hash belongs is an error.
-    pub fn sub(&self, key: &str) -> ApiResult<Option<Params<'a>>> {
+    pub fn sub(&self, key: &str) -> EmulatorResult<Option<Params<'a>>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(Params {
@@ -55,7 +55,7 @@ impl<'a> Params<'a> {
                 prefix: Some(self.name(key)),
             })),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(_) => Err(ApiError::invalid_param(
+            Some(_) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!("Invalid object: {} must be a hash", self.name(key)),
             )),
@@ -63,11 +63,11 @@ impl<'a> Params<'a> {
     }
 
     /// A string; `Some("")` is returned as-is so callers can treat it as "unset".
-    pub fn string(&self, key: &str) -> ApiResult<Option<&'a str>> {
+    pub fn string(&self, key: &str) -> EmulatorResult<Option<&'a str>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(ApiError::invalid_param(
+            Some(_) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!("Invalid string: {}", self.name(key)),
             )),
@@ -75,43 +75,43 @@ impl<'a> Params<'a> {
     }
 
     /// A non-empty string, or `None` when absent or empty.
-    pub fn text(&self, key: &str) -> ApiResult<Option<&'a str>> {
+    pub fn text(&self, key: &str) -> EmulatorResult<Option<&'a str>> {
         Ok(self.string(key)?.filter(|s| !s.is_empty()))
     }
 
-    pub fn require(&self, key: &str) -> ApiResult<&'a str> {
+    pub fn require(&self, key: &str) -> EmulatorResult<&'a str> {
         self.text(key)?
-            .ok_or_else(|| ApiError::missing(&self.name(key)))
+            .ok_or_else(|| EmulatorError::missing(&self.name(key)))
     }
 
-    pub fn boolean(&self, key: &str) -> ApiResult<Option<bool>> {
+    pub fn boolean(&self, key: &str) -> EmulatorResult<Option<bool>> {
         match self.text(key)? {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(other) => Err(ApiError::invalid_param(
+            Some(other) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!("Invalid boolean: {other}"),
             )),
         }
     }
 
-    pub fn integer(&self, key: &str) -> ApiResult<Option<i64>> {
+    pub fn integer(&self, key: &str) -> EmulatorResult<Option<i64>> {
         match self.text(key)? {
             None => Ok(None),
             Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::invalid_param(self.name(key), format!("Invalid integer: {s}"))
+                EmulatorError::invalid_param(self.name(key), format!("Invalid integer: {s}"))
                     .code("parameter_invalid_integer")
             }),
         }
     }
 
     /// One of a fixed set of strings.
-    pub fn one_of(&self, key: &str, allowed: &[&str]) -> ApiResult<Option<&'a str>> {
+    pub fn one_of(&self, key: &str, allowed: &[&str]) -> EmulatorResult<Option<&'a str>> {
         match self.text(key)? {
             None => Ok(None),
             Some(s) if allowed.contains(&s) => Ok(Some(s)),
-            Some(_) => Err(ApiError::invalid_param(
+            Some(_) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!(
                     "Invalid {}: must be one of {}",
@@ -123,7 +123,7 @@ impl<'a> Params<'a> {
     }
 
     /// An array of strings (`a[0]=x`); an empty string clears (`a=`).
-    pub fn strings(&self, key: &str) -> ApiResult<Option<Vec<String>>> {
+    pub fn strings(&self, key: &str) -> EmulatorResult<Option<Vec<String>>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(Some(Vec::new())),
@@ -131,15 +131,15 @@ impl<'a> Params<'a> {
                 .iter()
                 .map(|v| {
                     v.as_str().map(str::to_string).ok_or_else(|| {
-                        ApiError::invalid_param(
+                        EmulatorError::invalid_param(
                             self.name(key),
                             format!("Invalid array: {}", self.name(key)),
                         )
                     })
                 })
-                .collect::<ApiResult<Vec<_>>>()
+                .collect::<EmulatorResult<Vec<_>>>()
                 .map(Some),
-            Some(_) => Err(ApiError::invalid_param(
+            Some(_) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!("Invalid array: {}", self.name(key)),
             )),
@@ -147,7 +147,7 @@ impl<'a> Params<'a> {
     }
 
     /// An array of hashes (`items[0][price]=p`).
-    pub fn objects(&self, key: &str) -> ApiResult<Option<Vec<Params<'a>>>> {
+    pub fn objects(&self, key: &str) -> EmulatorResult<Option<Vec<Params<'a>>>> {
         match self.map.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(Some(Vec::new())),
@@ -159,28 +159,28 @@ impl<'a> Params<'a> {
                         map: m,
                         prefix: Some(format!("{}[{i}]", self.name(key))),
                     }),
-                    _ => Err(ApiError::invalid_param(
+                    _ => Err(EmulatorError::invalid_param(
                         self.name(key),
                         format!("Invalid array: {}", self.name(key)),
                     )),
                 })
-                .collect::<ApiResult<Vec<_>>>()
+                .collect::<EmulatorResult<Vec<_>>>()
                 .map(Some),
-            Some(_) => Err(ApiError::invalid_param(
+            Some(_) => Err(EmulatorError::invalid_param(
                 self.name(key),
                 format!("Invalid array: {}", self.name(key)),
             )),
         }
     }
 
-    pub fn expand(&self) -> ApiResult<Vec<String>> {
+    pub fn expand(&self) -> EmulatorResult<Vec<String>> {
         Ok(self.strings("expand")?.unwrap_or_default())
     }
 }
 
 /// Applies a `metadata` parameter to an existing map: `metadata[k]=` deletes `k`,
 /// `metadata=` clears everything, other values set keys.
-pub fn apply_metadata(target: &mut Value, param: Option<&Value>) -> ApiResult<()> {
+pub fn apply_metadata(target: &mut Value, param: Option<&Value>) -> EmulatorResult<()> {
     let Some(param) = param else { return Ok(()) };
     if !target.is_object() {
         *target = Value::Object(Map::new());
@@ -200,7 +200,7 @@ pub fn apply_metadata(target: &mut Value, param: Option<&Value>) -> ApiResult<()
                         t.insert(k.clone(), Value::String(s.clone()));
                     }
                     _ => {
-                        return Err(ApiError::invalid_param(
+                        return Err(EmulatorError::invalid_param(
                             format!("metadata[{k}]"),
                             "Invalid metadata value",
                         ))
@@ -209,7 +209,7 @@ pub fn apply_metadata(target: &mut Value, param: Option<&Value>) -> ApiResult<()
             }
         }
         _ => {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "metadata",
                 "Invalid object: metadata must be a hash",
             ))

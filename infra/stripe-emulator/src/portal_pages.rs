@@ -5,7 +5,8 @@
 //! The session URL is the credential (no API key). Sessions expire 5 minutes after creation
 //! unless visited; once visited they stay usable for an hour (emulator clock).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
+use crate::object::Fields;
 use crate::pages::{self, esc, is_form, layout, money, stringify};
 use crate::params::Params;
 use crate::resources::checkout::TEST_CARDS;
@@ -71,8 +72,8 @@ impl Action {
     }
 }
 
-fn expired() -> ApiError {
-    ApiError::new(
+fn expired() -> EmulatorError {
+    EmulatorError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "This portal session has expired or does not exist. Create a new session to continue.",
@@ -80,22 +81,22 @@ fn expired() -> ApiError {
     .code("session_expired")
 }
 
-fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
+fn forbidden(message: impl Into<String>) -> EmulatorError {
+    EmulatorError::new(StatusCode::FORBIDDEN, "invalid_request_error", message)
         .code("portal_action_not_allowed")
 }
 
 /// A live session and its configuration; the first use records the visit.
-fn open(st: &mut State, id: &str) -> ApiResult<(Value, Value)> {
+fn open(st: &mut State, id: &str) -> EmulatorResult<(Value, Value)> {
     let session = st.portal_sessions.get(id).cloned().ok_or_else(expired)?;
     let now = st.now();
     let live = match st.portal_visits.get(id) {
         Some(first) => now <= first + VISITED_TTL,
-        None => now <= session["created"].as_i64().unwrap_or(0) + UNVISITED_TTL,
+        None => now <= session.i64_field("created")? + UNVISITED_TTL,
     };
     if !live
         || st
-            .customer(session["customer"].as_str().unwrap_or_default(), "customer")
+            .customer(session.str_field("customer")?, "customer")
             .is_err()
     {
         return Err(expired());
@@ -103,14 +104,14 @@ fn open(st: &mut State, id: &str) -> ApiResult<(Value, Value)> {
     st.portal_visits.entry(id.to_string()).or_insert(now);
     let cfg = st
         .portal_configurations
-        .get(session["configuration"].as_str().unwrap_or_default())
+        .get(session.str_field("configuration")?)
         .cloned()
         .ok_or_else(expired)?;
     Ok((session, cfg))
 }
 
 /// Refuses an action the configuration or the session's flow does not offer.
-fn allow(session: &Value, cfg: &Value, action: Action) -> ApiResult<()> {
+fn allow(session: &Value, cfg: &Value, action: Action) -> EmulatorResult<()> {
     let feature = action.feature();
     if let Some(flow) = session["flow"]["type"].as_str() {
         if !action.flow().contains(&flow) {
@@ -129,8 +130,12 @@ fn allow(session: &Value, cfg: &Value, action: Action) -> ApiResult<()> {
 
 /// The subscription an action applies to: the flow's, else the one named (it must be the
 /// customer's and still changeable), else the customer's only changeable one.
-fn target_subscription(st: &State, session: &Value, requested: Option<&str>) -> ApiResult<Value> {
-    let customer = session["customer"].as_str().unwrap_or_default();
+fn target_subscription(
+    st: &State,
+    session: &Value,
+    requested: Option<&str>,
+) -> EmulatorResult<Value> {
+    let customer = session.str_field("customer")?;
     let flow = &session["flow"];
     let flow_sub = [
         "subscription_cancel",
@@ -148,50 +153,56 @@ fn target_subscription(st: &State, session: &Value, requested: Option<&str>) -> 
         (Some(f), _) => f.to_string(),
         (None, Some(r)) => r.to_string(),
         (None, None) => {
-            let live: Vec<&Value> = customer_subscriptions(st, customer);
+            let live: Vec<&Value> = customer_subscriptions(st, customer)?;
             match live.as_slice() {
-                [one] => one["id"].as_str().unwrap_or_default().to_string(),
+                [one] => one.id()?.to_string(),
                 [] => {
-                    return Err(ApiError::invalid(
+                    return Err(EmulatorError::invalid(
                         "The customer has no active subscription.",
                     ))
                 }
-                _ => return Err(ApiError::missing("subscription").param("subscription")),
+                _ => return Err(EmulatorError::missing("subscription").param("subscription")),
             }
         }
     };
     match st.subscriptions.get(&id) {
         Some(s) if s["customer"] == customer => {
-            let status = s["status"].as_str().unwrap_or_default();
+            let status = s.str_field("status")?;
             if UPDATABLE.contains(&status) {
                 Ok(s.clone())
             } else {
-                Err(ApiError::invalid(format!(
+                Err(EmulatorError::invalid(format!(
                     "The subscription {id} has status `{status}` and cannot be changed."
                 )))
             }
         }
-        _ => Err(ApiError::no_such("subscription", &id, "subscription")),
+        _ => Err(EmulatorError::no_such("subscription", &id, "subscription")),
     }
 }
 
-fn customer_subscriptions<'s>(st: &'s State, customer: &str) -> Vec<&'s Value> {
-    st.subscriptions
-        .iter()
-        .filter(|s| s["customer"] == customer)
-        .filter(|s| UPDATABLE.contains(&s["status"].as_str().unwrap_or_default()))
-        .collect()
+fn customer_subscriptions<'s>(st: &'s State, customer: &str) -> EmulatorResult<Vec<&'s Value>> {
+    let mut live = Vec::new();
+    for s in st.subscriptions.iter() {
+        if s.str_field("customer")? == customer && UPDATABLE.contains(&s.str_field("status")?) {
+            live.push(s);
+        }
+    }
+    Ok(live)
 }
 
 /// Prices the configuration offers for switching.
-fn offered_prices(cfg: &Value) -> Vec<String> {
-    cfg["features"]["subscription_update"]["products"]
+fn offered_prices(cfg: &Value) -> EmulatorResult<Vec<String>> {
+    let mut prices = Vec::new();
+    for product in cfg["features"]["subscription_update"]["products"]
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|p| p["prices"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p.as_str().map(str::to_string))
-        .collect()
+    {
+        for price in product.array_field("prices")? {
+            prices.extend(price.as_str().map(str::to_string));
+        }
+    }
+    Ok(prices)
 }
 
 fn offered(session: &Value, cfg: &Value, action: Action) -> bool {
@@ -199,9 +210,9 @@ fn offered(session: &Value, cfg: &Value, action: Action) -> bool {
 }
 
 /// What the session offers (`GET .../state`).
-fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
+fn describe(st: &State, session: &Value, cfg: &Value) -> EmulatorResult<Value> {
     let f = &cfg["features"];
-    let customer_id = session["customer"].as_str().unwrap_or_default();
+    let customer_id = session.str_field("customer")?;
     let customer = st
         .customers
         .get(customer_id)
@@ -210,7 +221,7 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
     let subs: Vec<Value> = match session["flow"]["type"].as_str() {
         Some("payment_method_update") => Vec::new(),
         Some(_) => target_subscription(st, session, None).into_iter().collect(),
-        None => customer_subscriptions(st, customer_id)
+        None => customer_subscriptions(st, customer_id)?
             .into_iter()
             .cloned()
             .collect(),
@@ -220,7 +231,7 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
         .and_then(|id| st.payment_methods.get(id))
         .cloned()
         .unwrap_or(Value::Null);
-    json!({
+    Ok(json!({
         "session": session["id"],
         "customer": customer,
         "configuration": cfg["id"],
@@ -244,12 +255,12 @@ fn describe(st: &State, session: &Value, cfg: &Value) -> Value {
             },
             "subscription_update": {
                 "enabled": offered(session, cfg, Action::Update),
-                "prices": offered_prices(cfg),
+                "prices": offered_prices(cfg)?,
                 "proration_behavior": f["subscription_update"]["proration_behavior"],
             },
             "invoice_history": {"enabled": offered(session, cfg, Action::Invoices)},
         },
-    })
+    }))
 }
 
 /// Where the customer goes after completing the session's flow, if it has one.
@@ -275,14 +286,14 @@ fn ctx(shared: &Shared) -> Ctx {
     }
 }
 
-fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::PaymentMethod)?;
     let p = Params::root(body);
     p.allow(&["payment_method"])?;
     let card = p.require("payment_method")?;
     if !TEST_CARDS.iter().any(|(c, _)| *c == card) {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_method",
             format!(
                 "Choose one of the test cards: {}.",
@@ -294,7 +305,7 @@ fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiRe
             ),
         ));
     }
-    let customer = session["customer"].as_str().unwrap_or_default();
+    let customer = session.str_field("customer")?;
     let pm = payment_methods::attach(st, ctx, card, customer, "payment_method")?;
     let params = json!({"invoice_settings": {"default_payment_method": pm}});
     let updated = customers::UPDATE(st, ctx, &Params::root(&params), &[customer])?;
@@ -304,7 +315,7 @@ fn do_payment_method(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiRe
     }))
 }
 
-fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Customer)?;
     let allowed: Vec<&str> = cfg["features"]["customer_update"]["allowed_updates"]
@@ -315,13 +326,13 @@ fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<V
         .collect();
     let fields = body.as_object().cloned().unwrap_or_default();
     if fields.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "Nothing to update: send email, name, phone or address.",
         ));
     }
     for k in fields.keys() {
         if !["email", "name", "phone", "address", "shipping"].contains(&k.as_str()) {
-            return Err(ApiError::unknown_param(k));
+            return Err(EmulatorError::unknown_param(k));
         }
         if !allowed.contains(&k.as_str()) {
             return Err(forbidden(format!(
@@ -329,18 +340,18 @@ fn do_customer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<V
             )));
         }
     }
-    let customer = session["customer"].as_str().unwrap_or_default();
+    let customer = session.str_field("customer")?;
     let updated = customers::UPDATE(st, ctx, &Params::root(body), &[customer])?;
     Ok(json!({"customer": updated}))
 }
 
-fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Cancel)?;
     let p = Params::root(body);
     p.allow(&["subscription", "reason", "comment"])?;
     let sub = target_subscription(st, &session, p.text("subscription")?)?;
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let sc = &cfg["features"]["subscription_cancel"];
     let mut details = json!({});
     if sc["cancellation_reason"]["enabled"] == true {
@@ -349,7 +360,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
                 .as_array()
                 .is_some_and(|o| o.iter().any(|x| x == reason));
             if !ok {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "reason",
                     format!("`{reason}` is not one of the configuration's cancellation reasons."),
                 ));
@@ -365,7 +376,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
         subscriptions::cancel_now(st, ctx, &sub_id, Some(&Params::root(&params)))?
     } else {
         if sub["cancel_at_period_end"] == true {
-            return Err(ApiError::invalid(format!(
+            return Err(EmulatorError::invalid(format!(
                 "The subscription {sub_id} is already set to cancel at the end of the period."
             )));
         }
@@ -379,7 +390,7 @@ fn do_cancel(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
 /// Accepting the cancellation flow's retention offer: the coupon becomes the subscription's
 /// discount and the subscription is not cancelled. Offered only by a `subscription_cancel` flow
 /// with `retention`, and only to a subscription without a discount.
-fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Cancel)?;
     Params::root(body).allow(&["subscription"])?;
@@ -391,18 +402,18 @@ fn do_accept_offer(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResu
     if sub["discounts"].as_array().is_some_and(|d| !d.is_empty()) {
         return Err(forbidden("The subscription already has a discount."));
     }
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let updated = crate::resources::coupons::apply_to_subscription(st, ctx, &sub_id, &coupon)?;
     Ok(json!({"subscription": updated}))
 }
 
-fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Value> {
+fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Update)?;
     let p = Params::root(body);
     p.allow(&["subscription", "price"])?;
     let sub = target_subscription(st, &session, p.text("subscription")?)?;
-    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    let sub_id = sub.id()?.to_string();
     let su = &cfg["features"]["subscription_update"];
     let confirm = &session["flow"]["subscription_update_confirm"];
     let (price, quantity) = if confirm.is_object() {
@@ -417,7 +428,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
             }
             (Some(f), _) => (f.to_string(), item["quantity"].as_i64()),
             (None, Some(r)) => (r.to_string(), item["quantity"].as_i64()),
-            (None, None) => return Err(ApiError::missing("price")),
+            (None, None) => return Err(EmulatorError::missing("price")),
         }
     } else {
         let allows_price = su["default_allowed_updates"]
@@ -430,19 +441,19 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
         }
         (p.require("price")?.to_string(), None)
     };
-    if !offered_prices(&cfg).contains(&price) {
+    if !offered_prices(&cfg)?.contains(&price) {
         return Err(forbidden(format!(
             "The price {price} is not offered by the portal configuration (features[subscription_update][products])."
         )));
     }
-    let items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let items = sub.field("items")?.array_field("data")?;
     let [item] = items.as_slice() else {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "Subscriptions with multiple items are not updatable in the portal.",
         ));
     };
     if item["price"]["id"] == price.as_str() && quantity.is_none() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "price",
             format!("The subscription is already on {price}."),
         ));
@@ -453,7 +464,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
     }
     let params = json!({
         "items": [change],
-        "proration_behavior": su["proration_behavior"].as_str().unwrap_or("none"),
+        "proration_behavior": su.str_field("proration_behavior")?,
     });
     let updated = subscriptions::UPDATE(st, ctx, &Params::root(&params), &[&sub_id])?;
     let invoice = updated["latest_invoice"]
@@ -472,7 +483,7 @@ fn do_update(st: &mut State, ctx: &Ctx, id: &str, body: &Value) -> ApiResult<Val
     Ok(json!({"subscription": updated, "invoice_items": pending, "invoice": invoice}))
 }
 
-fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let (session, cfg) = open(st, id)?;
     allow(&session, &cfg, Action::Invoices)?;
     let params = json!({"customer": session["customer"], "limit": "100"});
@@ -481,9 +492,9 @@ fn do_invoices(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
 
 // ---- HTTP ----
 
-type ActionFn = fn(&mut State, &Ctx, &str, &Value) -> ApiResult<Value>;
+type ActionFn = fn(&mut State, &Ctx, &str, &Value) -> EmulatorResult<Value>;
 
-fn status_for(e: &ApiError) -> StatusCode {
+fn status_for(e: &EmulatorError) -> StatusCode {
     e.status
 }
 
@@ -512,9 +523,10 @@ async fn run_action(
                 return pages::json(StatusCode::OK, &v);
             }
             match next["type"].as_str() {
-                Some("redirect") | Some("portal_homepage") => {
-                    pages::redirect(next["url"].as_str().unwrap_or_default())
-                }
+                Some("redirect") | Some("portal_homepage") => match next.str_field("url") {
+                    Ok(url) => pages::redirect(url),
+                    Err(e) => pages::json_error(&e),
+                },
                 Some(_) => pages::html(
                     StatusCode::OK,
                     layout(
@@ -539,7 +551,7 @@ async fn run_action(
     }
 }
 
-fn answer_error(shared: &Shared, id: &str, form: bool, e: &ApiError) -> Response {
+fn answer_error(shared: &Shared, id: &str, form: bool, e: &EmulatorError) -> Response {
     if !form {
         return pages::json_error(e);
     }
@@ -594,7 +606,7 @@ async fn invoices_json(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<Str
 async fn state_json(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let result = lock(&shared.state).and_then(|mut st| {
         let (session, cfg) = open(&mut st, &id)?;
-        Ok(describe(&st, &session, &cfg))
+        describe(&st, &session, &cfg)
     });
     match result {
         Ok(v) => pages::json(StatusCode::OK, &v),
@@ -636,9 +648,21 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
     let Ok((session, cfg)) = open(&mut st, id) else {
         return expired_page();
     };
-    let d = describe(&st, &session, &cfg);
+    match portal_html(&st, &session, &cfg, banner) {
+        Ok(body) => pages::html(StatusCode::OK, layout("Customer portal", &body)),
+        Err(e) => pages::json_error(&e),
+    }
+}
+
+fn portal_html(
+    st: &State,
+    session: &Value,
+    cfg: &Value,
+    banner: Option<(&str, &str)>,
+) -> EmulatorResult<String> {
+    let d = describe(st, session, cfg)?;
     let o = &d["offers"];
-    let base = esc(session["url"].as_str().unwrap_or_default());
+    let base = esc(session.str_field("url")?);
     let mut body = String::new();
     let headline = cfg["business_profile"]["headline"]
         .as_str()
@@ -661,23 +685,23 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
 
     // Subscriptions, with cancel and switch forms.
     for sub in d["subscriptions"].as_array().into_iter().flatten() {
-        let sid = esc(sub["id"].as_str().unwrap_or_default());
+        let sid = esc(sub.id()?);
         let item = &sub["items"]["data"][0];
         let price = &item["price"];
         let product = st
             .products
-            .get(price["product"].as_str().unwrap_or_default())
+            .get(price.str_field("product")?)
             .and_then(|p| p["name"].as_str())
             .unwrap_or("Subscription");
         body.push_str(&format!(
             "<section><h2>{} — {} / {}</h2><p>Status: {}{}</p>",
             esc(product),
             money(
-                price["unit_amount"].as_i64().unwrap_or(0),
-                price["currency"].as_str().unwrap_or("usd")
+                price.i64_field("unit_amount")?,
+                price.str_field("currency")?
             ),
-            esc(price["recurring"]["interval"].as_str().unwrap_or("month")),
-            esc(sub["status"].as_str().unwrap_or_default()),
+            esc(price.field("recurring")?.str_field("interval")?),
+            esc(sub.str_field("status")?),
             if sub["cancel_at_period_end"] == true {
                 " (cancels at the end of the period)"
             } else {
@@ -685,28 +709,33 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
             }
         ));
         if o["subscription_update"]["enabled"] == true {
-            let current = price["id"].as_str().unwrap_or_default();
-            let options: String = o["subscription_update"]["prices"]
+            let current = price.id()?;
+            let mut options = String::new();
+            for p in o["subscription_update"]["prices"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
                 .filter(|p| *p != current)
-                .map(|p| {
-                    let label = st.prices.get(p).map_or(p.to_string(), |pr| {
-                        format!(
-                            "{} {} / {}",
-                            st.products
-                                .get(pr["product"].as_str().unwrap_or_default())
-                                .and_then(|x| x["name"].as_str())
-                                .unwrap_or(p),
-                            money(pr["unit_amount"].as_i64().unwrap_or(0), "usd"),
-                            pr["recurring"]["interval"].as_str().unwrap_or("month")
-                        )
-                    });
-                    format!("<option value=\"{}\">{}</option>", esc(p), esc(&label))
-                })
-                .collect();
+            {
+                let label = match st.prices.get(p) {
+                    None => p.to_string(),
+                    Some(pr) => format!(
+                        "{} {} / {}",
+                        st.products
+                            .get(pr.str_field("product")?)
+                            .and_then(|x| x["name"].as_str())
+                            .unwrap_or(p),
+                        money(pr.i64_field("unit_amount")?, pr.str_field("currency")?),
+                        pr.field("recurring")?.str_field("interval")?
+                    ),
+                };
+                options.push_str(&format!(
+                    "<option value=\"{}\">{}</option>",
+                    esc(p),
+                    esc(&label)
+                ));
+            }
             body.push_str(&format!(
                 "<form method=\"post\" action=\"{base}/update\"><input type=\"hidden\" name=\"subscription\" value=\"{sid}\">\
 <label>Switch plan <select name=\"price\">{options}</select></label><button type=\"submit\">Update plan</button></form>"
@@ -762,8 +791,8 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
         let current = if pm.is_object() {
             format!(
                 "<p>Default card: {} •••• {}</p>",
-                esc(pm["brand"].as_str().unwrap_or_default()),
-                esc(pm["last4"].as_str().unwrap_or_default())
+                esc(pm.str_field("brand")?),
+                esc(pm.str_field("last4")?)
             )
         } else {
             "<p>No default payment method.</p>".to_string()
@@ -796,14 +825,14 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
             match f {
                 "email" | "name" | "phone" => fields.push_str(&format!(
                     "<label>{f} <input name=\"{f}\" value=\"{}\"></label>",
-                    esc(c[f].as_str().unwrap_or_default())
+                    esc(c.opt_str_field(f)?.unwrap_or_default())
                 )),
                 "address" => {
                     for k in ["line1", "line2", "city", "state", "postal_code", "country"] {
                         fields.push_str(&format!(
                             "<label>address {} <input name=\"address[{k}]\" value=\"{}\"></label>",
                             k.replace('_', " "),
-                            esc(c["address"][k].as_str().unwrap_or_default())
+                            esc(c.field("address")?[k].as_str().unwrap_or_default())
                         ));
                     }
                 }
@@ -819,27 +848,23 @@ fn render(shared: &Shared, id: &str, banner: Option<(&str, &str)>) -> Response {
     }
 
     if o["invoice_history"]["enabled"] == true {
-        let customer = session["customer"].as_str().unwrap_or_default();
-        let rows: String = st
-            .invoices
-            .newest_first()
-            .filter(|i| i["customer"] == customer)
-            .map(|i| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(i["number"].as_str().unwrap_or_default()),
-                    money(
-                        i["total"].as_i64().unwrap_or(0),
-                        i["currency"].as_str().unwrap_or("usd")
-                    ),
-                    esc(i["status"].as_str().unwrap_or_default())
-                )
-            })
-            .collect();
+        let customer = session.str_field("customer")?;
+        let mut rows = String::new();
+        for i in st.invoices.newest_first() {
+            if i.str_field("customer")? != customer {
+                continue;
+            }
+            rows.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(i.opt_str_field("number")?.unwrap_or_default()),
+                money(i.i64_field("total")?, i.str_field("currency")?),
+                esc(i.str_field("status")?)
+            ));
+        }
         body.push_str(&format!(
             "<section><h2>Invoice history</h2><table><tr><th>Number</th><th>Total</th><th>Status</th></tr>{rows}</table></section>"
         ));
     }
-    body.push_str(&return_html(&session));
-    pages::html(StatusCode::OK, layout("Customer portal", &body))
+    body.push_str(&return_html(session));
+    Ok(body)
 }

@@ -11,6 +11,7 @@
 //! `pm_usBankAccount` (`us_bank_account`, STRIPE TEST BANK 6789), `pm_sepaDebit` (`sepa_debit`,
 //! DE 3000).
 
+use crate::error::EmulatorResult;
 use crate::resources::catalog::{one_time_price_object, price_object, product_object};
 use crate::resources::payment_methods::{bank_template, card_template};
 use crate::state::State;
@@ -34,7 +35,7 @@ pub const PM_US_BANK_ACCOUNT: &str = "pm_usBankAccount";
 pub const PM_SEPA_DEBIT: &str = "pm_sepaDebit";
 pub const CHARGE_FAIL_FINGERPRINT: &str = "Cf0341QxZk2LmN7a";
 
-pub fn seed(s: &mut State) {
+pub fn seed(s: &mut State) -> EmulatorResult<()> {
     let now = s.now();
     let catalogue = [
         (
@@ -56,58 +57,59 @@ pub fn seed(s: &mut State) {
     ];
     for (prod, name, monthly, m_amount, yearly, y_amount) in catalogue {
         s.products
-            .insert(product_object(prod, name, Some(monthly), now));
+            .insert(product_object(prod, name, Some(monthly), now))?;
         s.prices
-            .insert(price_object(monthly, prod, m_amount, "month", now));
+            .insert(price_object(monthly, prod, m_amount, "month", now))?;
         s.prices
-            .insert(price_object(yearly, prod, y_amount, "year", now));
+            .insert(price_object(yearly, prod, y_amount, "year", now))?;
     }
     s.prices.insert(one_time_price_object(
         PRICE_PRO_LIFETIME,
         PRODUCT_PRO,
         29900,
         now,
-    ));
+    ))?;
     s.pm_templates.insert(card_template(
         PM_VISA,
         "visa",
         "4242",
         "Xt5EWLLDS7FJjR1c",
         now,
-    ));
+    ))?;
     s.pm_templates.insert(card_template(
         PM_MASTERCARD,
         "mastercard",
         "4444",
         "Mc4DgRNDS3TAhF8p",
         now,
-    ));
+    ))?;
     s.pm_templates.insert(card_template(
         PM_DECLINED,
         "visa",
         "0002",
         "Dc2QfLpWs9KzT1aB",
         now,
-    ));
+    ))?;
     s.pm_templates.insert(card_template(
         PM_CHARGE_FAIL,
         "visa",
         "0341",
         CHARGE_FAIL_FINGERPRINT,
         now,
-    ));
+    ))?;
     s.pm_templates.insert(bank_template(
         PM_US_BANK_ACCOUNT,
         "us_bank_account",
         "6789",
         "Ub6789TqLw3NzR5e",
         now,
-    ));
+    ))?;
     s.pm_templates.insert(bank_template(
         PM_SEPA_DEBIT,
         "sepa_debit",
         "3000",
         "Sd3000XpKe8VbM2q",
         now,
-    ));
+    ))?;
+    Ok(())
 }

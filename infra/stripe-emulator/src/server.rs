@@ -1,20 +1,18 @@
-//! HTTP layer: the axum router, `/v1` dispatch (auth, parameters, idempotency, test hooks,
-//! request log, persistence) and the `/_emulator` helper endpoints.
+//! HTTP layer: the axum router and the `/v1` pipeline every Stripe endpoint runs through
+//! (auth, faults, parameters, idempotency, test hooks, request log, persistence).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
 use crate::ids::new_id;
 use crate::params::Params;
-use crate::resources::{
-    catalog, checkout, coupons, customers, events, invoices, payment_methods, payments, portal,
-    subscriptions, Handler,
-};
+use crate::resources::Handler;
 use crate::state::{Ctx, State};
 use axum::body::{Body, Bytes};
-use axum::extract::State as AxState;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -66,9 +64,9 @@ pub(crate) struct Shared {
 }
 
 /// Locks a mutex whose poisoning must not crash the server (it becomes a 500).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> ApiResult<MutexGuard<'_, T>> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> EmulatorResult<MutexGuard<'_, T>> {
     m.lock().map_err(|_| {
-        ApiError::internal("An unexpected error occurred (emulator state lock poisoned).")
+        EmulatorError::internal("An unexpected error occurred (emulator state lock poisoned).")
     })
 }
 
@@ -77,17 +75,71 @@ pub(crate) fn lock_anyway<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The one router: `/v1` grouped by resource, the `/_emulator` control API, the hosted
+/// portal and checkout pages. Whatever matches no route (or not with this method) gets
+/// Stripe's 404 `Unrecognized request URL`, after the API key check and injected faults
+/// when it is under `/v1`, as Stripe answers.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/_emulator/customers", post(emulator_customers))
-        .route("/_emulator/requests", get(emulator_requests))
-        .route("/_emulator/reset", post(emulator_reset))
-        .route("/_emulator/events", get(emulator_events))
+        .merge(crate::resources::routes())
         .merge(crate::control::routes())
         .merge(crate::portal_pages::routes())
         .merge(crate::checkout_pages::routes())
-        .fallback(v1)
+        .fallback(unrouted)
+        // Applies to the routes above, so it comes after every merge.
+        .method_not_allowed_fallback(unrouted)
         .with_state(shared)
+}
+
+/// One resource's `/v1` endpoints; each runs its [`Handler`] through the `/v1` pipeline
+/// with the path parameters as its ids, in path order.
+#[derive(Default)]
+pub(crate) struct V1Routes(Router<Arc<Shared>>);
+
+impl V1Routes {
+    pub fn get(self, path: &str, handler: Handler) -> Self {
+        let routes = self.on(MethodFilter::GET, path, handler);
+        // axum would answer HEAD with the GET handler; no Stripe endpoint takes HEAD.
+        Self(routes.0.route(path, on(MethodFilter::HEAD, unrouted)))
+    }
+
+    pub fn post(self, path: &str, handler: Handler) -> Self {
+        self.on(MethodFilter::POST, path, handler)
+    }
+
+    pub fn delete(self, path: &str, handler: Handler) -> Self {
+        self.on(MethodFilter::DELETE, path, handler)
+    }
+
+    fn on(self, filter: MethodFilter, path: &str, handler: Handler) -> Self {
+        let run = move |AxState(shared): AxState<Arc<Shared>>,
+                        ids: Result<RawPathParams, RawPathParamsRejection>,
+                        method: Method,
+                        uri: Uri,
+                        headers: HeaderMap,
+                        body: Bytes| async move {
+            // A parameter that does not decode to UTF-8 names nothing: the URL is unknown.
+            let endpoint = ids
+                .ok()
+                .map(|ids| (handler, ids.iter().map(|(_, v)| v.to_string()).collect()));
+            v1(&shared, endpoint, &method, &uri, &headers, &body).await
+        };
+        Self(self.0.route(path, on(filter, run)))
+    }
+
+    pub fn into_router(self) -> Router<Arc<Shared>> {
+        self.0
+    }
+}
+
+async fn unrouted(
+    AxState(shared): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    v1(&shared, None, &method, &uri, &headers, &body).await
 }
 
 /// Runs `f` under the state lock, all or nothing like a `/v1` mutation: on error (or a
@@ -95,78 +147,36 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// new events go to webhook delivery.
 pub(crate) fn mutate<T>(
     shared: &Shared,
-    f: impl FnOnce(&mut State) -> ApiResult<T>,
-) -> ApiResult<T> {
+    f: impl FnOnce(&mut State) -> EmulatorResult<T>,
+) -> EmulatorResult<T> {
+    under_lock(shared, true, f)
+}
+
+/// Runs `f` under the state lock; when `mutating`, all or nothing (see [`mutate`]). A
+/// panic is caught and becomes a 500 instead of poisoning the lock.
+fn under_lock<T>(
+    shared: &Shared,
+    mutating: bool,
+    f: impl FnOnce(&mut State) -> EmulatorResult<T>,
+) -> EmulatorResult<T> {
     let mut st = lock(&shared.state)?;
-    let before = st.clone();
+    let snapshot = mutating.then(|| st.clone());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut st)))
         .unwrap_or_else(|_| {
-            Err(ApiError::internal(
+            Err(EmulatorError::internal(
                 "An unexpected error occurred in the emulator.",
             ))
         });
-    match &outcome {
-        Ok(_) => {
+    match (&outcome, snapshot) {
+        (Err(_), Some(before)) => *st = before,
+        (Ok(_), Some(_)) => {
             persist(shared, &st);
             drop(st);
             shared.delivery.wake();
         }
-        Err(_) => *st = before,
+        _ => {}
     }
     outcome
-}
-
-fn route(method: &Method, segs: &[&str]) -> Option<(Handler, Vec<String>)> {
-    let m = method.as_str();
-    let one = |h: Handler, id: &str| Some((h, vec![id.to_string()]));
-    let none = |h: Handler| Some((h, Vec::new()));
-    match (m, segs) {
-        ("GET", ["customers"]) => none(customers::LIST),
-        ("POST", ["customers"]) => none(customers::CREATE),
-        ("GET", ["customers", "search"]) => none(customers::SEARCH),
-        ("GET", ["customers", id]) => one(customers::GET, id),
-        ("POST", ["customers", id]) => one(customers::UPDATE, id),
-        ("DELETE", ["customers", id]) => one(customers::DELETE, id),
-        ("GET", ["customers", id, "payment_methods"]) => {
-            one(payment_methods::LIST_FOR_CUSTOMER, id)
-        }
-        ("GET", ["payment_methods"]) => none(payment_methods::LIST),
-        ("GET", ["payment_methods", id]) => one(payment_methods::GET, id),
-        ("POST", ["payment_methods", id, "attach"]) => one(payment_methods::ATTACH, id),
-        ("POST", ["payment_methods", id, "detach"]) => one(payment_methods::DETACH, id),
-        ("GET", ["subscriptions"]) => none(subscriptions::LIST),
-        ("POST", ["subscriptions"]) => none(subscriptions::CREATE),
-        ("GET", ["subscriptions", id]) => one(subscriptions::GET, id),
-        ("POST", ["subscriptions", id]) => one(subscriptions::UPDATE, id),
-        ("DELETE", ["subscriptions", id]) => one(subscriptions::CANCEL, id),
-        ("GET", ["invoices"]) => none(invoices::LIST),
-        ("POST", ["invoices", "create_preview"]) => none(invoices::CREATE_PREVIEW),
-        ("GET", ["invoices", id]) => one(invoices::GET, id),
-        ("GET", ["prices"]) => none(catalog::LIST_PRICES),
-        ("GET", ["prices", id]) => one(catalog::GET_PRICE, id),
-        ("GET", ["products"]) => none(catalog::LIST_PRODUCTS),
-        ("GET", ["products", id]) => one(catalog::GET_PRODUCT, id),
-        ("POST", ["billing_portal", "sessions"]) => none(portal::CREATE_SESSION),
-        ("GET", ["billing_portal", "configurations"]) => none(portal::LIST_CONFIGURATIONS),
-        ("POST", ["billing_portal", "configurations"]) => none(portal::CREATE_CONFIGURATION),
-        ("GET", ["billing_portal", "configurations", id]) => one(portal::GET_CONFIGURATION, id),
-        ("POST", ["billing_portal", "configurations", id]) => one(portal::UPDATE_CONFIGURATION, id),
-        ("POST", ["checkout", "sessions"]) => none(checkout::CREATE),
-        ("GET", ["checkout", "sessions", id]) => one(checkout::GET, id),
-        ("POST", ["checkout", "sessions", id, "expire"]) => one(checkout::EXPIRE, id),
-        ("GET", ["payment_intents"]) => none(payments::LIST_PAYMENT_INTENTS),
-        ("GET", ["payment_intents", id]) => one(payments::GET_PAYMENT_INTENT, id),
-        ("GET", ["charges"]) => none(payments::LIST_CHARGES),
-        ("GET", ["charges", id]) => one(payments::GET_CHARGE, id),
-        ("GET", ["refunds"]) => none(payments::LIST_REFUNDS),
-        ("POST", ["refunds"]) => none(payments::CREATE_REFUND),
-        ("GET", ["refunds", id]) => one(payments::GET_REFUND, id),
-        ("POST", ["coupons"]) => none(coupons::CREATE),
-        ("GET", ["coupons", id]) => one(coupons::GET, id),
-        ("GET", ["events"]) => none(events::LIST),
-        ("GET", ["events", id]) => one(events::GET, id),
-        _ => None,
-    }
 }
 
 pub(crate) fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
@@ -183,7 +193,7 @@ pub(crate) fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str)
     r
 }
 
-pub(crate) fn error_response(e: &ApiError, request_id: &str) -> Response {
+pub(crate) fn error_response(e: &EmulatorError, request_id: &str) -> Response {
     let body = serde_json::to_vec_pretty(&e.body(request_id)).unwrap_or_default();
     json_response(e.status, body, request_id)
 }
@@ -199,9 +209,9 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
 const NO_KEY: &str = "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.";
 
 /// The API key from `Authorization: Bearer sk_...` or Basic auth with the key as username.
-fn api_key(headers: &HeaderMap, expected: Option<&str>) -> Result<String, ApiError> {
+fn api_key(headers: &HeaderMap, expected: Option<&str>) -> Result<String, EmulatorError> {
     let unauthorized =
-        |m: String| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m);
+        |m: String| EmulatorError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", m);
     let raw = header_str(headers, "authorization").ok_or_else(|| unauthorized(NO_KEY.into()))?;
     let key = if let Some(k) = raw
         .strip_prefix("Bearer ")
@@ -264,19 +274,19 @@ fn base64_decode(s: &str) -> Option<String> {
 }
 
 /// Query-string and body parameters merged (the body wins), as one tree.
-fn request_params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+fn request_params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> EmulatorResult<Value> {
     let mut params =
-        crate::form::parse(uri.query().unwrap_or("")).map_err(|e| ApiError::invalid(e.0))?;
+        crate::form::parse(uri.query().unwrap_or("")).map_err(|e| EmulatorError::invalid(e.0))?;
     if !body.is_empty() {
         let ct = header_str(headers, "content-type").unwrap_or("application/x-www-form-urlencoded");
         if !ct.starts_with("application/x-www-form-urlencoded") {
-            return Err(ApiError::invalid(format!(
+            return Err(EmulatorError::invalid(format!(
                 "Invalid request: unsupported Content-Type {ct}. If error persists and you need assistance, please contact support@stripe.com."
             )));
         }
         let text = std::str::from_utf8(body)
-            .map_err(|_| ApiError::invalid("Request body is not valid UTF-8"))?;
-        let b = crate::form::parse(text).map_err(|e| ApiError::invalid(e.0))?;
+            .map_err(|_| EmulatorError::invalid("Request body is not valid UTF-8"))?;
+        let b = crate::form::parse(text).map_err(|e| EmulatorError::invalid(e.0))?;
         if let (Some(q), Value::Object(b)) = (params.as_object_mut(), b) {
             q.extend(b);
         }
@@ -284,41 +294,23 @@ fn request_params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> ApiResult<Val
     Ok(params)
 }
 
-/// Runs one handler under the state lock. Mutations are all-or-nothing: on error the
-/// state is restored, as a Stripe request either happens or does not. A panic in a
-/// handler is caught and becomes a 500 instead of poisoning the lock.
-pub(crate) fn execute(
+/// Runs one endpoint; POST and DELETE are all or nothing, as a Stripe request either
+/// happens or does not.
+fn execute(
     shared: &Shared,
     ctx: &Ctx,
     handler: Handler,
     params: &Value,
     ids: &[String],
     mutating: bool,
-) -> ApiResult<Value> {
-    let mut st = lock(&shared.state)?;
-    let snapshot = mutating.then(|| st.clone());
+) -> EmulatorResult<Value> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> ApiResult<Value> {
+    under_lock(shared, mutating, |st| {
         let p = Params::root(params);
-        let mut value = handler(&mut st, ctx, &p, &ids)?;
-        crate::expand::apply(&st, &mut value, &p.expand()?)?;
+        let mut value = handler(st, ctx, &p, &ids)?;
+        crate::expand::apply(st, &mut value, &p.expand()?)?;
         Ok(value)
-    }))
-    .unwrap_or_else(|_| {
-        Err(ApiError::internal(
-            "An unexpected error occurred in the emulator.",
-        ))
-    });
-    match (&outcome, snapshot) {
-        (Err(_), Some(before)) => *st = before,
-        (Ok(_), Some(_)) => {
-            persist(shared, &st);
-            drop(st);
-            shared.delivery.wake();
-        }
-        _ => {}
-    }
-    outcome
+    })
 }
 
 /// Writes the state file (if configured) after a mutation: temp file + rename, so a crash
@@ -339,23 +331,27 @@ pub(crate) fn persist(shared: &Shared, st: &State) {
     }
 }
 
+/// The `/v1` pipeline around one endpoint (`None`: no route matched): response headers
+/// and the request log.
 async fn v1(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    shared: &Shared,
+    endpoint: Option<(Handler, Vec<String>)>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
 ) -> Response {
     let request_id = new_id("req_");
     let path = uri.path().to_string();
-    let idem_key = header_str(&headers, "idempotency-key").map(str::to_string);
-    let stripe_version = header_str(&headers, "stripe-version").map(str::to_string);
+    let idem_key = header_str(headers, "idempotency-key").map(str::to_string);
+    let stripe_version = header_str(headers, "stripe-version").map(str::to_string);
     let (mut response, replayed) = handle_v1(
-        &shared,
-        &method,
-        &uri,
-        &headers,
-        &body,
+        shared,
+        endpoint,
+        method,
+        uri,
+        headers,
+        body,
         &request_id,
         idem_key.as_deref(),
     )
@@ -418,8 +414,10 @@ impl Drop for InFlight<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_v1(
     shared: &Shared,
+    endpoint: Option<(Handler, Vec<String>)>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -427,10 +425,10 @@ async fn handle_v1(
     request_id: &str,
     idem_key: Option<&str>,
 ) -> (Response, bool) {
-    let fail = |e: ApiError| (error_response(&e, request_id), false);
+    let fail = |e: EmulatorError| (error_response(&e, request_id), false);
     let path = uri.path();
     let unrecognized = || {
-        ApiError::new(
+        EmulatorError::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             format!("Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."),
@@ -443,18 +441,13 @@ async fn handle_v1(
         Ok(k) => k,
         Err(e) => return fail(e),
     };
-    let segs: Vec<&str> = path
-        .trim_start_matches("/v1/")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
     // Injected faults answer before anything runs, so state is untouched.
     if let Some(fault) = shared.faults.take(method.as_str(), path) {
         if let Some(e) = crate::faults::apply(&fault).await {
             return fail(e);
         }
     }
-    let Some((handler, ids)) = route(method, &segs) else {
+    let Some((handler, ids)) = endpoint else {
         return fail(unrecognized());
     };
     let params = match request_params(uri, headers, body) {
@@ -468,7 +461,7 @@ async fn handle_v1(
     let mut in_flight = None;
     if let (true, Some(k)) = (is_post, idem_key) {
         if k.len() > 255 {
-            return fail(ApiError::invalid_param(
+            return fail(EmulatorError::invalid_param(
                 "Idempotency-Key",
                 "Idempotency keys must be at most 255 characters long.",
             ));
@@ -496,14 +489,14 @@ async fn handle_v1(
                 return (r, true);
             }
             Begin::Mismatch(message) => {
-                return fail(ApiError::new(
+                return fail(EmulatorError::new(
                     StatusCode::BAD_REQUEST,
                     "idempotency_error",
                     message,
                 ));
             }
             Begin::InUse => {
-                return fail(ApiError::new(
+                return fail(EmulatorError::new(
                     StatusCode::CONFLICT,
                     "invalid_request_error",
                     format!("There is currently another in-progress request using this Stripe-Idempotency-Key (that probably means you submitted twice, and the other request is still going through): {k}. Please try again later."),
@@ -572,68 +565,15 @@ async fn handle_v1(
 }
 
 /// Parameters of a helper endpoint: JSON or form body.
-pub(crate) fn helper_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+pub(crate) fn helper_params(headers: &HeaderMap, body: &Bytes) -> EmulatorResult<Value> {
     if body.is_empty() {
         return Ok(json!({}));
     }
     if header_str(headers, "content-type").is_some_and(|c| c.starts_with("application/json")) {
         return serde_json::from_slice(body)
-            .map_err(|e| ApiError::invalid(format!("Invalid JSON body: {e}")));
+            .map_err(|e| EmulatorError::invalid(format!("Invalid JSON body: {e}")));
     }
     let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::invalid("Request body is not valid UTF-8"))?;
-    crate::form::parse(text).map_err(|e| ApiError::invalid(e.0))
-}
-
-async fn emulator_customers(
-    AxState(shared): AxState<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request_id = new_id("req_");
-    let result = helper_params(&headers, &body)
-        .and_then(|p| crate::testkit::create_customer_from_params(&shared, &p));
-    match result {
-        Ok(v) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec_pretty(&v).unwrap_or_default(),
-            &request_id,
-        ),
-        Err(e) => error_response(&e, &request_id),
-    }
-}
-
-async fn emulator_requests(AxState(shared): AxState<Arc<Shared>>) -> Response {
-    let log = lock_anyway(&shared.log).clone();
-    let body =
-        serde_json::to_vec_pretty(&json!({"object": "list", "data": log})).unwrap_or_default();
-    json_response(StatusCode::OK, body, &new_id("req_"))
-}
-
-async fn emulator_events(AxState(shared): AxState<Arc<Shared>>) -> Response {
-    let request_id = new_id("req_");
-    match lock(&shared.state) {
-        Ok(st) => {
-            let data: Vec<Value> = st
-                .events_in_order()
-                .into_iter()
-                .map(|e| json!({"sequence": e.sequence, "event": e.event}))
-                .collect();
-            json_response(
-                StatusCode::OK,
-                serde_json::to_vec_pretty(&json!({"object": "list", "data": data}))
-                    .unwrap_or_default(),
-                &request_id,
-            )
-        }
-        Err(e) => error_response(&e, &request_id),
-    }
-}
-
-async fn emulator_reset(AxState(shared): AxState<Arc<Shared>>) -> Response {
-    let request_id = new_id("req_");
-    match crate::testkit::reset(&shared) {
-        Ok(()) => json_response(StatusCode::OK, b"{\"reset\": true}".to_vec(), &request_id),
-        Err(e) => error_response(&e, &request_id),
-    }
+        .map_err(|_| EmulatorError::invalid("Request body is not valid UTF-8"))?;
+    crate::form::parse(text).map_err(|e| EmulatorError::invalid(e.0))
 }

@@ -1,9 +1,10 @@
-//! The emulator's world: one table per resource, the event log and the emulator clock.
+//! The emulator's world: one collection per resource, the event log and the emulator clock.
 //! Objects are kept in their Stripe JSON shape, so responses, events and the state file
 //! all serialise the same value.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
+use crate::object::Fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -13,14 +14,20 @@ pub const DEFAULT_API_VERSION: &str = "2026-07-29.dahlia";
 
 /// Rows in insertion order; Stripe lists newest first, which is this order reversed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Table {
+pub struct Collection {
     order: Vec<String>,
     rows: HashMap<String, Value>,
 }
 
-impl Table {
-    pub fn insert(&mut self, v: Value) {
-        let id = v["id"].as_str().unwrap_or_default().to_string();
+impl Collection {
+    /// Adds or replaces the object with `v`'s `id`; an object without one is an emulator bug.
+    pub fn insert(&mut self, v: Value) -> EmulatorResult<()> {
+        let id = v.id()?.to_string();
+        self.put(id, v);
+        Ok(())
+    }
+
+    fn put(&mut self, id: String, v: Value) {
         if self.rows.insert(id.clone(), v).is_none() {
             self.order.push(id);
         }
@@ -65,35 +72,35 @@ pub struct State {
     /// Seconds added to real time; a later task moves it (test clocks).
     pub clock_offset: i64,
     pub api_version: String,
-    pub customers: Table,
-    pub payment_methods: Table,
+    pub customers: Collection,
+    pub payment_methods: Collection,
     /// Stripe's test tokens (`pm_card_visa`, ...): retrievable, cloned on attach, never listed.
-    pub pm_templates: Table,
-    pub subscriptions: Table,
-    pub invoices: Table,
-    pub prices: Table,
-    pub products: Table,
-    pub portal_configurations: Table,
-    pub portal_sessions: Table,
-    pub checkout_sessions: Table,
+    pub pm_templates: Collection,
+    pub subscriptions: Collection,
+    pub invoices: Collection,
+    pub prices: Collection,
+    pub products: Collection,
+    pub portal_configurations: Collection,
+    pub portal_sessions: Collection,
+    pub checkout_sessions: Collection,
     /// Per checkout session: its line items and subscription_data, for completing it later.
     pub checkout_extras: HashMap<String, Value>,
-    pub events: Table,
+    pub events: Collection,
     /// Pending and invoiced invoice items (prorations), `ii_...`.
     #[serde(default)]
-    pub invoice_items: Table,
+    pub invoice_items: Collection,
     /// One-time payments (`payment`-mode Checkout) and their refunds.
     #[serde(default)]
-    pub payment_intents: Table,
+    pub payment_intents: Collection,
     #[serde(default)]
-    pub charges: Table,
+    pub charges: Collection,
     #[serde(default)]
-    pub refunds: Table,
+    pub refunds: Collection,
     /// Coupons (ids chosen by their creator, no prefix) and the discounts made from them.
     #[serde(default)]
-    pub coupons: Table,
+    pub coupons: Collection,
     #[serde(default)]
-    pub discounts: Table,
+    pub discounts: Collection,
     /// Portal session id → when its URL was first visited (sessions expire unvisited).
     #[serde(default)]
     pub portal_visits: HashMap<String, i64>,
@@ -109,13 +116,13 @@ pub struct EmulatorEvent {
 }
 
 impl State {
-    pub fn new(api_version: &str) -> Self {
+    pub fn new(api_version: &str) -> EmulatorResult<Self> {
         let mut s = State {
             api_version: api_version.to_string(),
             ..Default::default()
         };
-        crate::seed::seed(&mut s);
-        s
+        crate::seed::seed(&mut s)?;
+        Ok(s)
     }
 
     pub fn now(&self) -> i64 {
@@ -123,7 +130,7 @@ impl State {
     }
 
     /// The table holding ids with this prefix (for expansion and generic lookups).
-    pub fn table_for(&self, id: &str) -> Option<&Table> {
+    pub fn table_for(&self, id: &str) -> Option<&Collection> {
         if self.coupons.get(id).is_some() {
             return Some(&self.coupons);
         }
@@ -159,30 +166,31 @@ impl State {
     }
 
     /// A live (not deleted) customer or 404 naming `param`.
-    pub fn customer(&self, id: &str, param: &str) -> ApiResult<&Value> {
+    pub fn customer(&self, id: &str, param: &str) -> EmulatorResult<&Value> {
         match self.customers.get(id) {
             Some(c) if c["deleted"] != json!(true) => Ok(c),
-            _ => Err(ApiError::no_such("customer", id, param)),
+            _ => Err(EmulatorError::no_such("customer", id, param)),
         }
     }
 
-    pub fn customer_mut(&mut self, id: &str, param: &str) -> ApiResult<&mut Value> {
+    pub fn customer_mut(&mut self, id: &str, param: &str) -> EmulatorResult<&mut Value> {
         match self.customers.get_mut(id) {
             Some(c) if c["deleted"] != json!(true) => Ok(c),
-            _ => Err(ApiError::no_such("customer", id, param)),
+            _ => Err(EmulatorError::no_such("customer", id, param)),
         }
     }
 
     /// Records an event with a snapshot of `object` as it is now.
     pub fn emit(&mut self, ctx: &Ctx, kind: &str, object: &Value, previous: Option<Value>) {
         self.event_seq += 1;
+        let id = new_id("evt_");
         let mut data = Map::new();
         data.insert("object".into(), object.clone());
         if let Some(p) = previous {
             data.insert("previous_attributes".into(), p);
         }
         let event = json!({
-            "id": new_id("evt_"),
+            "id": id,
             "object": "event",
             "api_version": self.api_version,
             "created": self.now(),
@@ -192,7 +200,7 @@ impl State {
             "request": {"id": ctx.request_id, "idempotency_key": ctx.idempotency_key},
             "type": kind,
         });
-        self.events.insert(event);
+        self.events.put(id, event);
     }
 
     pub fn events_in_order(&self) -> Vec<EmulatorEvent> {

@@ -1,9 +1,10 @@
 //! Prices and products (read-only through the API; the catalogue is seeded).
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::list::paginate;
 use crate::params::Params;
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::{json, Value};
 
@@ -94,14 +95,14 @@ pub fn plan_from_price(price: &Value) -> Value {
     })
 }
 
-pub fn price<'s>(st: &'s State, id: &str, param: &str) -> ApiResult<&'s Value> {
+pub fn price<'s>(st: &'s State, id: &str, param: &str) -> EmulatorResult<&'s Value> {
     st.prices
         .get(id)
-        .ok_or_else(|| ApiError::no_such("price", id, param))
+        .ok_or_else(|| EmulatorError::no_such("price", id, param))
 }
 
 pub const LIST_PRICES: Handler = list_prices;
-fn list_prices(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_prices(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "active",
         "currency",
@@ -135,13 +136,13 @@ fn list_prices(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Val
 }
 
 pub const GET_PRICE: Handler = get_price;
-fn get_price(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_price(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     price(st, arg(ids, 0), "id").cloned()
 }
 
 pub const LIST_PRODUCTS: Handler = list_products;
-fn list_products(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_products(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["active", "ids", "limit", "starting_after", "ending_before"])?;
     let active = p.boolean("active")?;
     let ids = p.strings("ids")?;
@@ -159,10 +160,18 @@ fn list_products(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<V
 }
 
 pub const GET_PRODUCT: Handler = get_product;
-fn get_product(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_product(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     st.products
         .get(arg(ids, 0))
         .cloned()
-        .ok_or_else(|| ApiError::no_such("product", arg(ids, 0), "id"))
+        .ok_or_else(|| EmulatorError::no_such("product", arg(ids, 0), "id"))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/prices", LIST_PRICES)
+        .get("/v1/prices/{price}", GET_PRICE)
+        .get("/v1/products", LIST_PRODUCTS)
+        .get("/v1/products/{product}", GET_PRODUCT)
 }

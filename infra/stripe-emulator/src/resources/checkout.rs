@@ -1,14 +1,16 @@
 //! Checkout sessions: create, retrieve, expire, and completion (what the hosted payment page does).
 
 use super::{arg, catalog, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::{json, Value};
 
 pub const CREATE: Handler = create;
-fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "mode",
         "customer",
@@ -29,18 +31,18 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     ])?;
     let mode = p
         .one_of("mode", &["payment", "setup", "subscription"])?
-        .ok_or_else(|| ApiError::missing("mode"))?;
+        .ok_or_else(|| EmulatorError::missing("mode"))?;
     let ui_mode = p
         .one_of("ui_mode", &["custom", "embedded", "hosted"])?
         .unwrap_or("hosted");
     let success_url = p.text("success_url")?;
     if ui_mode == "hosted" && success_url.is_none() {
-        return Err(ApiError::missing("success_url"));
+        return Err(EmulatorError::missing("success_url"));
     }
     let customer = p.text("customer")?;
     let customer_email = p.text("customer_email")?;
     if customer.is_some() && customer_email.is_some() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: customer, customer_email.",
         )
         .code("parameters_exclusive")
@@ -51,7 +53,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     }
     let items = p.objects("line_items")?.unwrap_or_default();
     if mode != "setup" && items.is_empty() {
-        return Err(ApiError::missing("line_items"));
+        return Err(EmulatorError::missing("line_items"));
     }
     let mut line_items = Vec::new();
     let mut total = 0i64;
@@ -62,13 +64,13 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         let price_id = it.require("price")?;
         let price = catalog::price(st, price_id, &format!("line_items[{i}][price]"))?.clone();
         let qty = it.integer("quantity")?.ok_or_else(|| {
-            ApiError::invalid_param(
+            EmulatorError::invalid_param(
                 format!("line_items[{i}][quantity]"),
                 format!("Quantity is required. Add `quantity` to `line_items[{i}]`"),
             )
         })?;
         recurring |= price["type"] == "recurring";
-        let amount = price["unit_amount"].as_i64().unwrap_or(0) * qty;
+        let amount = price.i64_field("unit_amount")? * qty;
         total += amount;
         currency = price["currency"].clone();
         line_items.push(json!({
@@ -79,19 +81,19 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
             "amount_tax": 0,
             "amount_total": amount,
             "currency": price["currency"],
-            "description": st.products.get(price["product"].as_str().unwrap_or_default()).map(|p| p["name"].clone()),
+            "description": st.products.get(price.str_field("product")?).map(|p| p["name"].clone()),
             "price": price,
             "quantity": qty,
         }));
     }
     if mode == "payment" && recurring {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "line_items",
             "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
         ));
     }
     if mode != "payment" && p.raw("payment_intent_data").is_some() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_intent_data",
             "You can not pass `payment_intent_data` in `subscription` or `setup` mode.",
         ));
@@ -100,7 +102,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         pd.allow(&["metadata", "description", "receipt_email"])?;
     }
     if mode == "subscription" && !recurring {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "line_items",
             "You must provide at least one recurring price in `subscription` mode when using prices.",
         ));
@@ -176,7 +178,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
         "url": url,
         "wallet_options": null,
     });
-    st.checkout_sessions.insert(session.clone());
+    st.checkout_sessions.insert(session.clone())?;
     // Kept aside for completing the session later (`line_items` is not part of the object).
     let subscription_data = p.raw("subscription_data").cloned().unwrap_or(Value::Null);
     let payment_intent_data = p.raw("payment_intent_data").cloned().unwrap_or(Value::Null);
@@ -188,34 +190,34 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))
 }
 
 pub const EXPIRE: Handler = expire;
 /// Only an open session can be expired; afterwards it cannot be paid.
-fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn expire(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["expand"])?;
     let id = arg(ids, 0);
     let mut session = st
         .checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))?;
     if session["status"] != "open" {
-        return Err(ApiError::invalid(format!(
+        return Err(EmulatorError::invalid(format!(
             "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
-            session["status"].as_str().unwrap_or_default()
+            session.str_field("status")?
         )));
     }
     session["status"] = json!("expired");
     session["url"] = Value::Null;
-    st.checkout_sessions.insert(session.clone());
+    st.checkout_sessions.insert(session.clone())?;
     st.emit(ctx, "checkout.session.expired", &session, None);
     Ok(session)
 }
@@ -234,33 +236,33 @@ pub const TEST_CARDS: &[(&str, &str)] = &[
 /// attached, in subscription mode the subscription and its paid first invoice, then the
 /// session `complete`/`paid` and `checkout.session.completed`. A declined card is Stripe's
 /// `card_declined` error and (the caller restoring state) changes nothing.
-pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Value> {
+pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> EmulatorResult<Value> {
     let session = st
         .checkout_sessions
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("checkout.session", id, "session"))?;
+        .ok_or_else(|| EmulatorError::no_such("checkout.session", id, "session"))?;
     match session["status"].as_str() {
         Some("open") => {}
         Some("complete") => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "This Checkout Session has already been completed.",
             ))
         }
         _ => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "This Checkout Session is no longer active.",
             ))
         }
     }
     if st.pm_templates.get(pm).is_none() {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "payment_method",
             format!("Unknown test payment method: {pm}. Use pm_card_visa, pm_card_mastercard, pm_card_chargeDeclined, pm_usBankAccount or pm_sepaDebit."),
         ));
     }
     if pm == crate::seed::PM_DECLINED || super::payment_methods::charge_fails(st, pm) {
-        return Err(ApiError::card_declined());
+        return Err(EmulatorError::card_declined());
     }
     let customer_id = match session["customer"].as_str() {
         Some(c) => {
@@ -273,7 +275,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
                 cp["email"] = json!(e);
             }
             let c = super::customers::CREATE(st, ctx, &Params::root(&cp), &[])?;
-            c["id"].as_str().unwrap_or_default().to_string()
+            c.id()?.to_string()
         }
     };
     let extras = st.checkout_extras.get(id).cloned().unwrap_or(Value::Null);
@@ -288,7 +290,7 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
             ctx,
             &customer_id,
             &used,
-            session["amount_total"].as_i64().unwrap_or(0),
+            session.i64_field("amount_total")?,
             &session["currency"],
             &extras["payment_intent_data"],
         )?;
@@ -345,15 +347,22 @@ pub fn complete(st: &mut State, ctx: &Ctx, id: &str, pm: &str) -> ApiResult<Valu
         "tax_exempt": customer["tax_exempt"],
         "tax_ids": [],
     });
-    st.checkout_sessions.insert(done.clone());
+    st.checkout_sessions.insert(done.clone())?;
     st.emit(ctx, "checkout.session.completed", &done, None);
     Ok(done)
 }
 
 /// `success_url` with `{CHECKOUT_SESSION_ID}` replaced, as Stripe does.
-pub fn success_url(session: &Value) -> Option<String> {
-    let id = session["id"].as_str().unwrap_or_default();
-    session["success_url"]
-        .as_str()
-        .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id))
+pub fn success_url(session: &Value) -> EmulatorResult<Option<String>> {
+    let id = session.id()?;
+    Ok(session
+        .opt_str_field("success_url")?
+        .map(|u| u.replace("{CHECKOUT_SESSION_ID}", id)))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .post("/v1/checkout/sessions", CREATE)
+        .get("/v1/checkout/sessions/{session}", GET)
+        .post("/v1/checkout/sessions/{session}/expire", EXPIRE)
 }

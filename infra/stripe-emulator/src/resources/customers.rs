@@ -1,10 +1,12 @@
 //! Customers: create, retrieve, update, delete, list, search.
 
 use super::{address, arg, payment_methods, subscriptions, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::{new_id, random_alnum};
 use crate::list::{limit, paginate};
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -56,7 +58,7 @@ fn new_customer(id: &str, now: i64) -> Value {
 
 /// Applies the writable fields shared by create and update. `default_pm` is resolved by
 /// the caller because it must name a payment method attached to this customer.
-fn apply_fields(c: &mut Value, p: &Params) -> ApiResult<()> {
+fn apply_fields(c: &mut Value, p: &Params) -> EmulatorResult<()> {
     for key in ["description", "email", "name", "phone"] {
         if let Some(v) = p.string(key)? {
             c[key] = if v.is_empty() { Value::Null } else { json!(v) };
@@ -71,7 +73,7 @@ fn apply_fields(c: &mut Value, p: &Params) -> ApiResult<()> {
             Some(s) => {
                 s.allow(&["address", "name", "phone"])?;
                 json!({
-                    "address": address(&s, "address")?.ok_or_else(|| ApiError::missing(&s.name("address")))?,
+                    "address": address(&s, "address")?.ok_or_else(|| EmulatorError::missing(&s.name("address")))?,
                     "name": s.require("name")?,
                     "phone": s.text("phone")?,
                 })
@@ -99,7 +101,7 @@ fn apply_fields(c: &mut Value, p: &Params) -> ApiResult<()> {
     Ok(())
 }
 
-fn default_pm_param<'a>(p: &Params<'a>) -> ApiResult<Option<&'a str>> {
+fn default_pm_param<'a>(p: &Params<'a>) -> EmulatorResult<Option<&'a str>> {
     match p.sub("invoice_settings")? {
         Some(inv) => inv.string("default_payment_method"),
         None => Ok(None),
@@ -107,7 +109,7 @@ fn default_pm_param<'a>(p: &Params<'a>) -> ApiResult<Option<&'a str>> {
 }
 
 pub const CREATE: Handler = create;
-fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     let mut allowed = WRITABLE.to_vec();
     allowed.push("payment_method");
     p.allow(&allowed)?;
@@ -119,15 +121,19 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     // Validate before any effect so a rejected request leaves nothing behind.
     if let Some(pm) = pm_param {
         if st.payment_methods.get(pm).is_none() && st.pm_templates.get(pm).is_none() {
-            return Err(ApiError::no_such("PaymentMethod", pm, "payment_method"));
+            return Err(EmulatorError::no_such(
+                "PaymentMethod",
+                pm,
+                "payment_method",
+            ));
         }
         if pm == crate::seed::PM_DECLINED {
-            return Err(ApiError::card_declined());
+            return Err(EmulatorError::card_declined());
         }
     }
     if let Some(d) = default_pm {
         if Some(d) != pm_param {
-            return Err(ApiError::invalid(format!(
+            return Err(EmulatorError::invalid(format!(
                 "The customer does not have a payment method with the ID {d}. The payment method must be attached to the customer."
             ))
             .param("invoice_settings[default_payment_method]"));
@@ -145,7 +151,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     if let (Some(_), Some(a)) = (default_pm, &attach_id) {
         c["invoice_settings"]["default_payment_method"] = json!(a);
     }
-    st.customers.insert(c.clone());
+    st.customers.insert(c.clone())?;
     st.emit(ctx, "customer.created", &c, None);
     if let (Some(pm), Some(a)) = (pm_param, attach_id) {
         payment_methods::attach_as(st, ctx, pm, &id, "payment_method", a)?;
@@ -154,18 +160,18 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     // Deleted customers stay retrievable as a stub, as on Stripe.
     st.customers
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("customer", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("customer", id, "id"))
 }
 
 pub const UPDATE: Handler = update;
-fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(WRITABLE)?;
     let id = arg(ids, 0);
     let before = st.customer(id, "id")?.clone();
@@ -185,7 +191,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
         }
     }
     if after != before {
-        st.customers.insert(after.clone());
+        st.customers.insert(after.clone())?;
         st.emit(
             ctx,
             "customer.updated",
@@ -197,7 +203,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
 }
 
 pub const DELETE: Handler = delete;
-fn delete(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn delete(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     let before = st.customer(id, "id")?.clone();
@@ -214,13 +220,13 @@ fn delete(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
         subscriptions::cancel_now(st, ctx, &sub, None)?;
     }
     let stub = json!({"id": id, "object": "customer", "deleted": true});
-    st.customers.insert(stub.clone());
+    st.customers.insert(stub.clone())?;
     st.emit(ctx, "customer.deleted", &before, None);
     Ok(stub)
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "email",
         "created",
@@ -250,8 +256,8 @@ struct Clause {
 }
 
 /// Parses `email:'a@b.c' AND metadata['k']:'v'` (also `OR`, `~` substring, `-` negation).
-fn parse_query(q: &str) -> ApiResult<(Vec<Clause>, bool)> {
-    let err = |m: String| ApiError::invalid_param("query", m);
+fn parse_query(q: &str) -> EmulatorResult<(Vec<Clause>, bool)> {
+    let err = |m: String| EmulatorError::invalid_param("query", m);
     let mut clauses = Vec::new();
     let mut joiner: Option<&str> = None;
     let mut rest = q.trim();
@@ -341,7 +347,7 @@ fn matches(c: &Value, clause: &Clause) -> bool {
 }
 
 pub const SEARCH: Handler = search;
-fn search(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn search(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["query", "limit", "page"])?;
     let query = p.require("query")?;
     let (clauses, any) = parse_query(query)?;
@@ -368,14 +374,14 @@ fn search(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
                 .position(|c| c["id"] == after)
                 .map(|i| i + 1)
                 .ok_or_else(|| {
-                    ApiError::invalid_param("page", format!("Invalid page token: {tok}"))
+                    EmulatorError::invalid_param("page", format!("Invalid page token: {tok}"))
                 })?
         }
     };
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     let has_more = all.len() > start + page.len();
     let next_page = match (has_more, page.last()) {
-        (true, Some(last)) => json!(format!("page_{}", last["id"].as_str().unwrap_or_default())),
+        (true, Some(last)) => json!(format!("page_{}", last.id()?)),
         _ => Value::Null,
     };
     Ok(json!({
@@ -385,6 +391,16 @@ fn search(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
         "next_page": next_page,
         "url": "/v1/customers/search",
     }))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/customers", LIST)
+        .post("/v1/customers", CREATE)
+        .get("/v1/customers/search", SEARCH)
+        .get("/v1/customers/{customer}", GET)
+        .post("/v1/customers/{customer}", UPDATE)
+        .delete("/v1/customers/{customer}", DELETE)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Events: list (type filter incl. `customer.*` wildcards) and retrieve.
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::list::paginate;
 use crate::params::Params;
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ fn type_matches(pattern: &str, kind: &str) -> bool {
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "type",
         "types",
@@ -28,7 +29,7 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
     let kind = p.text("type")?;
     let types = p.strings("types")?;
     if kind.is_some() && types.is_some() {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: type, types.",
         )
         .code("parameters_exclusive")
@@ -50,11 +51,17 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.events
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("event", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("event", id, "id"))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/events", LIST)
+        .get("/v1/events/{event}", GET)
 }

@@ -1,10 +1,12 @@
 //! Invoices: created by subscriptions (first period), listed and retrieved through the API.
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::Params;
+use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::{json, Value};
 
@@ -25,23 +27,26 @@ pub enum Payment {
 
 /// The payment outcome of charging a subscription's default payment method (or else its
 /// customer's): Stripe's `pm_card_chargeCustomerFail` attaches fine and then declines.
-pub fn payment_for(st: &State, sub: &Value) -> Payment {
-    let customer = st
-        .customers
-        .get(sub["customer"].as_str().unwrap_or_default());
-    let pm = sub["default_payment_method"].as_str().or_else(|| {
-        customer.and_then(|c| c["invoice_settings"]["default_payment_method"].as_str())
-    });
-    match pm {
+pub fn payment_for(st: &State, sub: &Value) -> EmulatorResult<Payment> {
+    let pm = match sub.opt_str_field("default_payment_method")? {
+        Some(pm) => Some(pm),
+        None => match st.customers.get(sub.str_field("customer")?) {
+            Some(c) => c
+                .field("invoice_settings")?
+                .opt_str_field("default_payment_method")?,
+            None => None,
+        },
+    };
+    Ok(match pm {
         None => Payment::NoAttempt,
         Some(pm) if super::payment_methods::charge_fails(st, pm) => Payment::Fail,
         Some(_) => Payment::Succeed,
-    }
+    })
 }
 
 /// The invoice line for one pending invoice item (a proration).
-fn invoice_item_line(ii: &Value, invoice: &str) -> Value {
-    json!({
+fn invoice_item_line(ii: &Value, invoice: &str) -> EmulatorResult<Value> {
+    Ok(json!({
         "id": new_id("il_"),
         "object": "line_item",
         "amount": ii["amount"],
@@ -68,11 +73,11 @@ fn invoice_item_line(ii: &Value, invoice: &str) -> Value {
         "pretax_credit_amounts": [],
         "pricing": ii["pricing"],
         "quantity": ii["quantity"],
-        "quantity_decimal": ii["quantity"].as_i64().unwrap_or(1).to_string(),
+        "quantity_decimal": ii.i64_field("quantity")?.to_string(),
         "subscription": ii["parent"]["subscription_details"]["subscription"],
         "subtotal": ii["amount"],
         "taxes": [],
-    })
+    }))
 }
 
 /// Creates a pending invoice item (a proration) for a subscription item, with
@@ -85,7 +90,7 @@ pub fn create_proration_item(
     amount: i64,
     description: String,
     period: (i64, i64),
-) -> Value {
+) -> EmulatorResult<Value> {
     let now = st.now();
     let price = &item["price"];
     let ii = json!({
@@ -119,9 +124,9 @@ pub fn create_proration_item(
         "tax_rates": [],
         "test_clock": null,
     });
-    st.invoice_items.insert(ii.clone());
+    st.invoice_items.insert(ii.clone())?;
     st.emit(ctx, "invoiceitem.created", &ii, None);
-    ii
+    Ok(ii)
 }
 
 /// Creates, finalizes and (per `payment`) pays an invoice for `sub`: the current period of
@@ -134,32 +139,32 @@ pub fn bill(
     reason: &str,
     payment: Payment,
     with_items: bool,
-) -> ApiResult<Value> {
+) -> EmulatorResult<Value> {
     let now = st.now();
-    let sub_id = sub["id"].as_str().unwrap_or_default();
-    let customer_id = sub["customer"].as_str().unwrap_or_default();
+    let sub_id = sub.id()?;
+    let customer_id = sub.str_field("customer")?;
     let trialing = sub["status"] == "trialing";
     let mut lines = Vec::new();
     let mut total = 0;
     let items = if with_items {
-        sub["items"]["data"].as_array().cloned().unwrap_or_default()
+        sub.field("items")?.array_field("data")?.clone()
     } else {
         Vec::new()
     };
     for item in &items {
         let price = &item["price"];
-        let qty = item["quantity"].as_i64().unwrap_or(1);
+        let qty = item.i64_field("quantity")?;
         // A trial's first invoice bills nothing ("Trial period for Portico Pro").
         let unit = if trialing {
             0
         } else {
-            price["unit_amount"].as_i64().unwrap_or(0)
+            price.i64_field("unit_amount")?
         };
         let amount = unit * qty;
         total += amount;
         let product_name = st
             .products
-            .get(price["product"].as_str().unwrap_or_default())
+            .get(price.str_field("product")?)
             .and_then(|p| p["name"].as_str())
             .unwrap_or("Subscription")
             .to_string();
@@ -168,8 +173,8 @@ pub fn bill(
         } else {
             format!(
                 "{qty} × {product_name} (at {} / {})",
-                money(price["unit_amount"].as_i64().unwrap_or(0)),
-                price["recurring"]["interval"].as_str().unwrap_or("month")
+                money(price.i64_field("unit_amount")?),
+                price.field("recurring")?.str_field("interval")?
             )
         };
         lines.push(json!({
@@ -219,8 +224,8 @@ pub fn bill(
     for ii_id in &pending {
         if let Some(ii) = st.invoice_items.get_mut(ii_id) {
             ii["invoice"] = json!(id);
-            total += ii["amount"].as_i64().unwrap_or(0);
-            lines.push(invoice_item_line(ii, id));
+            total += ii.i64_field("amount")?;
+            lines.push(invoice_item_line(ii, id)?);
         }
     }
     let customer = st.customer(customer_id, "customer")?.clone();
@@ -308,13 +313,13 @@ pub fn bill(
     st.emit(ctx, "invoice.created", &invoice, None);
 
     // Finalize: number from the customer's prefix and sequence, hosted pages on the emulator.
-    let seq = customer["next_invoice_sequence"].as_i64().unwrap_or(1);
+    let seq = customer.i64_field("next_invoice_sequence")?;
     if let Ok(c) = st.customer_mut(customer_id, "customer") {
         c["next_invoice_sequence"] = json!(seq + 1);
     }
     invoice["number"] = json!(format!(
         "{}-{seq:04}",
-        customer["invoice_prefix"].as_str().unwrap_or("EMU")
+        customer.str_field("invoice_prefix")?
     ));
     invoice["status"] = json!("open");
     invoice["effective_at"] = json!(now);
@@ -347,12 +352,12 @@ pub fn bill(
         st.emit(ctx, "invoice.paid", &invoice, None);
         st.emit(ctx, "invoice.payment_succeeded", &invoice, None);
     }
-    st.invoices.insert(invoice.clone());
+    st.invoices.insert(invoice.clone())?;
     Ok(invoice)
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "subscription",
@@ -382,13 +387,13 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.invoices
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("invoice", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("invoice", id, "id"))
 }
 
 /// `POST /v1/invoices/create_preview` for a change of an existing subscription: the change is
@@ -397,26 +402,26 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
 /// restarts the period) that is the invoice due now (`next_payment_attempt: null`); otherwise
 /// it is the next renewal's invoice, the prorations included, dated at the period end.
 pub const CREATE_PREVIEW: Handler = create_preview;
-fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["customer", "subscription", "subscription_details", "expand"])?;
     let sub_id = p
         .text("subscription")?
-        .ok_or_else(|| ApiError::missing("subscription"))?;
+        .ok_or_else(|| EmulatorError::missing("subscription"))?;
     let before = st
         .subscriptions
         .get(sub_id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("subscription", sub_id, "subscription"))?;
+        .ok_or_else(|| EmulatorError::no_such("subscription", sub_id, "subscription"))?;
     if let Some(c) = p.text("customer")? {
         if before["customer"] != c {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "subscription",
                 format!("The subscription {sub_id} does not belong to customer {c}."),
             ));
         }
     }
     if before["status"] == "canceled" {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             "subscription",
             "You cannot preview the upcoming invoice for a canceled subscription.",
         ));
@@ -444,11 +449,11 @@ fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
             None => e,
         })?;
     let (mut invoice, due_now) = if changed["latest_invoice"] != before["latest_invoice"] {
-        let id = changed["latest_invoice"].as_str().unwrap_or_default();
+        let id = changed.str_field("latest_invoice")?;
         (world.invoices.get(id).cloned().unwrap_or(Value::Null), true)
     } else {
         let renewed = super::subscriptions::renew(&mut world, ctx, sub_id)?;
-        let id = renewed["latest_invoice"].as_str().unwrap_or_default();
+        let id = renewed.str_field("latest_invoice")?;
         (
             world.invoices.get(id).cloned().unwrap_or(Value::Null),
             false,
@@ -478,4 +483,11 @@ fn create_preview(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
     invoice["webhooks_delivered_at"] = Value::Null;
     invoice["status_transitions"] = json!({"finalized_at": null, "marked_uncollectible_at": null, "paid_at": null, "voided_at": null});
     Ok(invoice)
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/invoices", LIST)
+        .post("/v1/invoices/create_preview", CREATE_PREVIEW)
+        .get("/v1/invoices/{invoice}", GET)
 }

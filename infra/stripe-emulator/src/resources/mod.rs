@@ -11,16 +11,37 @@ pub mod payments;
 pub mod portal;
 pub mod subscriptions;
 
-use crate::error::ApiResult;
+use crate::error::EmulatorResult;
 use crate::params::Params;
+use crate::server::Shared;
 use crate::state::{Ctx, State};
+use axum::Router;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Every endpoint: state (locked), request context, parameters, path ids.
-pub type Handler = fn(&mut State, &Ctx, &Params, &[&str]) -> ApiResult<Value>;
+pub type Handler = fn(&mut State, &Ctx, &Params, &[&str]) -> EmulatorResult<Value>;
+
+/// Every `/v1` endpoint, each resource contributing its own.
+pub fn routes() -> Router<Arc<Shared>> {
+    [
+        customers::routes(),
+        payment_methods::routes(),
+        subscriptions::routes(),
+        invoices::routes(),
+        catalog::routes(),
+        portal::routes(),
+        checkout::routes(),
+        payments::routes(),
+        coupons::routes(),
+        events::routes(),
+    ]
+    .into_iter()
+    .fold(Router::new(), |all, r| all.merge(r.into_router()))
+}
 
 /// `address` hash → Stripe's address object with every key present.
-pub fn address(p: &Params, key: &str) -> ApiResult<Option<Value>> {
+pub fn address(p: &Params, key: &str) -> EmulatorResult<Option<Value>> {
     let Some(a) = p.sub(key)? else {
         return Ok(None);
     };

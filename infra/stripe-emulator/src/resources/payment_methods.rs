@@ -2,11 +2,12 @@
 //! list and retrieve.
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
 use crate::params::Params;
 use crate::seed::PM_DECLINED;
+use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -90,7 +91,7 @@ pub fn attach(
     pm_id: &str,
     customer_id: &str,
     pm_param: &str,
-) -> ApiResult<String> {
+) -> EmulatorResult<String> {
     attach_as(st, ctx, pm_id, customer_id, pm_param, new_id("pm_"))
 }
 
@@ -103,10 +104,10 @@ pub fn attach_as(
     customer_id: &str,
     pm_param: &str,
     clone_id: String,
-) -> ApiResult<String> {
+) -> EmulatorResult<String> {
     st.customer(customer_id, "customer")?;
     if pm_id == PM_DECLINED {
-        return Err(ApiError::card_declined());
+        return Err(EmulatorError::card_declined());
     }
     let now = st.now();
     let id = if let Some(t) = st.pm_templates.get(pm_id) {
@@ -115,24 +116,24 @@ pub fn attach_as(
         pm["id"] = json!(id);
         pm["created"] = json!(now);
         pm["customer"] = json!(customer_id);
-        st.payment_methods.insert(pm);
+        st.payment_methods.insert(pm)?;
         id
     } else {
         let pm = st
             .payment_methods
             .get_mut(pm_id)
-            .ok_or_else(|| ApiError::no_such("PaymentMethod", pm_id, pm_param))?;
+            .ok_or_else(|| EmulatorError::no_such("PaymentMethod", pm_id, pm_param))?;
         match pm["customer"].as_str() {
             Some(c) if c == customer_id => return Ok(pm_id.to_string()),
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(EmulatorError::invalid(
                     "The payment method you provided has already been attached to a customer.",
                 )
                 .param(pm_param))
             }
             None => {
                 // Stripe refuses to reuse a payment method once it has been detached.
-                return Err(ApiError::invalid(
+                return Err(EmulatorError::invalid(
                     "This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again.",
                 )
                 .param(pm_param));
@@ -147,15 +148,15 @@ pub fn attach_as(
 
 /// A fresh `pm_...` from a test token, attached to no customer: what a one-time payment
 /// leaves behind when the method is not saved.
-pub fn clone_unattached(st: &mut State, template: &str) -> ApiResult<Value> {
+pub fn clone_unattached(st: &mut State, template: &str) -> EmulatorResult<Value> {
     let mut pm = st
         .pm_templates
         .get(template)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("PaymentMethod", template, "payment_method"))?;
+        .ok_or_else(|| EmulatorError::no_such("PaymentMethod", template, "payment_method"))?;
     pm["id"] = json!(new_id("pm_"));
     pm["created"] = json!(st.now());
-    st.payment_methods.insert(pm.clone());
+    st.payment_methods.insert(pm.clone())?;
     Ok(pm)
 }
 
@@ -168,46 +169,55 @@ pub fn charge_fails(st: &State, pm_id: &str) -> bool {
 }
 
 /// Checks that `pm_id` is attached to `customer_id` (for default payment method params).
-pub fn ensure_attached(st: &State, pm_id: &str, customer_id: &str, param: &str) -> ApiResult<()> {
+pub fn ensure_attached(
+    st: &State,
+    pm_id: &str,
+    customer_id: &str,
+    param: &str,
+) -> EmulatorResult<()> {
     match st.payment_methods.get(pm_id) {
         Some(pm) if pm["customer"] == customer_id => Ok(()),
-        Some(_) => Err(ApiError::invalid(format!(
+        Some(_) => Err(EmulatorError::invalid(format!(
             "The customer does not have a payment method with the ID {pm_id}. The payment method must be attached to the customer."
         ))
         .param(param)),
-        None if st.pm_templates.get(pm_id).is_some() => Err(ApiError::invalid(format!(
+        None if st.pm_templates.get(pm_id).is_some() => Err(EmulatorError::invalid(format!(
             "The customer does not have a payment method with the ID {pm_id}. The payment method must be attached to the customer."
         ))
         .param(param)),
-        None => Err(ApiError::no_such("PaymentMethod", pm_id, param)),
+        None => Err(EmulatorError::no_such("PaymentMethod", pm_id, param)),
     }
 }
 
 pub const ATTACH: Handler = attach_handler;
-fn attach_handler(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn attach_handler(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["customer"])?;
     let customer = p.require("customer")?;
     let pm = arg(ids, 0);
     if st.payment_methods.get(pm).is_none() && st.pm_templates.get(pm).is_none() {
-        return Err(ApiError::no_such("PaymentMethod", pm, "payment_method"));
+        return Err(EmulatorError::no_such(
+            "PaymentMethod",
+            pm,
+            "payment_method",
+        ));
     }
     let id = attach(st, ctx, pm, customer, "payment_method")?;
     st.payment_methods
         .get(&id)
         .cloned()
-        .ok_or_else(|| ApiError::internal("attach lost the payment method"))
+        .ok_or_else(|| EmulatorError::internal("attach lost the payment method"))
 }
 
 pub const DETACH: Handler = detach_handler;
-fn detach_handler(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn detach_handler(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     let pm = st
         .payment_methods
         .get_mut(id)
-        .ok_or_else(|| ApiError::no_such("PaymentMethod", id, "payment_method"))?;
+        .ok_or_else(|| EmulatorError::no_such("PaymentMethod", id, "payment_method"))?;
     let Some(customer) = pm["customer"].as_str().map(str::to_string) else {
-        return Err(ApiError::invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
+        return Err(EmulatorError::invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
             .param("payment_method"));
     };
     let old = pm.clone();
@@ -238,18 +248,18 @@ fn detach_handler(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiRes
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.payment_methods
         .get(id)
         .or_else(|| st.pm_templates.get(id))
         .cloned()
-        .ok_or_else(|| ApiError::no_such("PaymentMethod", id, "id"))
+        .ok_or_else(|| EmulatorError::no_such("PaymentMethod", id, "id"))
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "type",
@@ -273,7 +283,7 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
 }
 
 pub const LIST_FOR_CUSTOMER: Handler = list_for_customer;
-fn list_for_customer(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn list_for_customer(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "type",
         "allow_redisplay",
@@ -297,4 +307,16 @@ fn list_for_customer(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiRe
         &format!("/v1/customers/{customer}/payment_methods"),
         "payment_method",
     )
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get(
+            "/v1/customers/{customer}/payment_methods",
+            LIST_FOR_CUSTOMER,
+        )
+        .get("/v1/payment_methods", LIST)
+        .get("/v1/payment_methods/{payment_method}", GET)
+        .post("/v1/payment_methods/{payment_method}/attach", ATTACH)
+        .post("/v1/payment_methods/{payment_method}/detach", DETACH)
 }

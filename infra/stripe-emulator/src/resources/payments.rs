@@ -2,10 +2,12 @@
 //! refunds of those charges (full or partial) with `charge.refunded`.
 
 use super::{arg, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -61,7 +63,7 @@ pub fn charge_now(
     amount: i64,
     currency: &Value,
     intent_data: &Value,
-) -> ApiResult<Value> {
+) -> EmulatorResult<Value> {
     let now = st.now();
     let pi_id = new_id("pi_");
     let ch_id = new_id("ch_");
@@ -170,30 +172,30 @@ pub fn charge_now(
         "transfer_data": null,
         "transfer_group": null,
     });
-    st.charges.insert(charge.clone());
+    st.charges.insert(charge.clone())?;
     st.emit(ctx, "charge.succeeded", &charge, None);
     let mut pi = created.clone();
     pi["amount_received"] = json!(amount);
     pi["latest_charge"] = json!(ch_id);
     pi["payment_method"] = pm["id"].clone();
     pi["status"] = json!("succeeded");
-    st.payment_intents.insert(pi.clone());
+    st.payment_intents.insert(pi.clone())?;
     st.emit(ctx, "payment_intent.succeeded", &pi, None);
     Ok(pi)
 }
 
 pub const GET_PAYMENT_INTENT: Handler = get_payment_intent;
-fn get_payment_intent(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_payment_intent(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["client_secret"])?;
     let id = arg(ids, 0);
     st.payment_intents
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("payment_intent", id, "intent"))
+        .ok_or_else(|| EmulatorError::no_such("payment_intent", id, "intent"))
 }
 
 pub const LIST_PAYMENT_INTENTS: Handler = list_payment_intents;
-fn list_payment_intents(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_payment_intents(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "created",
@@ -212,17 +214,17 @@ fn list_payment_intents(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiR
 }
 
 pub const GET_CHARGE: Handler = get_charge;
-fn get_charge(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_charge(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.charges
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("charge", id, "charge"))
+        .ok_or_else(|| EmulatorError::no_such("charge", id, "charge"))
 }
 
 pub const LIST_CHARGES: Handler = list_charges;
-fn list_charges(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_charges(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "payment_intent",
@@ -247,7 +249,7 @@ fn list_charges(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Va
 /// or through its payment intent. Stripe refunds test cards at once (`succeeded`), records
 /// `refund.created` and `charge.refunded` (the charge with its new `amount_refunded`).
 pub const CREATE_REFUND: Handler = create_refund;
-fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["charge", "payment_intent", "amount", "reason", "metadata"])?;
     let reason = p.one_of(
         "reason",
@@ -255,7 +257,7 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
     )?;
     let charge_id = match (p.text("charge")?, p.text("payment_intent")?) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "You may only specify one of these parameters: charge, payment_intent.",
             )
             .code("parameters_exclusive")
@@ -266,19 +268,19 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
             let intent = st
                 .payment_intents
                 .get(pi)
-                .ok_or_else(|| ApiError::no_such("payment_intent", pi, "payment_intent"))?;
+                .ok_or_else(|| EmulatorError::no_such("payment_intent", pi, "payment_intent"))?;
             intent["latest_charge"]
                 .as_str()
                 .map(str::to_string)
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
+                    EmulatorError::invalid(format!(
                         "This PaymentIntent ({pi}) does not have a successful charge to refund."
                     ))
                     .param("payment_intent")
                 })?
         }
         (None, None) => {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "One of the following params should be provided for this request: payment_intent or charge.",
             ))
         }
@@ -287,25 +289,25 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
         .charges
         .get(&charge_id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("charge", &charge_id, "charge"))?;
-    let captured = before["amount_captured"].as_i64().unwrap_or(0);
-    let left = captured - before["amount_refunded"].as_i64().unwrap_or(0);
+        .ok_or_else(|| EmulatorError::no_such("charge", &charge_id, "charge"))?;
+    let captured = before.i64_field("amount_captured")?;
+    let left = captured - before.i64_field("amount_refunded")?;
     if left <= 0 {
-        return Err(
-            ApiError::invalid(format!("Charge {charge_id} has already been refunded."))
-                .code("charge_already_refunded"),
-        );
+        return Err(EmulatorError::invalid(format!(
+            "Charge {charge_id} has already been refunded."
+        ))
+        .code("charge_already_refunded"));
     }
     let amount = match p.integer("amount")? {
         None => left,
         Some(a) if a <= 0 => {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "amount",
                 "Invalid positive integer",
             ))
         }
         Some(a) if a > left => {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "amount",
                 format!(
                     "Refund amount ({}) is greater than unrefunded amount on charge ({})",
@@ -342,7 +344,7 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
         "status": "succeeded",
         "transfer_reversal": null,
     });
-    st.refunds.insert(refund.clone());
+    st.refunds.insert(refund.clone())?;
     st.emit(ctx, "refund.created", &refund, None);
     let mut charge = before.clone();
     let refunded = captured - left + amount;
@@ -353,7 +355,7 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
     }
     charge["refunds"]["total_count"] =
         json!(charge["refunds"]["data"].as_array().map_or(0, Vec::len));
-    st.charges.insert(charge.clone());
+    st.charges.insert(charge.clone())?;
     st.emit(
         ctx,
         "charge.refunded",
@@ -364,17 +366,17 @@ fn create_refund(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult
 }
 
 pub const GET_REFUND: Handler = get_refund;
-fn get_refund(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_refund(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     let id = arg(ids, 0);
     st.refunds
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::no_such("refund", id, "refund"))
+        .ok_or_else(|| EmulatorError::no_such("refund", id, "refund"))
 }
 
 pub const LIST_REFUNDS: Handler = list_refunds;
-fn list_refunds(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_refunds(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "charge",
         "payment_intent",
@@ -393,4 +395,15 @@ fn list_refunds(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Va
         .cloned()
         .collect();
     paginate(items, p, "/v1/refunds", "refund")
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/payment_intents", LIST_PAYMENT_INTENTS)
+        .get("/v1/payment_intents/{intent}", GET_PAYMENT_INTENT)
+        .get("/v1/charges", LIST_CHARGES)
+        .get("/v1/charges/{charge}", GET_CHARGE)
+        .get("/v1/refunds", LIST_REFUNDS)
+        .post("/v1/refunds", CREATE_REFUND)
+        .get("/v1/refunds/{refund}", GET_REFUND)
 }

@@ -2,10 +2,12 @@
 //! with Stripe's validation of `flow_data`).
 
 use super::{arg, subscriptions::UPDATABLE, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::{new_id, random_alnum};
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -44,7 +46,7 @@ fn default_features() -> Value {
 }
 
 /// Applies `features[...]` params onto `f`. On create each given feature needs `enabled`.
-fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiResult<()> {
+fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> EmulatorResult<()> {
     p.allow(&[
         "customer_update",
         "invoice_history",
@@ -52,10 +54,10 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
         "subscription_cancel",
         "subscription_update",
     ])?;
-    let enabled = |fp: &Params, target: &mut Value| -> ApiResult<()> {
+    let enabled = |fp: &Params, target: &mut Value| -> EmulatorResult<()> {
         match fp.boolean("enabled")? {
             Some(e) => target["enabled"] = json!(e),
-            None if creating => return Err(ApiError::missing(&fp.name("enabled"))),
+            None if creating => return Err(EmulatorError::missing(&fp.name("enabled"))),
             None => {}
         }
         Ok(())
@@ -68,7 +70,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
                 if !["address", "email", "name", "phone", "shipping", "tax_id"]
                     .contains(&u.as_str())
                 {
-                    return Err(ApiError::invalid_param(
+                    return Err(EmulatorError::invalid_param(
                         cu.name("allowed_updates"),
                         format!("Invalid allowed_updates value: {u}"),
                     ));
@@ -106,7 +108,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
         if f["subscription_cancel"]["proration_behavior"] == "create_prorations"
             && f["subscription_cancel"]["mode"] != "immediately"
         {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 sc.name("proration_behavior"),
                 "`proration_behavior` of `create_prorations` is only compatible with `mode=immediately`.",
             ));
@@ -115,15 +117,15 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
             cr.allow(&["enabled", "options"])?;
             let e = cr
                 .boolean("enabled")?
-                .ok_or_else(|| ApiError::missing(&cr.name("enabled")))?;
+                .ok_or_else(|| EmulatorError::missing(&cr.name("enabled")))?;
             let options = cr
                 .strings("options")?
-                .ok_or_else(|| ApiError::missing(&cr.name("options")))?;
+                .ok_or_else(|| EmulatorError::missing(&cr.name("options")))?;
             if let Some(bad) = options
                 .iter()
                 .find(|o| !CANCEL_REASONS.contains(&o.as_str()))
             {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     cr.name("options"),
                     format!("Invalid cancellation reason option: {bad}"),
                 ));
@@ -148,7 +150,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
                 .iter()
                 .find(|u| !["price", "promotion_code", "quantity"].contains(&u.as_str()))
             {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     su.name("default_allowed_updates"),
                     format!("Invalid default_allowed_updates value: {bad}"),
                 ));
@@ -157,7 +159,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
         }
         if let Some(products) = su.objects("products")? {
             if products.len() > 10 {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     su.name("products"),
                     "You can specify at most 10 products.",
                 ));
@@ -167,16 +169,22 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
                 pr.allow(&["product", "prices", "adjustable_quantity"])?;
                 let product = pr.require("product")?;
                 if st.products.get(product).is_none() {
-                    return Err(ApiError::no_such("product", product, &pr.name("product")));
+                    return Err(EmulatorError::no_such(
+                        "product",
+                        product,
+                        &pr.name("product"),
+                    ));
                 }
                 let prices = pr
                     .strings("prices")?
-                    .ok_or_else(|| ApiError::missing(&pr.name("prices")))?;
+                    .ok_or_else(|| EmulatorError::missing(&pr.name("prices")))?;
                 for price in &prices {
                     match st.prices.get(price) {
-                        None => return Err(ApiError::no_such("price", price, &pr.name("prices"))),
+                        None => {
+                            return Err(EmulatorError::no_such("price", price, &pr.name("prices")))
+                        }
                         Some(v) if v["product"] != product => {
-                            return Err(ApiError::invalid_param(
+                            return Err(EmulatorError::invalid_param(
                                 pr.name("prices"),
                                 format!("The price {price} does not belong to product {product}."),
                             ))
@@ -189,7 +197,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
                     Some(a) => {
                         a.allow(&["enabled", "maximum", "minimum"])?;
                         json!({
-                            "enabled": a.boolean("enabled")?.ok_or_else(|| ApiError::missing(&a.name("enabled")))?,
+                            "enabled": a.boolean("enabled")?.ok_or_else(|| EmulatorError::missing(&a.name("enabled")))?,
                             "maximum": a.integer("maximum")?,
                             "minimum": a.integer("minimum")?.unwrap_or(1),
                         })
@@ -218,7 +226,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
                 c.allow(&["type"])?;
                 let t = c
                     .one_of("type", &["decreasing_item_amount", "shortening_interval"])?
-                    .ok_or_else(|| ApiError::missing(&c.name("type")))?;
+                    .ok_or_else(|| EmulatorError::missing(&c.name("type")))?;
                 conds.push(json!({"type": t}));
             }
             f["subscription_update"]["schedule_at_period_end"] = json!({"conditions": conds});
@@ -227,7 +235,7 @@ fn apply_features(st: &State, f: &mut Value, p: &Params, creating: bool) -> ApiR
     Ok(())
 }
 
-fn apply_common(cfg: &mut Value, p: &Params, base_url: &str) -> ApiResult<()> {
+fn apply_common(cfg: &mut Value, p: &Params, base_url: &str) -> EmulatorResult<()> {
     if let Some(bp) = p.sub("business_profile")? {
         bp.allow(&["headline", "privacy_policy_url", "terms_of_service_url"])?;
         for k in ["headline", "privacy_policy_url", "terms_of_service_url"] {
@@ -245,7 +253,7 @@ fn apply_common(cfg: &mut Value, p: &Params, base_url: &str) -> ApiResult<()> {
         lp.allow(&["enabled"])?;
         let e = lp
             .boolean("enabled")?
-            .ok_or_else(|| ApiError::missing(&lp.name("enabled")))?;
+            .ok_or_else(|| EmulatorError::missing(&lp.name("enabled")))?;
         // A fresh shareable URL on enabling; disabling deactivates the old one.
         cfg["login_page"] = if e {
             json!({"enabled": true, "url": format!("{base_url}/p/login/test_{}", random_alnum(24))})
@@ -257,7 +265,12 @@ fn apply_common(cfg: &mut Value, p: &Params, base_url: &str) -> ApiResult<()> {
 }
 
 pub const CREATE_CONFIGURATION: Handler = create_configuration;
-fn create_configuration(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create_configuration(
+    st: &mut State,
+    ctx: &Ctx,
+    p: &Params,
+    _: &[&str],
+) -> EmulatorResult<Value> {
     p.allow(&[
         "features",
         "business_profile",
@@ -268,7 +281,7 @@ fn create_configuration(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> Ap
     ])?;
     let fp = p
         .sub("features")?
-        .ok_or_else(|| ApiError::missing("features"))?;
+        .ok_or_else(|| EmulatorError::missing("features"))?;
     let mut features = default_features();
     apply_features(st, &mut features, &fp, true)?;
     let now = st.now();
@@ -290,25 +303,30 @@ fn create_configuration(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> Ap
         "updated": now,
     });
     apply_common(&mut cfg, p, &ctx.base_url)?;
-    st.portal_configurations.insert(cfg.clone());
+    st.portal_configurations.insert(cfg.clone())?;
     st.emit(ctx, "billing_portal.configuration.created", &cfg, None);
     Ok(cfg)
 }
 
-fn configuration<'s>(st: &'s State, id: &str, param: &str) -> ApiResult<&'s Value> {
+fn configuration<'s>(st: &'s State, id: &str, param: &str) -> EmulatorResult<&'s Value> {
     st.portal_configurations
         .get(id)
-        .ok_or_else(|| ApiError::no_such("billing_portal.configuration", id, param))
+        .ok_or_else(|| EmulatorError::no_such("billing_portal.configuration", id, param))
 }
 
 pub const GET_CONFIGURATION: Handler = get_configuration;
-fn get_configuration(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get_configuration(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     configuration(st, arg(ids, 0), "configuration").cloned()
 }
 
 pub const UPDATE_CONFIGURATION: Handler = update_configuration;
-fn update_configuration(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn update_configuration(
+    st: &mut State,
+    ctx: &Ctx,
+    p: &Params,
+    ids: &[&str],
+) -> EmulatorResult<Value> {
     p.allow(&[
         "active",
         "features",
@@ -323,7 +341,7 @@ fn update_configuration(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> 
     let mut cfg = before.clone();
     if let Some(active) = p.boolean("active")? {
         if !active && cfg["is_default"] == true {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "active",
                 "You cannot deactivate the default configuration.",
             ));
@@ -336,7 +354,7 @@ fn update_configuration(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> 
     apply_common(&mut cfg, p, &ctx.base_url)?;
     if cfg != before {
         cfg["updated"] = json!(st.now());
-        st.portal_configurations.insert(cfg.clone());
+        st.portal_configurations.insert(cfg.clone())?;
         st.emit(
             ctx,
             "billing_portal.configuration.updated",
@@ -348,7 +366,7 @@ fn update_configuration(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> 
 }
 
 pub const LIST_CONFIGURATIONS: Handler = list_configurations;
-fn list_configurations(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list_configurations(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "active",
         "is_default",
@@ -382,22 +400,22 @@ const FLOW_TYPES: &[&str] = &[
 
 /// The subscription a subscription flow names: it must exist, belong to the session's
 /// customer and still be changeable.
-fn flow_subscription(st: &State, fp: &Params, customer: &str) -> ApiResult<String> {
+fn flow_subscription(st: &State, fp: &Params, customer: &str) -> EmulatorResult<String> {
     let param = fp.name("subscription");
     let id = fp.require("subscription")?;
     let sub = st
         .subscriptions
         .get(id)
-        .ok_or_else(|| ApiError::no_such("subscription", id, &param))?;
+        .ok_or_else(|| EmulatorError::no_such("subscription", id, &param))?;
     if sub["customer"] != customer {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             &param,
             format!("The subscription {id} does not belong to the customer {customer}."),
         ));
     }
-    let status = sub["status"].as_str().unwrap_or_default();
+    let status = sub.str_field("status")?;
     if !UPDATABLE.contains(&status) {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             &param,
             format!("The subscription {id} has status `{status}`; only active, trialing or past_due subscriptions can be used in a portal flow."),
         ));
@@ -405,18 +423,18 @@ fn flow_subscription(st: &State, fp: &Params, customer: &str) -> ApiResult<Strin
     Ok(id.to_string())
 }
 
-fn require_feature(cfg: &Value, feature: &str, flow: &str) -> ApiResult<()> {
+fn require_feature(cfg: &Value, feature: &str, flow: &str) -> EmulatorResult<()> {
     if cfg["features"][feature]["enabled"] == true {
         return Ok(());
     }
-    Err(ApiError::invalid_param(
+    Err(EmulatorError::invalid_param(
         "flow_data[type]",
-        format!("The `{flow}` flow cannot be used because `features[{feature}][enabled]` is false in the portal configuration {}.", cfg["id"].as_str().unwrap_or_default()),
+        format!("The `{flow}` flow cannot be used because `features[{feature}][enabled]` is false in the portal configuration {}.", cfg.id()?),
     ))
 }
 
 /// Validates `flow_data` and returns the session's `flow` with every sub-object present.
-fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<Value> {
+fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> EmulatorResult<Value> {
     let Some(fd) = p.sub("flow_data")? else {
         return Ok(Value::Null);
     };
@@ -429,7 +447,7 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
     ])?;
     let kind = fd
         .one_of("type", FLOW_TYPES)?
-        .ok_or_else(|| ApiError::missing("flow_data[type]"))?;
+        .ok_or_else(|| EmulatorError::missing("flow_data[type]"))?;
 
     let mut after =
         json!({"hosted_confirmation": null, "redirect": null, "type": "portal_homepage"});
@@ -440,13 +458,13 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                 "type",
                 &["hosted_confirmation", "portal_homepage", "redirect"],
             )?
-            .ok_or_else(|| ApiError::missing("flow_data[after_completion][type]"))?;
+            .ok_or_else(|| EmulatorError::missing("flow_data[after_completion][type]"))?;
         after["type"] = json!(t);
         match t {
             "redirect" => {
-                let r = ac
-                    .sub("redirect")?
-                    .ok_or_else(|| ApiError::missing("flow_data[after_completion][redirect]"))?;
+                let r = ac.sub("redirect")?.ok_or_else(|| {
+                    EmulatorError::missing("flow_data[after_completion][redirect]")
+                })?;
                 r.allow(&["return_url"])?;
                 after["redirect"] = json!({"return_url": r.require("return_url")?});
             }
@@ -459,7 +477,7 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                     None => None,
                 };
                 if msg.is_some_and(|m| m.chars().count() > 500) {
-                    return Err(ApiError::invalid_param(
+                    return Err(EmulatorError::invalid_param(
                         "flow_data[after_completion][hosted_confirmation][custom_message]",
                         "Invalid string: must be at most 500 characters",
                     ));
@@ -477,9 +495,9 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
         "subscription_update_confirm": null,
         "type": kind,
     });
-    let section = |name: &str| -> ApiResult<Params> {
+    let section = |name: &str| -> EmulatorResult<Params> {
         fd.sub(name)?
-            .ok_or_else(|| ApiError::missing(&format!("flow_data[{name}]")))
+            .ok_or_else(|| EmulatorError::missing(&format!("flow_data[{name}]")))
     };
     match kind {
         "payment_method_update" => require_feature(cfg, "payment_method_update", kind)?,
@@ -493,10 +511,10 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                 Some(r) => {
                     r.allow(&["type", "coupon_offer"])?;
                     r.one_of("type", &["coupon_offer"])?
-                        .ok_or_else(|| ApiError::missing(&r.name("type")))?;
+                        .ok_or_else(|| EmulatorError::missing(&r.name("type")))?;
                     let co = r
                         .sub("coupon_offer")?
-                        .ok_or_else(|| ApiError::missing(&r.name("coupon_offer")))?;
+                        .ok_or_else(|| EmulatorError::missing(&r.name("coupon_offer")))?;
                     co.allow(&["coupon"])?;
                     let coupon = co.require("coupon")?;
                     super::coupons::ensure_redeemable(st, coupon, &co.name("coupon"))?;
@@ -521,22 +539,21 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                 .objects("items")?
                 .filter(|i| !i.is_empty())
                 .ok_or_else(|| {
-                    ApiError::missing("flow_data[subscription_update_confirm][items]")
+                    EmulatorError::missing("flow_data[subscription_update_confirm][items]")
                 })?;
             if items.len() > 1 {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "flow_data[subscription_update_confirm][items]",
                     "Currently, only up to one item may be specified.",
                 ));
             }
-            let sub = st
-                .subscriptions
-                .get(&sub_id)
-                .cloned()
-                .unwrap_or(Value::Null);
-            let sub_items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+            let sub =
+                st.subscriptions.get(&sub_id).cloned().ok_or_else(|| {
+                    EmulatorError::no_such("subscription", &sub_id, "subscription")
+                })?;
+            let sub_items = sub.field("items")?.array_field("data")?;
             if sub_items.len() > 1 {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "flow_data[subscription_update_confirm][subscription]",
                     "Subscriptions with multiple items are not updatable in the portal.",
                 ));
@@ -546,7 +563,7 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                 it.allow(&["id", "price", "quantity"])?;
                 let id = it.require("id")?;
                 if !sub_items.iter().any(|si| si["id"] == id) {
-                    return Err(ApiError::invalid_param(
+                    return Err(EmulatorError::invalid_param(
                         it.name("id"),
                         format!(
                             "The subscription item {id} does not belong to subscription {sub_id}."
@@ -565,10 +582,10 @@ fn build_flow(st: &State, p: &Params, customer: &str, cfg: &Value) -> ApiResult<
                             })
                         });
                     if st.prices.get(pr).is_none() {
-                        return Err(ApiError::no_such("price", pr, &it.name("price")));
+                        return Err(EmulatorError::no_such("price", pr, &it.name("price")));
                     }
                     if !allowed {
-                        return Err(ApiError::invalid_param(
+                        return Err(EmulatorError::invalid_param(
                             it.name("price"),
                             format!("The price {pr} is not in the portal configuration's `features[subscription_update][products]`."),
                         ));
@@ -601,7 +618,7 @@ const LOCALES: &[&str] = &[
 ];
 
 pub const CREATE_SESSION: Handler = create_session;
-fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "configuration",
@@ -616,7 +633,7 @@ fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
         Some(id) => {
             let c = configuration(st, id, "configuration")?;
             if c["active"] != true {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "configuration",
                     format!("The configuration {id} is not active. Activate it or provide a different configuration."),
                 ));
@@ -628,7 +645,7 @@ fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
             .iter()
             .find(|c| c["is_default"] == true)
             .cloned()
-            .ok_or_else(|| ApiError::invalid(
+            .ok_or_else(|| EmulatorError::invalid(
                 "No configuration provided and your test mode default configuration has not been created. Provide a configuration or create your default by saving your customer portal settings in test mode at https://dashboard.stripe.com/test/settings/billing/portal.",
             ))?,
     };
@@ -653,7 +670,22 @@ fn create_session(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResul
         "return_url": return_url,
         "url": format!("{}/p/session/{id}", ctx.base_url),
     });
-    st.portal_sessions.insert(session.clone());
+    st.portal_sessions.insert(session.clone())?;
     st.emit(ctx, "billing_portal.session.created", &session, None);
     Ok(session)
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .post("/v1/billing_portal/sessions", CREATE_SESSION)
+        .get("/v1/billing_portal/configurations", LIST_CONFIGURATIONS)
+        .post("/v1/billing_portal/configurations", CREATE_CONFIGURATION)
+        .get(
+            "/v1/billing_portal/configurations/{configuration}",
+            GET_CONFIGURATION,
+        )
+        .post(
+            "/v1/billing_portal/configurations/{configuration}",
+            UPDATE_CONFIGURATION,
+        )
 }

@@ -2,10 +2,12 @@
 //! (cancel at period end, plan change, metadata), cancel.
 
 use super::{arg, catalog, invoices, payment_methods, Handler};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::new_id;
 use crate::list::paginate;
+use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
+use crate::server::V1Routes;
 use crate::state::{add_interval, previous_attributes, Ctx, State};
 use serde_json::{json, Value};
 
@@ -41,28 +43,30 @@ fn new_item(
     qty: i64,
     start: i64,
     param: &str,
-) -> ApiResult<Value> {
+) -> EmulatorResult<Value> {
     let price = catalog::price(st, price_id, param)?;
     if price["type"] != "recurring" {
-        return Err(ApiError::invalid_param(
+        return Err(EmulatorError::invalid_param(
             param,
             "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.",
         ));
     }
-    Ok(item_object(
-        &new_id("si_"),
-        sub_id,
-        price,
-        qty,
-        start,
-        st.now(),
-    ))
+    item_object(&new_id("si_"), sub_id, price, qty, start, st.now())
 }
 
-fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now: i64) -> Value {
-    let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
-    let count = price["recurring"]["interval_count"].as_i64().unwrap_or(1);
-    json!({
+fn item_object(
+    id: &str,
+    sub_id: &str,
+    price: &Value,
+    qty: i64,
+    start: i64,
+    now: i64,
+) -> EmulatorResult<Value> {
+    // Only recurring prices get here (`type=one_time` is refused above).
+    let recurring = price.field("recurring")?;
+    let interval = recurring.str_field("interval")?;
+    let count = recurring.i64_field("interval_count")?;
+    Ok(json!({
         "id": id,
         "object": "subscription_item",
         "billing_thresholds": null,
@@ -76,12 +80,12 @@ fn item_object(id: &str, sub_id: &str, price: &Value, qty: i64, start: i64, now:
         "quantity": qty,
         "subscription": sub_id,
         "tax_rates": [],
-    })
+    }))
 }
 
-fn quantity(p: &Params) -> ApiResult<Option<i64>> {
+fn quantity(p: &Params) -> EmulatorResult<Option<i64>> {
     match p.integer("quantity")? {
-        Some(q) if q < 0 => Err(ApiError::invalid_param(
+        Some(q) if q < 0 => Err(EmulatorError::invalid_param(
             p.name("quantity"),
             "Invalid quantity: must be non-negative",
         )),
@@ -90,7 +94,7 @@ fn quantity(p: &Params) -> ApiResult<Option<i64>> {
 }
 
 pub const CREATE: Handler = create;
-fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "items",
@@ -109,7 +113,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     let items = p
         .objects("items")?
         .filter(|i| !i.is_empty())
-        .ok_or_else(|| ApiError::missing("items"))?;
+        .ok_or_else(|| EmulatorError::missing("items"))?;
     p.one_of(
         "payment_behavior",
         &[
@@ -229,7 +233,7 @@ fn create(st: &mut State, ctx: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value>
     // before the invoice's own events, so the invoice id is chosen up front.
     let invoice_id = new_id("in_");
     sub["latest_invoice"] = json!(invoice_id);
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.created", &sub, None);
     let payment = match (&pay_with, charge_fails) {
         (None, _) => invoices::Payment::NoAttempt,
@@ -274,20 +278,20 @@ pub(crate) fn period_end(sub: &Value) -> Value {
         .map_or(Value::Null, |e| json!(e))
 }
 
-fn sub_ref<'s>(st: &'s State, id: &str, param: &str) -> ApiResult<&'s Value> {
+fn sub_ref<'s>(st: &'s State, id: &str, param: &str) -> EmulatorResult<&'s Value> {
     st.subscriptions
         .get(id)
-        .ok_or_else(|| ApiError::no_such("subscription", id, param))
+        .ok_or_else(|| EmulatorError::no_such("subscription", id, param))
 }
 
 pub const GET: Handler = get;
-fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[])?;
     sub_ref(st, arg(ids, 0), "id").cloned()
 }
 
 pub const LIST: Handler = list;
-fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
+fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "customer",
         "price",
@@ -327,7 +331,7 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> ApiResult<Value> {
     paginate(items, p, "/v1/subscriptions", "subscription")
 }
 
-fn apply_cancellation_details(sub: &mut Value, p: &Params) -> ApiResult<()> {
+fn apply_cancellation_details(sub: &mut Value, p: &Params) -> EmulatorResult<()> {
     if let Some(cd) = p.sub("cancellation_details")? {
         cd.allow(&["comment", "feedback"])?;
         if let Some(c) = cd.string("comment")? {
@@ -344,7 +348,7 @@ fn apply_cancellation_details(sub: &mut Value, p: &Params) -> ApiResult<()> {
 }
 
 pub const UPDATE: Handler = update;
-fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&[
         "cancel_at_period_end",
         "cancel_at",
@@ -368,7 +372,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             .keys()
             .all(|k| ["cancellation_details", "metadata", "expand"].contains(&k.as_str()));
         if !only_allowed {
-            return Err(ApiError::invalid(
+            return Err(EmulatorError::invalid(
                 "A canceled subscription can only update its cancellation_details and metadata.",
             ));
         }
@@ -395,7 +399,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
         if pm.is_empty() {
             sub["default_payment_method"] = Value::Null;
         } else {
-            let customer = sub["customer"].as_str().unwrap_or_default().to_string();
+            let customer = sub.str_field("customer")?.to_string();
             payment_methods::ensure_attached(st, pm, &customer, "default_payment_method")?;
             sub["default_payment_method"] = json!(pm);
         }
@@ -404,7 +408,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     // Items: `id` (+ `price`/`quantity`/`deleted`) changes an item, no `id` adds one.
     let mut price_changes: Vec<(Value, Value)> = Vec::new();
     if let Some(items) = p.objects("items")? {
-        let mut data: Vec<Value> = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+        let mut data: Vec<Value> = sub.field("items")?.array_field("data")?.clone();
         for (i, it) in items.iter().enumerate() {
             it.allow(&[
                 "id",
@@ -418,7 +422,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             match it.text("id")? {
                 Some(si) => {
                     let pos = data.iter().position(|d| d["id"] == si).ok_or_else(|| {
-                        ApiError::invalid_param(
+                        EmulatorError::invalid_param(
                             format!("items[{i}][id]"),
                             format!("Invalid subscription_item: {si} does not belong to subscription {id}"),
                         )
@@ -429,29 +433,17 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
                     }
                     if let Some(price) = it.text("price")? {
                         let pr = catalog::price(st, price, &format!("items[{i}][price]"))?.clone();
-                        let start = data[pos]["current_period_start"].as_i64().unwrap_or(now);
+                        let start = data[pos].i64_field("current_period_start")?;
                         let q = qty.or(data[pos]["quantity"].as_i64()).unwrap_or(1);
-                        let mut item = item_object(
-                            si,
-                            id,
-                            &pr,
-                            q,
-                            start,
-                            data[pos]["created"].as_i64().unwrap_or(now),
-                        );
+                        let mut item =
+                            item_object(si, id, &pr, q, start, data[pos].i64_field("created")?)?;
                         item["metadata"] = data[pos]["metadata"].clone();
                         // A change of interval restarts the period now, as Stripe resets the anchor.
                         if pr["recurring"]["interval"]
                             != data[pos]["price"]["recurring"]["interval"]
                         {
-                            item = item_object(
-                                si,
-                                id,
-                                &pr,
-                                q,
-                                now,
-                                data[pos]["created"].as_i64().unwrap_or(now),
-                            );
+                            item =
+                                item_object(si, id, &pr, q, now, data[pos].i64_field("created")?)?;
                             sub["billing_cycle_anchor"] = json!(now);
                         }
                         if data[pos]["price"]["id"] != item["price"]["id"] {
@@ -483,7 +475,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             }
         }
         if data.is_empty() {
-            return Err(ApiError::invalid_param(
+            return Err(EmulatorError::invalid_param(
                 "items",
                 "A subscription must have at least one active plan.",
             ));
@@ -495,7 +487,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     let at_period_end = p.boolean("cancel_at_period_end")?;
     let cancel_at = p.string("cancel_at")?;
     if at_period_end == Some(true) && cancel_at.is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::invalid(
+        return Err(EmulatorError::invalid(
             "You may only specify one of these parameters: cancel_at, cancel_at_period_end.",
         )
         .code("parameters_exclusive")
@@ -534,7 +526,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
                         .min()
                 }),
                 other => Some(other.parse::<i64>().map_err(|_| {
-                    ApiError::invalid_param(
+                    EmulatorError::invalid_param(
                         "cancel_at",
                         "Invalid timestamp: must be an integer Unix timestamp in the future.",
                     )
@@ -542,7 +534,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
             };
             let ts = ts.unwrap_or(now);
             if ts <= now {
-                return Err(ApiError::invalid_param(
+                return Err(EmulatorError::invalid_param(
                     "cancel_at",
                     "Invalid timestamp: must be an integer Unix timestamp in the future.",
                 ));
@@ -578,7 +570,7 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     }
 
     if sub != before {
-        st.subscriptions.insert(sub.clone());
+        st.subscriptions.insert(sub.clone())?;
         st.emit(
             ctx,
             "customer.subscription.updated",
@@ -588,11 +580,11 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     }
     if proration != "none" {
         for (old, new) in &price_changes {
-            create_prorations(st, ctx, &sub, old, new, now);
+            create_prorations(st, ctx, &sub, old, new, now)?;
         }
     }
     if invoice_now {
-        let payment = invoices::payment_for(st, &sub);
+        let payment = invoices::payment_for(st, &sub)?;
         invoices::bill(
             st,
             ctx,
@@ -606,50 +598,59 @@ fn update(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Valu
     Ok(sub)
 }
 
-fn product_name(st: &State, price: &Value) -> String {
-    st.products
-        .get(price["product"].as_str().unwrap_or_default())
+fn product_name(st: &State, price: &Value) -> EmulatorResult<String> {
+    Ok(st
+        .products
+        .get(price.str_field("product")?)
         .and_then(|p| p["name"].as_str())
         .unwrap_or("Subscription")
-        .to_string()
+        .to_string())
 }
 
 /// Stripe's proration for a price change at `now`: a credit for the unused time on the old
 /// price and, when the period continues, a charge for the remaining time on the new one.
-fn create_prorations(st: &mut State, ctx: &Ctx, sub: &Value, old: &Value, new: &Value, now: i64) {
-    let start = old["current_period_start"].as_i64().unwrap_or(now);
-    let end = old["current_period_end"].as_i64().unwrap_or(now);
+fn create_prorations(
+    st: &mut State,
+    ctx: &Ctx,
+    sub: &Value,
+    old: &Value,
+    new: &Value,
+    now: i64,
+) -> EmulatorResult<()> {
+    let start = old.i64_field("current_period_start")?;
+    let end = old.i64_field("current_period_end")?;
     if end <= start || now >= end {
-        return;
+        return Ok(());
     }
     let fraction = (end - now) as f64 / (end - start) as f64;
-    let amount = |item: &Value| {
-        item["price"]["unit_amount"].as_i64().unwrap_or(0) * item["quantity"].as_i64().unwrap_or(1)
+    let amount = |item: &Value| -> EmulatorResult<i64> {
+        Ok(item.field("price")?.i64_field("unit_amount")? * item.i64_field("quantity")?)
     };
     let date = time::OffsetDateTime::from_unix_timestamp(now)
         .map(|t| format!("{} {}, {}", t.month(), t.day(), t.year()))
         .unwrap_or_default();
-    let credit = -((amount(old) as f64) * fraction).round() as i64;
+    let credit = -((amount(old)? as f64) * fraction).round() as i64;
     let old_desc = format!(
         "Unused time on {} × {} after {date}",
-        old["quantity"].as_i64().unwrap_or(1),
-        product_name(st, &old["price"])
+        old.i64_field("quantity")?,
+        product_name(st, &old["price"])?
     );
-    invoices::create_proration_item(st, ctx, sub, old, credit, old_desc, (now, end));
+    invoices::create_proration_item(st, ctx, sub, old, credit, old_desc, (now, end))?;
     if old["price"]["recurring"]["interval"] == new["price"]["recurring"]["interval"] {
-        let charge = ((amount(new) as f64) * fraction).round() as i64;
+        let charge = ((amount(new)? as f64) * fraction).round() as i64;
         let new_desc = format!(
             "Remaining time on {} × {} after {date}",
-            new["quantity"].as_i64().unwrap_or(1),
-            product_name(st, &new["price"])
+            new.i64_field("quantity")?,
+            product_name(st, &new["price"])?
         );
-        invoices::create_proration_item(st, ctx, sub, new, charge, new_desc, (now, end));
+        invoices::create_proration_item(st, ctx, sub, new, charge, new_desc, (now, end))?;
     }
+    Ok(())
 }
 
 /// Ends a subscription whose `cancel_at` has come (clock advance): status canceled,
 /// `ended_at` now, `canceled_at` kept from the request, `customer.subscription.deleted`.
-pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let now = st.now();
     let mut sub = sub_ref(st, id, "id")?.clone();
     sub["status"] = json!("canceled");
@@ -658,19 +659,19 @@ pub fn end_scheduled(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
         sub["canceled_at"] = json!(now);
     }
     sub["cancellation_details"]["reason"] = json!("cancellation_requested");
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.deleted", &sub, None);
     Ok(sub)
 }
 
 /// Starts the next period of every item (clock advance) and bills it: the subscription
 /// update, then `invoice.created`/`finalized` and `paid` or `payment_failed` (→ `past_due`).
-pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> EmulatorResult<Value> {
     let before = sub_ref(st, id, "id")?.clone();
     let mut sub = before.clone();
     if let Some(items) = sub["items"]["data"].as_array_mut() {
         for item in items {
-            let start = item["current_period_end"].as_i64().unwrap_or_default();
+            let start = item.i64_field("current_period_end")?;
             let interval = item["price"]["recurring"]["interval"]
                 .as_str()
                 .unwrap_or("month")
@@ -687,14 +688,14 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
     }
     let invoice_id = new_id("in_");
     sub["latest_invoice"] = json!(invoice_id);
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(
         ctx,
         "customer.subscription.updated",
         &sub,
         Some(previous_attributes(&before, &sub)),
     );
-    let payment = invoices::payment_for(st, &sub);
+    let payment = invoices::payment_for(st, &sub)?;
     let payment = if payment == invoices::Payment::NoAttempt {
         // An automatic charge with nothing to charge fails like a declined card.
         invoices::Payment::Fail
@@ -718,7 +719,7 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
     if sub["status"] != target {
         let prev = sub.clone();
         sub["status"] = json!(target);
-        st.subscriptions.insert(sub.clone());
+        st.subscriptions.insert(sub.clone())?;
         st.emit(
             ctx,
             "customer.subscription.updated",
@@ -731,11 +732,16 @@ pub fn renew(st: &mut State, ctx: &Ctx, id: &str) -> ApiResult<Value> {
 
 /// Ends a subscription now: status canceled, `ended_at`/`canceled_at` set, and the
 /// `customer.subscription.deleted` event.
-pub fn cancel_now(st: &mut State, ctx: &Ctx, id: &str, p: Option<&Params>) -> ApiResult<Value> {
+pub fn cancel_now(
+    st: &mut State,
+    ctx: &Ctx,
+    id: &str,
+    p: Option<&Params>,
+) -> EmulatorResult<Value> {
     let now = st.now();
     let mut sub = sub_ref(st, id, "id")?.clone();
     if sub["status"] == "canceled" {
-        return Err(ApiError::invalid(format!(
+        return Err(EmulatorError::invalid(format!(
             "This subscription has already been canceled: {id}"
         )));
     }
@@ -746,15 +752,24 @@ pub fn cancel_now(st: &mut State, ctx: &Ctx, id: &str, p: Option<&Params>) -> Ap
     sub["ended_at"] = json!(now);
     sub["canceled_at"] = json!(now);
     sub["cancellation_details"]["reason"] = json!("cancellation_requested");
-    st.subscriptions.insert(sub.clone());
+    st.subscriptions.insert(sub.clone())?;
     st.emit(ctx, "customer.subscription.deleted", &sub, None);
     Ok(sub)
 }
 
 pub const CANCEL: Handler = cancel;
-fn cancel(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> ApiResult<Value> {
+fn cancel(st: &mut State, ctx: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Value> {
     p.allow(&["cancellation_details", "invoice_now", "prorate"])?;
     p.boolean("invoice_now")?;
     p.boolean("prorate")?;
     cancel_now(st, ctx, arg(ids, 0), Some(p))
+}
+
+pub fn routes() -> V1Routes {
+    V1Routes::default()
+        .get("/v1/subscriptions", LIST)
+        .post("/v1/subscriptions", CREATE)
+        .get("/v1/subscriptions/{subscription}", GET)
+        .post("/v1/subscriptions/{subscription}", UPDATE)
+        .delete("/v1/subscriptions/{subscription}", CANCEL)
 }

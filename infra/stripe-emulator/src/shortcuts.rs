@@ -1,10 +1,11 @@
 //! Shortcuts for tests and demos (not Stripe API): a customer with a card and an active
 //! subscription in one call, and a reset to the seeded state.
 
-use crate::error::ApiResult;
+use crate::error::EmulatorResult;
+use crate::object::Fields;
 use crate::params::Params;
 use crate::resources::{customers, subscriptions};
-use crate::server::{lock, lock_anyway, Shared};
+use crate::server::{lock, lock_anyway, mutate, Shared};
 use crate::state::{Ctx, State};
 use serde_json::{json, Map, Value};
 
@@ -29,7 +30,7 @@ impl NewCustomer {
     }
 }
 
-pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> ApiResult<Value> {
+pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> EmulatorResult<Value> {
     let mut p = json!({"email": c.email});
     if let Some(n) = &c.name {
         p["name"] = json!(n);
@@ -53,7 +54,7 @@ pub(crate) fn create_customer(shared: &Shared, c: &NewCustomer) -> ApiResult<Val
 
 /// Runs customer create (with a default card) and subscription create as Stripe would,
 /// recording the same events; all or nothing.
-pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResult<Value> {
+pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> EmulatorResult<Value> {
     let params = Params::root(p);
     params.allow(&["email", "name", "metadata", "price", "payment_method"])?;
     let email = params.require("email")?;
@@ -97,54 +98,41 @@ pub(crate) fn create_customer_from_params(shared: &Shared, p: &Value) -> ApiResu
         ..Default::default()
     };
 
-    // One lock for both steps so nothing interleaves; restore everything on failure.
-    let mut st = lock(&shared.state)?;
-    let before = st.clone();
-    let result = (|| -> ApiResult<Value> {
+    // One transaction for both steps: nothing interleaves, a failure undoes both.
+    mutate(shared, |st| {
         let customer = customers::CREATE(
-            &mut st,
+            st,
             &ctx,
             &Params::root(&Value::Object(customer_params)),
             &[],
         )?;
-        let cid = customer["id"].as_str().unwrap_or_default().to_string();
+        let cid = customer.id()?.to_string();
         let sub_params = json!({"customer": cid, "items": [{"price": price}]});
-        let sub = subscriptions::CREATE(&mut st, &ctx, &Params::root(&sub_params), &[])?;
+        let sub = subscriptions::CREATE(st, &ctx, &Params::root(&sub_params), &[])?;
         let customer = st.customer(&cid, "customer")?.clone();
-        let pm_id = customer["invoice_settings"]["default_payment_method"]
-            .as_str()
-            .unwrap_or_default();
-        let payment_method = st
-            .payment_methods
-            .get(pm_id)
+        let payment_method = customer
+            .field("invoice_settings")?
+            .opt_str_field("default_payment_method")?
+            .and_then(|pm| st.payment_methods.get(pm))
             .cloned()
             .unwrap_or(Value::Null);
-        let invoice = st
-            .invoices
-            .get(sub["latest_invoice"].as_str().unwrap_or_default())
+        let invoice = sub
+            .opt_str_field("latest_invoice")?
+            .and_then(|i| st.invoices.get(i))
             .cloned()
             .unwrap_or(Value::Null);
         Ok(
             json!({"customer": customer, "payment_method": payment_method, "subscription": sub, "invoice": invoice}),
         )
-    })();
-    match &result {
-        Ok(_) => {
-            crate::server::persist(shared, &st);
-            drop(st);
-            shared.delivery.wake();
-        }
-        Err(_) => *st = before,
-    }
-    result
+    })
 }
 
 /// Back to the seeded state; forgets idempotency keys, the request log, webhook deliveries
 /// and injected faults too.
-pub(crate) fn reset(shared: &Shared) -> ApiResult<()> {
+pub(crate) fn reset(shared: &Shared) -> EmulatorResult<()> {
     {
         let mut st = lock(&shared.state)?;
-        *st = State::new(&shared.api_version);
+        *st = State::new(&shared.api_version)?;
         crate::server::persist(shared, &st);
         // Under the state lock, so no new event slips between the two resets.
         shared.delivery.reset();
