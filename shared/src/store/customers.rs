@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use super::transaction::{Condition, Transaction};
-use super::{from_item, key, to_item, Item, StoreError, Table, GSI1};
+use super::{from_item, key, to_item, Item, StoreError, Table, GSI1, TTL_ATTRIBUTE};
 use crate::ids::{CustomerId, UserId};
 use crate::sync::snapshot::PurchaseSummary;
 use crate::sync::{Change, CustomerSnapshot, PremiumStatus};
@@ -233,6 +233,9 @@ impl Transaction {
     ) -> Result<usize, StoreError> {
         let sk = format!("AUDIT#{}#{ticket:012}#{n:03}", entry.at);
         let mut item = to_item(key(format!("CUS#{}", entry.customer_id), &sk), entry)?;
+        if let Some(ttl) = super::expiry(&entry.at, table.retention().audit) {
+            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(ttl.to_string()));
+        }
         // Listed by day for portal analytics, which has no use for Portico's own account actions.
         if entry.source != AuditSource::Account {
             let day = entry.at.get(..10).unwrap_or_default();

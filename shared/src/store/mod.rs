@@ -25,9 +25,7 @@ pub use customers::{
     LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{
-    PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping, PORTAL_SESSION_RETENTION_SECONDS,
-};
+pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
 pub use users::{UserRecord, UserStore};
@@ -93,6 +91,33 @@ impl StoreError {
 pub struct Table {
     client: Client,
     name: String,
+    retention: Retention,
+}
+
+/// How long DynamoDB's TTL keeps items that hold a user's activity, counted from when each was
+/// written (SESSION_RETENTION_DAYS, AUDIT_RETENTION_DAYS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub portal_sessions: Duration,
+    pub audit: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            portal_sessions: Duration::from_secs(90 * 86_400),
+            audit: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
+/// The TTL (epoch seconds) of an item written at `at` (RFC 3339) and kept for `keep`; `None` for
+/// a time that does not parse, which keeps the item rather than expiring it early.
+fn expiry(at: &str, keep: Duration) -> Option<i64> {
+    let written =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    let keep = i64::try_from(keep.as_secs()).ok()?;
+    Some(written.unix_timestamp().saturating_add(keep))
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
@@ -143,7 +168,17 @@ impl Table {
         Self {
             client,
             name: name.into(),
+            retention: Retention::default(),
         }
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     pub fn name(&self) -> &str {
