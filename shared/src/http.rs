@@ -23,6 +23,7 @@ use crate::portal_admin::PortalAdminError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::stripe::StripeClientError;
+use crate::support::SupportError;
 use crate::sync::SyncError;
 use crate::webhook::WebhookError;
 
@@ -191,11 +192,58 @@ impl From<SyncError> for ApiError {
             SyncError::Stripe(e) => e.into(),
             SyncError::Store(e) => e.into(),
             SyncError::Contended(_) => ApiError::unavailable("sync_contended", &e),
+            SyncError::Erased(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "customer_erased",
+                "this customer's data was erased",
+            ),
             SyncError::CallerConditionFailed(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 "the record changed concurrently; retry",
             ),
+        }
+    }
+}
+
+impl From<SupportError> for ApiError {
+    fn from(e: SupportError) -> Self {
+        let message = e.to_string();
+        match e {
+            SupportError::Store(e) => e.into(),
+            SupportError::Stripe(e) => e.into(),
+            SupportError::Sync(e) => e.into(),
+            SupportError::UserNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "user_not_found", message)
+            }
+            SupportError::CustomerNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "customer_not_found", message)
+                    .with_field("customer_id")
+            }
+            SupportError::NoCustomer => ApiError::new(StatusCode::CONFLICT, "no_customer", message),
+            SupportError::UserAlreadyLinked(_) => {
+                ApiError::new(StatusCode::CONFLICT, "user_already_linked", message)
+            }
+            SupportError::CustomerLinkedToOtherUser(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "customer_linked_to_other_user",
+                message,
+            )
+            .with_field("customer_id"),
+            SupportError::CustomerDeleted(_) => {
+                ApiError::new(StatusCode::CONFLICT, "customer_deleted", message)
+                    .with_field("customer_id")
+            }
+            SupportError::LinkNotProven(_) => {
+                ApiError::new(StatusCode::CONFLICT, "link_not_proven", message)
+                    .with_field("customer_id")
+            }
+            SupportError::ReasonRequired => {
+                ApiError::bad_request("reason_required", message).with_field("reason")
+            }
+            SupportError::InvalidCursor => {
+                ApiError::bad_request("invalid_cursor", message).with_field("cursor")
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod checkout;
 mod customers;
+mod erasure;
 mod ledger;
 mod portal;
 mod schema;
@@ -21,14 +22,15 @@ use aws_sdk_dynamodb::Client;
 
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
-    LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
+    is_audit_key, AuditEntry, AuditPage, AuditSource, CancellationDetails, CustomerState,
+    CustomerStore, LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
 };
+pub use erasure::{digest, Tombstone};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
-pub use users::{UserRecord, UserStore};
+pub use users::{LinkRefused, UserRecord, UserStore};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -309,14 +311,14 @@ pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreE
     })
 }
 
-fn key_of(item: &Item) -> Item {
+pub(crate) fn key_of(item: &Item) -> Item {
     item.iter()
         .filter(|(name, _)| matches!(name.as_str(), "pk" | "sk"))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect()
 }
 
-fn describe_key(item: &Item) -> String {
+pub(crate) fn describe_key(item: &Item) -> String {
     let part = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => s.as_str(),
         _ => "?",
