@@ -8,17 +8,17 @@ use shared::support::{self, Actor, EraseOptions, LinkRequest, DEFAULT_PAGE, MAX_
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
-    GetUser,
-    EraseUser,
-    SyncUser,
-    LinkUser,
+    Show,
+    Erase,
+    Sync,
+    Link,
 }
 
 const ROUTES: Router<Route> = Router::new(&[
-    (Method::GET, "/admin/users/{sub}", Route::GetUser),
-    (Method::DELETE, "/admin/users/{sub}", Route::EraseUser),
-    (Method::POST, "/admin/users/{sub}/sync", Route::SyncUser),
-    (Method::POST, "/admin/users/{sub}/link", Route::LinkUser),
+    (Method::GET, "/admin/users/{sub}", Route::Show),
+    (Method::DELETE, "/admin/users/{sub}", Route::Erase),
+    (Method::POST, "/admin/users/{sub}/sync", Route::Sync),
+    (Method::POST, "/admin/users/{sub}/link", Route::Link),
 ]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
@@ -83,7 +83,7 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
     let actor = Actor::Admin(admin.id.clone());
     let max_body = services.config.max_body_bytes;
     match route {
-        Route::GetUser => {
+        Route::Show => {
             let query = request.query_string_parameters_ref();
             // `cursor=` (empty) is the first page, as no cursor is.
             let cursor = query
@@ -93,16 +93,16 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
             let user = support::user_details(&services.table, &sub, cursor, limit).await?;
             Ok(http::json(StatusCode::OK, json!({ "user": user })))
         }
-        Route::SyncUser => {
+        Route::Sync => {
             let sync = support::force_sync(services.sync_context(), &sub, &actor).await?;
             Ok(http::json(StatusCode::OK, json!({ "sync": sync })))
         }
-        Route::LinkUser => {
+        Route::Link => {
             let link: LinkRequest = http::parse_json(request, max_body)?;
             let outcome = support::link(services.sync_context(), &sub, &link, &actor).await?;
             Ok(http::json(StatusCode::OK, json!({ "link": outcome })))
         }
-        Route::EraseUser => {
+        Route::Erase => {
             let options: EraseOptions = http::parse_json(request, max_body)?;
             let erasure = support::erase(
                 &services.table,

@@ -904,3 +904,33 @@ async fn an_erasure_that_fails_at_stripe_halfway_completes_when_run_again() {
         (StatusCode::OK, Some("already_erased"))
     );
 }
+
+#[tokio::test]
+async fn a_sync_racing_an_erasure_writes_nothing() {
+    let h = Arc::new(Harness::new().await);
+    let sub = "auth0|racing-erasure";
+    let customer = user_with_history(&h, sub).await;
+    // The sync has taken its ticket and read the state when Stripe holds it.
+    let held = h.emulator.hold("GET", &format!("/v1/customers/{customer}"));
+    let sync = {
+        let h = h.clone();
+        tokio::spawn(async move { admin(&h, "admin-users/sync-user", sub, &[]).await })
+    };
+    held.wait_for_arrivals(1).await;
+    let (status, body) = admin(&h, "admin-users/erase-user", sub, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    held.release();
+    let (status, body) = sync.await.unwrap();
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "customer_erased"),
+        "{body}"
+    );
+    assert_eq!(
+        mentions(
+            &every_string_in_the_table(&h).await,
+            &[sub, customer.as_str()]
+        ),
+        Vec::<&String>::new()
+    );
+}

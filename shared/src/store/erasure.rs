@@ -129,7 +129,16 @@ impl Table {
             let output = self.send(|| scan.clone().send()).await?;
             for item in output.items.unwrap_or_default() {
                 let item_key = key_of(&item);
-                if item_key == profile {
+                // Never another user's item, even one that names this customer (one customer
+                // per user is the rule; an erasure must not act on a breach of it).
+                let other_user = match (item.get("user_id"), item.get("pk")) {
+                    (Some(AttributeValue::S(owner)), _) => owner != user.as_str(),
+                    (_, Some(AttributeValue::S(pk))) => {
+                        pk.starts_with("USER#") && *pk != format!("USER#{user}")
+                    }
+                    _ => false,
+                };
+                if item_key == profile || other_user {
                     continue;
                 }
                 // A customer whose state names the user: its whole partition is theirs too.
