@@ -277,8 +277,7 @@ pub fn is_audit_key(sk: &str) -> bool {
     };
     let parts: Vec<&str> = rest.split('#').collect();
     matches!(parts.as_slice(), [at, ticket, n]
-        if at.len() == 27
-            && time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
+        if time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
             && ticket.len() >= 12 && ticket.bytes().all(|b| b.is_ascii_digit())
             && n.len() >= 3 && n.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -398,5 +397,29 @@ impl Table {
             }
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_audit_key;
+
+    #[test]
+    fn only_audit_sort_keys_pass() {
+        assert!(is_audit_key(
+            "AUDIT#2026-12-01T19:36:50.123456Z#000000000007#000"
+        ));
+        assert!(is_audit_key("AUDIT#2026-11-21T00:00:00Z#000000000000#000"));
+        for forged in [
+            "STATE",
+            "AUDIT#",
+            "AUDIT#~",
+            "AUDIT#not-a-time#000000000007#000",
+            "AUDIT#2026-12-01T19:36:50.123456Z#7#000",
+            "AUDIT#2026-12-01T19:36:50.123456Z#000000000007",
+            "LIFETIME#pi_1",
+        ] {
+            assert!(!is_audit_key(forged), "{forged}");
+        }
     }
 }
