@@ -150,6 +150,7 @@ Portico is running (Ctrl-C stops it):
   portal-return                     $base/portal-return/portal/return?session=<ref>
   portal-config (admin)             $base/portal-config/portal/configurations, .../portal/workflows
   portal-analytics (admin)          $base/portal-analytics/portal/analytics?start_date=&end_date=
+  admin-users (admin)               $base/admin-users/admin/users/<sub>  (/sync, /link; DELETE erases)
   stripe-webhook                    $base/stripe-webhook/  (the emulator delivers here, secret $WEBHOOK_SECRET)
 
 Try:

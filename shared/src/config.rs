@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::store::Retention;
+
 /// Name, meaning and default of every variable, in the order the README lists them.
 #[rustfmt::skip]
 pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
@@ -41,6 +43,8 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
     ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
+    ("SESSION_RETENTION_DAYS", "days DynamoDB keeps a portal session record after its creation (its TTL)", Some("90")),
+    ("AUDIT_RETENTION_DAYS", "days DynamoDB keeps an audit entry after it was recorded (its TTL)", Some("400")),
 ];
 
 /// Clock skew worth allowing is seconds; minutes more would keep expired tokens alive.
@@ -118,6 +122,7 @@ pub struct Config {
     pub allow_immediate_cancel: bool,
     /// Least time between two Stripe re-syncs of one customer that users trigger.
     pub sync_refresh_min_interval: Duration,
+    pub retention: Retention,
 }
 
 impl Config {
@@ -195,6 +200,10 @@ impl Config {
             sync_refresh_min_interval: Duration::from_secs(
                 vars.number("SYNC_REFRESH_MIN_SECONDS")?,
             ),
+            retention: Retention {
+                portal_sessions: vars.days("SESSION_RETENTION_DAYS")?,
+                audit: vars.days("AUDIT_RETENTION_DAYS")?,
+            },
         })
     }
 }
@@ -267,6 +276,17 @@ impl Vars<'_> {
                 reason: format!("must be at most {max}; more would accept tokens long expired"),
             }),
             n => Ok(n),
+        }
+    }
+
+    /// A retention of at least one day: 0 would have DynamoDB delete items as they are written.
+    fn days(&self, name: &'static str) -> Result<Duration, ConfigError> {
+        match self.number::<u64>(name)? {
+            0 => Err(ConfigError::Invalid {
+                name,
+                reason: "must be at least 1 day".into(),
+            }),
+            days => Ok(Duration::from_secs(days.saturating_mul(86_400))),
         }
     }
 
@@ -412,6 +432,31 @@ mod tests {
             vec!["http://localhost:5173"]
         );
         assert_eq!(config.premium_grace, Duration::from_secs(3 * 86_400));
+        assert_eq!(config.retention, Retention::default());
+        assert_eq!(config.retention.audit, Duration::from_secs(400 * 86_400));
+    }
+
+    #[test]
+    fn retention_is_read_in_days_and_never_zero() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("SESSION_RETENTION_DAYS", "30"),
+            ("AUDIT_RETENTION_DAYS", "730"),
+        ]);
+        let config = Config::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.retention.portal_sessions,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(config.retention.audit, Duration::from_secs(730 * 86_400));
+        let zero = [MINIMAL, &[("AUDIT_RETENTION_DAYS", "0")]].concat();
+        assert!(matches!(
+            Config::from_lookup(lookup(&zero)),
+            Err(ConfigError::Invalid {
+                name: "AUDIT_RETENTION_DAYS",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub async fn ensure_customer(
     let customer = match created_earlier(stripe, user).await {
         Some(orphan) => {
             tracing::warn!(user = %user.id, customer = %orphan.id, "linking the customer an earlier, unfinished request created");
+            // Its data may have been erased while Stripe kept it; the user is back, so it may
+            // be written again.
+            table.clear_customer_erased(&orphan.id).await?;
             orphan
         }
         None => {

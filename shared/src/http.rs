@@ -24,6 +24,7 @@ use crate::portal_admin::PortalAdminError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::stripe::StripeClientError;
+use crate::support::SupportError;
 use crate::sync::SyncError;
 use crate::webhook::WebhookError;
 
@@ -194,11 +195,60 @@ impl From<SyncError> for ApiError {
             SyncError::Stripe(e) => e.into(),
             SyncError::Store(e) => e.into(),
             SyncError::Contended(_) => ApiError::unavailable(ErrorCode::SyncContended, &e),
+            SyncError::Erased(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CustomerErased,
+                "this customer's data was erased",
+            ),
             SyncError::CallerConditionFailed(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
                 "the record changed concurrently; retry",
             ),
+        }
+    }
+}
+
+impl From<SupportError> for ApiError {
+    fn from(e: SupportError) -> Self {
+        let message = e.to_string();
+        match e {
+            SupportError::Store(e) => e.into(),
+            SupportError::Stripe(e) => e.into(),
+            SupportError::Sync(e) => e.into(),
+            SupportError::UserNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UserNotFound, message)
+            }
+            SupportError::CustomerNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::CustomerNotFound, message)
+                    .with_field("customer_id")
+            }
+            SupportError::NoCustomer => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NoCustomer, message)
+            }
+            SupportError::UserAlreadyLinked(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::UserAlreadyLinked, message)
+            }
+            SupportError::CustomerLinkedToOtherUser(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CustomerLinkedToOtherUser,
+                message,
+            )
+            .with_field("customer_id"),
+            SupportError::CustomerDeleted(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::CustomerDeleted, message)
+                    .with_field("customer_id")
+            }
+            SupportError::LinkNotProven(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::LinkNotProven, message)
+                    .with_field("customer_id")
+            }
+            SupportError::ReasonRequired => {
+                ApiError::bad_request(ErrorCode::ReasonRequired, message).with_field("reason")
+            }
+            SupportError::InvalidCursor => {
+                ApiError::bad_request(ErrorCode::InvalidCursor, message).with_field("cursor")
+            }
         }
     }
 }

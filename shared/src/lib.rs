@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod services;
 pub mod store;
 pub mod stripe;
+pub mod support;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;

@@ -78,7 +78,8 @@ impl Services {
             .with_refresh_min_interval(config.secrets_refresh_min_interval),
         );
         Ok(Services {
-            table: Table::new(dynamodb_client(dynamodb, config.aws), &config.table_name),
+            table: Table::new(dynamodb_client(dynamodb, config.aws), &config.table_name)
+                .with_retention(config.retention),
             stripe: StripeClient::new(
                 &config.stripe,
                 http.clone(),

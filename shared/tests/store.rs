@@ -184,3 +184,59 @@ mod customer_state {
         );
     }
 }
+
+mod retention {
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::Value;
+    use shared::ids::CustomerId;
+    use shared::store::{key, AuditEntry, AuditSource, Retention, Transaction, TTL_ATTRIBUTE};
+    use shared::sync::{Change, ChangeKind};
+    use shared::testing::TestStack;
+
+    #[tokio::test]
+    async fn audit_entries_expire_after_the_audit_retention() {
+        let stack = TestStack::new().await;
+        let table = stack.services().table.with_retention(Retention {
+            portal_sessions: Duration::from_secs(86_400),
+            audit: Duration::from_secs(10 * 86_400),
+        });
+        let entry = AuditEntry {
+            customer_id: CustomerId::parse("cus_Retained").unwrap(),
+            source: AuditSource::Webhook,
+            reference: None,
+            at: "2026-11-21T00:00:00.000000Z".into(),
+            change: Change {
+                kind: ChangeKind::Link,
+                field: "user".into(),
+                from: Value::Null,
+                to: Value::Null,
+                message: "linked".into(),
+            },
+            cancellation: None,
+        };
+        let mut tx = Transaction::new();
+        tx.put_audit_entry(&table, &entry, 7, 0).unwrap();
+        table.commit(tx).await.unwrap();
+        let item = table
+            .get(key(
+                "CUS#cus_Retained",
+                "AUDIT#2026-11-21T00:00:00.000000Z#000000000007#000",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        // 2026-11-21T00:00:00Z is 1795219200; ten days later.
+        assert_eq!(
+            item.get(TTL_ATTRIBUTE),
+            Some(&AttributeValue::N(
+                (1_795_219_200 + 10 * 86_400).to_string()
+            ))
+        );
+        assert_eq!(
+            table.audit_entries(&entry.customer_id).await.unwrap(),
+            vec![entry]
+        );
+    }
+}

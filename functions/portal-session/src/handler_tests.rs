@@ -497,7 +497,7 @@ async fn a_plan_change_opens_the_confirm_flow_and_the_hosted_page_makes_it() {
 
 #[tokio::test]
 async fn a_session_says_until_when_its_return_link_works_and_its_record_expires() {
-    let h = Harness::new().await;
+    let h = Harness::with(&[("SESSION_RETENTION_DAYS", "30")]).await;
     h.subscribed_customer("ttl-user").await;
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
     let (status, body) = create(&h, "portal-session/create-billing-review", "ttl-user").await;
@@ -518,7 +518,8 @@ async fn a_session_says_until_when_its_return_link_works_and_its_record_expires(
         .unwrap()
         .unwrap();
     assert_eq!(record.return_until, Some(expires_at));
-    // The table's TTL attribute, kept past the link for a year of analytics.
+    // The table's TTL attribute: SESSION_RETENTION_DAYS after its creation (the same second as
+    // the link's window starts).
     let item = h
         .services
         .table
@@ -531,8 +532,5 @@ async fn a_session_says_until_when_its_return_link_works_and_its_record_expires(
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(
-        ttl,
-        expires_at + shared::store::PORTAL_SESSION_RETENTION_SECONDS
-    );
+    assert_eq!(ttl, expires_at - window + 30 * 86_400);
 }

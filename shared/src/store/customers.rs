@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use super::transaction::{Condition, Transaction};
-use super::{from_item, key, to_item, Item, StoreError, Table, GSI1};
+use super::{from_item, key, to_item, Item, StoreError, Table, GSI1, TTL_ATTRIBUTE};
 use crate::ids::{CustomerId, UserId};
 use crate::sync::snapshot::PurchaseSummary;
 use crate::sync::{Change, CustomerSnapshot, PremiumStatus};
@@ -32,6 +32,8 @@ pub enum AuditSource {
     Webhook,
     Account,
     Reconcile,
+    /// An administrator's or operator's support action; the reference names them.
+    Support,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +235,9 @@ impl Transaction {
     ) -> Result<usize, StoreError> {
         let sk = format!("AUDIT#{}#{ticket:012}#{n:03}", entry.at);
         let mut item = to_item(key(format!("CUS#{}", entry.customer_id), &sk), entry)?;
+        if let Some(ttl) = super::expiry(&entry.at, table.retention().audit) {
+            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(ttl.to_string()));
+        }
         // Listed by day for portal analytics, which has no use for Portico's own account actions.
         if entry.source != AuditSource::Account {
             let day = entry.at.get(..10).unwrap_or_default();
@@ -257,7 +262,72 @@ impl Transaction {
     }
 }
 
+/// One page of a customer's audit trail, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// The sort key of the last entry, when older entries follow it.
+    pub last: Option<String>,
+}
+
+/// Whether `sk` has the shape of an audit entry's sort key (`AUDIT#<time>#<ticket>#<n>`).
+pub fn is_audit_key(sk: &str) -> bool {
+    let Some(rest) = sk.strip_prefix("AUDIT#") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('#').collect();
+    matches!(parts.as_slice(), [at, ticket, n]
+        if time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok()
+            && ticket.len() >= 12 && ticket.bytes().all(|b| b.is_ascii_digit())
+            && n.len() >= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl Table {
+    /// Up to `limit` audit entries of the customer, newest first, older than the entry whose
+    /// sort key is `before` (from the previous page). The partition is always the customer's,
+    /// whatever `before` says.
+    pub async fn audit_page(
+        &self,
+        id: &CustomerId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let pk = format!("CUS#{id}");
+        let mut start = before.map(|sk| key(pk.clone(), sk));
+        let mut items: Vec<Item> = Vec::new();
+        // One more than asked: whether it exists says if another page follows.
+        let wanted = limit + 1;
+        loop {
+            let query = self
+                .client()
+                .query()
+                .table_name(self.name())
+                .consistent_read(true)
+                .scan_index_forward(false)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+                .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            let output = self.send(|| query.clone().send()).await?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() && items.len() < wanted => start = Some(next),
+                _ => break,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let last = match (more, items.last().and_then(|i| i.get("sk"))) {
+            (true, Some(AttributeValue::S(sk))) => Some(sk.clone()),
+            _ => None,
+        };
+        Ok(AuditPage {
+            entries: items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            last,
+        })
+    }
+
     /// The customer's lifetime purchases as last synced, refunded ones included.
     pub async fn lifetime_purchases(
         &self,
@@ -327,5 +397,29 @@ impl Table {
             }
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_audit_key;
+
+    #[test]
+    fn only_audit_sort_keys_pass() {
+        assert!(is_audit_key(
+            "AUDIT#2026-12-01T19:36:50.123456Z#000000000007#000"
+        ));
+        assert!(is_audit_key("AUDIT#2026-11-21T00:00:00Z#000000000000#000"));
+        for forged in [
+            "STATE",
+            "AUDIT#",
+            "AUDIT#~",
+            "AUDIT#not-a-time#000000000007#000",
+            "AUDIT#2026-12-01T19:36:50.123456Z#7#000",
+            "AUDIT#2026-12-01T19:36:50.123456Z#000000000007",
+            "LIFETIME#pi_1",
+        ] {
+            assert!(!is_audit_key(forged), "{forged}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod checkout;
 mod customers;
+mod erasure;
 mod ledger;
 mod portal;
 mod schema;
@@ -21,16 +22,15 @@ use aws_sdk_dynamodb::Client;
 
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
-    AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
-    LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
+    is_audit_key, AuditEntry, AuditPage, AuditSource, CancellationDetails, CustomerState,
+    CustomerStore, LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
 };
+pub use erasure::{digest, Tombstone};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
-pub use portal::{
-    PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping, PORTAL_SESSION_RETENTION_SECONDS,
-};
+pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};
-pub use users::{UserRecord, UserStore};
+pub use users::{LinkRefused, UserRecord, UserStore};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -93,6 +93,33 @@ impl StoreError {
 pub struct Table {
     client: Client,
     name: String,
+    retention: Retention,
+}
+
+/// How long DynamoDB's TTL keeps items that hold a user's activity, counted from when each was
+/// written (SESSION_RETENTION_DAYS, AUDIT_RETENTION_DAYS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub portal_sessions: Duration,
+    pub audit: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            portal_sessions: Duration::from_secs(90 * 86_400),
+            audit: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
+/// The TTL (epoch seconds) of an item written at `at` (RFC 3339) and kept for `keep`; `None` for
+/// a time that does not parse, which keeps the item rather than expiring it early.
+fn expiry(at: &str, keep: Duration) -> Option<i64> {
+    let written =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    let keep = i64::try_from(keep.as_secs()).ok()?;
+    Some(written.unix_timestamp().saturating_add(keep))
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
@@ -143,7 +170,17 @@ impl Table {
         Self {
             client,
             name: name.into(),
+            retention: Retention::default(),
         }
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
     }
 
     pub fn name(&self) -> &str {
@@ -274,14 +311,14 @@ pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreE
     })
 }
 
-fn key_of(item: &Item) -> Item {
+pub(crate) fn key_of(item: &Item) -> Item {
     item.iter()
         .filter(|(name, _)| matches!(name.as_str(), "pk" | "sk"))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect()
 }
 
-fn describe_key(item: &Item) -> String {
+pub(crate) fn describe_key(item: &Item) -> String {
     let part = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => s.as_str(),
         _ => "?",

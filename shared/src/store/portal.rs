@@ -33,11 +33,6 @@ pub struct PortalSessionRecord {
     pub retention_offer: Option<String>,
 }
 
-/// How long a session record is kept after its return link stops working: analytics counts
-/// sessions by creation day over up to a year (`analytics::MAX_DAYS`), so the record outlives
-/// its link by that much before DynamoDB's TTL removes it.
-pub const PORTAL_SESSION_RETENTION_SECONDS: i64 = 367 * 86_400;
-
 /// A workflow's settings as an admin stored them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowConfigRecord {
@@ -196,11 +191,11 @@ impl Table {
             "gsi1sk".into(),
             AttributeValue::S(format!("{}#{}", record.created_at, record.reference)),
         );
-        if let Some(until) = record.return_until {
-            item.insert(
-                TTL_ATTRIBUTE.into(),
-                AttributeValue::N((until + PORTAL_SESSION_RETENTION_SECONDS).to_string()),
-            );
+        // Kept for the retention setting from its creation, never less than its return link
+        // works. Analytics keeps its own per-day counts, so past figures outlive the record.
+        if let Some(ttl) = super::expiry(&record.created_at, self.retention().portal_sessions) {
+            let ttl = record.return_until.map_or(ttl, |until| ttl.max(until));
+            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(ttl.to_string()));
         }
         self.put_new(item).await
     }

@@ -12,7 +12,8 @@ use super::StoreError;
 
 /// The index that lists items by day (portal sessions, for analytics).
 pub const GSI1: &str = "gsi1";
-/// Epoch seconds after which DynamoDB deletes the item (webhook ledger entries, portal sessions).
+/// Epoch seconds after which DynamoDB deletes the item (webhook ledger entries, checkout records,
+/// portal sessions, audit entries).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {

@@ -1,7 +1,9 @@
 //! All-or-nothing writes of several items, each with its own condition.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 
 use super::{Item, StoreError, Table};
 
@@ -82,6 +84,36 @@ impl Transaction {
             .map_err(|e| StoreError::Request(e.to_string()))?;
         self.items
             .push(TransactWriteItem::builder().update(update).build());
+        Ok(self.items.len() - 1)
+    }
+
+    /// Adds an unconditional delete of `key`; returns its position.
+    pub fn delete(&mut self, table: &Table, key: Item) -> Result<usize, StoreError> {
+        let delete = Delete::builder()
+            .table_name(table.name())
+            .set_key(Some(key))
+            .build()
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        Ok(self.items.len() - 1)
+    }
+
+    /// Adds a condition on an item the transaction does not write; returns its position.
+    pub fn check(
+        &mut self,
+        table: &Table,
+        key: Item,
+        condition: &str,
+    ) -> Result<usize, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(table.name())
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        self.items
+            .push(TransactWriteItem::builder().condition_check(check).build());
         Ok(self.items.len() - 1)
     }
 }

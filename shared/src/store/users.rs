@@ -93,6 +93,72 @@ impl UserStore for Table {
     }
 }
 
+/// Why a support link was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefused {
+    /// The user has another customer.
+    UserHasCustomer,
+    /// Another link claimed the customer for another user.
+    CustomerHasUser,
+}
+
+impl Table {
+    /// Links the user to `customer` and claims the customer for them, with the audit entry, in
+    /// one transaction: the user must have no customer (or this one) and the customer no other
+    /// claimed user. A customer linked anew is no longer marked erased.
+    pub async fn link_with_owner(
+        &self,
+        id: &UserId,
+        email: Option<&str>,
+        customer: &CustomerId,
+        now: &str,
+        audit: &super::AuditEntry,
+    ) -> Result<Result<(), LinkRefused>, StoreError> {
+        let mut tx = super::Transaction::new();
+        let user = tx.update(
+            self,
+            user_key(id),
+            "SET customer_id = :cus, user_id = :uid, premium = if_not_exists(premium, :no), \
+             created_at = if_not_exists(created_at, :now), updated_at = :now, \
+             email = if_not_exists(email, :email)",
+            vec![
+                (":cus", AttributeValue::S(customer.to_string())),
+                (":uid", AttributeValue::S(id.to_string())),
+                (":no", AttributeValue::Bool(false)),
+                (":now", AttributeValue::S(now.to_string())),
+                (":null", AttributeValue::Null(true)),
+                (
+                    ":email",
+                    email.map_or(AttributeValue::Null(true), |e| {
+                        AttributeValue::S(e.to_string())
+                    }),
+                ),
+            ],
+            Some("attribute_not_exists(customer_id) OR customer_id = :null OR customer_id = :cus"),
+        )?;
+        // The customer's sync counter item carries its claimed user.
+        let owner = tx.update(
+            self,
+            key(format!("CUS#{customer}"), "SYNC"),
+            "SET linked_user = :uid",
+            vec![(":uid", AttributeValue::S(id.to_string()))],
+            Some("attribute_not_exists(linked_user) OR linked_user = :uid"),
+        )?;
+        tx.clear_customer_erased(self, customer)?;
+        tx.put_audit_entry(self, audit, 0, 0)?;
+        match self.commit(tx).await {
+            Ok(()) => Ok(Ok(())),
+            Err(StoreError::TransactionConditionsFailed(failed)) if failed.contains(&user) => {
+                Ok(Err(LinkRefused::UserHasCustomer))
+            }
+            Err(StoreError::TransactionConditionsFailed(failed)) if failed.contains(&owner) => {
+                Ok(Err(LinkRefused::CustomerHasUser))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl super::Transaction {
     /// Sets the user's premium flag, only while the user is linked to `customer`.
     pub fn update_user_premium(

@@ -140,6 +140,9 @@ pub const CUSTOMER_UPDATE: RequestShape = shape(
     ],
 );
 
+pub const CUSTOMER_DELETE: RequestShape =
+    shape("customers.delete", Delete, "/v1/customers/{customer}", &[]);
+
 pub const CUSTOMER_LIST: RequestShape = shape(
     "customers.list",
     Get,
@@ -437,6 +440,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         CUSTOMER_CREATE,
         CUSTOMER_RETRIEVE,
         CUSTOMER_UPDATE,
+        CUSTOMER_DELETE,
         CUSTOMER_LIST,
         CUSTOMER_SEARCH,
         CUSTOMER_PAYMENT_METHODS,

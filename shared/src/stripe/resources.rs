@@ -549,6 +549,13 @@ impl StripeClient {
         self.send(request).await
     }
 
+    /// Deletes the customer for good (Stripe cancels its subscriptions at once). Deleting it
+    /// again is a 404 ([`StripeClientError::is_not_found`]).
+    pub async fn delete_customer(&self, id: &CustomerId) -> Result<Customer> {
+        self.send(StripeRequest::new(CUSTOMER_DELETE).arg(id.as_str()))
+            .await
+    }
+
     /// Customers whose email is exactly `email` (case-sensitive, strongly consistent).
     pub async fn list_customers_by_email(&self, email: &str, page: Page) -> Result<List<Customer>> {
         let request = StripeRequest::new(CUSTOMER_LIST)

@@ -49,6 +49,9 @@ pub enum SyncError {
     CallerConditionFailed(usize),
     #[error("customer {0} kept changing; sync gave up after {MAX_ATTEMPTS} attempts")]
     Contended(CustomerId),
+    /// Support erased the customer's data: nothing of it is written again.
+    #[error("customer {0} was erased")]
+    Erased(CustomerId),
 }
 
 impl SyncError {
@@ -162,6 +165,8 @@ pub async fn sync_customer(
         loop {
             let mut tx = Transaction::new();
             let state_position = tx.put_customer_state(ctx.table, &state, replaces)?;
+            // An erasure that began after our read must win over this write.
+            let erased_position = tx.require_not_erased(ctx.table, customer_id)?;
             let user_position = match (&user_id, update_user) {
                 (Some(user), true) => Some(tx.update_user_premium(
                     ctx.table,
@@ -211,6 +216,9 @@ pub async fn sync_customer(
                     });
                 }
                 Err(StoreError::TransactionConditionsFailed(failed)) => {
+                    if failed.contains(&erased_position) {
+                        return Err(SyncError::Erased(customer_id.clone()));
+                    }
                     if failed.contains(&state_position) {
                         // Someone wrote between our read and our write. A newer view: adopt it;
                         // an older one: compare again with what is stored now.

@@ -159,6 +159,11 @@ async fn apply(
         })?;
         return Ok(Outcome::Processed { changes: 0 });
     };
+    if ctx.table.customer_erased(&customer).await? {
+        // Late events of an erased customer (its `customer.deleted` too) write nothing, so the
+        // user's data is not brought back; the event is still recorded as done.
+        return complete_only(ctx, &complete).await;
+    }
     let refused = match (event.event_type.as_str(), client_reference(event)) {
         ("checkout.session.completed", Some(user)) => {
             link_checkout_customer(ctx, event, &user, &customer).await?
@@ -183,8 +188,23 @@ async fn apply(
         }),
         // Our lease ran out and another instance took the event over: it finishes it.
         Err(SyncError::CallerConditionFailed(_)) => Err(WebhookError::InProgress),
+        // Erased while this event was being processed.
+        Err(SyncError::Erased(_)) => complete_only(ctx, &complete).await,
         Err(e) => Err(e.into()),
     }
+}
+
+async fn complete_only(
+    ctx: SyncContext<'_>,
+    complete: &impl Fn(&Table, &mut Transaction) -> Result<(), StoreError>,
+) -> Result<Outcome, WebhookError> {
+    let mut tx = Transaction::new();
+    complete(ctx.table, &mut tx)?;
+    ctx.table.commit(tx).await.map_err(|e| match e {
+        StoreError::TransactionConditionsFailed(_) => WebhookError::InProgress,
+        e => e.into(),
+    })?;
+    Ok(Outcome::Ignored("customer erased"))
 }
 
 fn client_reference(event: &Envelope) -> Option<UserId> {
