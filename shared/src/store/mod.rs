@@ -3,6 +3,7 @@
 //! Every write that can race is conditional, and a lost race is [`StoreError::ConditionFailed`],
 //! never a string to match on.
 
+mod aggregates;
 mod checkout;
 mod customers;
 mod ledger;
@@ -19,10 +20,15 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
+pub use aggregates::{
+    bucket_width, counter, duration_bucket, names as counters, CustomerMark, DayAggregate,
+    AGGREGATE_SHARDS,
+    EXACT_CUSTOMERS_PER_SHARD,
+};
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
     AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
-    LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
+    LifetimePurchaseRecord, PortalVisit, SyncSlot, AUDIT_DAY_SHARDS, VISIT_AFTER_RETURN_SECONDS,
 };
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
 pub use portal::{
