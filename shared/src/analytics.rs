@@ -153,8 +153,7 @@ pub struct PortalAnalytics {
 pub struct RetentionStats {
     /// Sessions whose cancellation flow offered a coupon.
     pub shown: usize,
-    /// Of those, sessions after which that coupon's discount was applied to the customer's
-    /// subscription (in the audit trail of the period).
+    /// Of those, sessions during whose visit that coupon became the subscription's discount.
     pub accepted: usize,
     /// accepted / shown (0 without offers).
     pub acceptance_rate: f64,
@@ -309,9 +308,9 @@ fn duration_stats(samples: usize, total_ms: i64, buckets: &[(i64, usize)]) -> Du
                 return *lower as f64 + bucket_width(*lower) as f64 / 2.0;
             }
         }
-        buckets
-            .last()
-            .map_or(0.0, |(lower, _)| *lower as f64 + bucket_width(*lower) as f64 / 2.0)
+        buckets.last().map_or(0.0, |(lower, _)| {
+            *lower as f64 + bucket_width(*lower) as f64 / 2.0
+        })
     };
     let n = samples;
     let median = if n % 2 == 1 {
@@ -369,8 +368,8 @@ pub fn count_portal_use(tx: &mut Transaction, changes: &RecordedChanges<'_>) {
     for entry in changes.entries {
         let change = &entry.change;
         if let Some(subscription) = change.cancelled_subscription() {
-            let ends_scheduled = change.field.ends_with(".status")
-                && (changes.already_cancelling)(subscription);
+            let ends_scheduled =
+                change.field.ends_with(".status") && (changes.already_cancelling)(subscription);
             if ends_scheduled || !cancelled.insert(subscription) {
                 continue;
             }
@@ -379,7 +378,12 @@ pub fn count_portal_use(tx: &mut Transaction, changes: &RecordedChanges<'_>) {
                 .and_then(|d| d.reason.as_deref())
                 .is_some_and(|r| r.starts_with("payment_"));
             if !involuntary {
-                tx.count(day, shard, &counter(counters::FEATURE, "subscription_cancel"), 1);
+                tx.count(
+                    day,
+                    shard,
+                    &counter(counters::FEATURE, "subscription_cancel"),
+                    1,
+                );
             }
             let reason = details
                 .and_then(|d| {
@@ -607,7 +611,10 @@ mod tests {
             .map(|i| CustomerMark::of(&CustomerId::parse(format!("cus_many{i}")).unwrap()))
             .collect();
         let hashes: HashSet<&str> = marks[..300].iter().map(|m| m.hash.as_str()).collect();
-        let sketch: Vec<u16> = marks[300..].iter().map(CustomerMark::sketch_entry).collect();
+        let sketch: Vec<u16> = marks[300..]
+            .iter()
+            .map(CustomerMark::sketch_entry)
+            .collect();
         let estimate = estimate_customers(&hashes, &sketch) as f64;
         assert!((estimate - 20_000.0).abs() < 20_000.0 * 0.13, "{estimate}");
         let few: HashSet<&str> = marks[..50].iter().map(|m| m.hash.as_str()).collect();

@@ -3,12 +3,12 @@ use std::collections::{BTreeMap, HashSet};
 use lambda_http::http::StatusCode;
 use portico_testkit::{call, fixtures};
 use serde_json::{json, Value};
-use shared::ids::{CustomerId, UserId};
-use shared::portal::Workflow;
-use shared::services::Services;
 use shared::analytics::{
     backfill, count_portal_use, portal_analytics, Period, PortalAnalytics, RecordedChanges,
 };
+use shared::ids::{CustomerId, UserId};
+use shared::portal::Workflow;
+use shared::services::Services;
 use shared::store::{
     AuditEntry, AuditSource, CancellationDetails, PortalSessionRecord, PortalVisit, Table,
     Transaction,
@@ -594,7 +594,11 @@ async fn the_backfill_counts_stored_history_as_live_counting_did_and_only_once()
         .map(|n| format!("{n:032x}"))
         .collect();
     // Customer 0 changes its card in session 0's return, recorded before aggregates existed.
-    let first = table.get_portal_session(&references[0]).await.unwrap().unwrap();
+    let first = table
+        .get_portal_session(&references[0])
+        .await
+        .unwrap()
+        .unwrap();
     let mut tx = Transaction::new();
     tx.put_audit_entry(
         &table,
@@ -624,11 +628,21 @@ async fn the_backfill_counts_stored_history_as_live_counting_did_and_only_once()
     assert!(live.most_used_features.is_empty(), "not counted live");
 
     shared::testing::forget_aggregates(&table, &references).await;
-    assert_eq!(portal_analytics(&table, period).await.unwrap().total_sessions, 0);
+    assert_eq!(
+        portal_analytics(&table, period)
+            .await
+            .unwrap()
+            .total_sessions,
+        0
+    );
 
     let report = backfill(&table, period, today).await.unwrap();
     assert_eq!(
-        (report.cutover.as_str(), report.sessions_counted, report.audit_days_counted),
+        (
+            report.cutover.as_str(),
+            report.sessions_counted,
+            report.audit_days_counted
+        ),
         ("2026-11-15", 162, 33)
     );
     let backfilled = portal_analytics(&table, period).await.unwrap();
@@ -656,8 +670,15 @@ async fn past_the_exact_sets_unique_customers_are_an_estimate() {
     let table = stack.services().table;
     let busy = datetime!(2026-10-05 08:00:00 UTC);
     for i in 0..1_000usize {
-        insert_session(&table, i, i, Workflow::BillingReview, busy + Duration::seconds(i as i64), None)
-            .await;
+        insert_session(
+            &table,
+            i,
+            i,
+            Workflow::BillingReview,
+            busy + Duration::seconds(i as i64),
+            None,
+        )
+        .await;
     }
     // A customer seen again adds a session, not a customer.
     insert_session(&table, 1_000, 7, Workflow::BillingReview, busy, None).await;
@@ -668,7 +689,10 @@ async fn past_the_exact_sets_unique_customers_are_an_estimate() {
     let today = date!(2026 - 11 - 15);
     let day = |d: &str| Period::parse(Some(d), Some(d), today).unwrap();
     let quiet = portal_analytics(&table, day("2026-10-06")).await.unwrap();
-    assert_eq!((quiet.unique_customers, quiet.unique_customers_estimated), (10, false));
+    assert_eq!(
+        (quiet.unique_customers, quiet.unique_customers_estimated),
+        (10, false)
+    );
 
     let both = Period::parse(Some("2026-10-05"), Some("2026-10-06"), today).unwrap();
     let busy = portal_analytics(&table, both).await.unwrap();

@@ -98,7 +98,11 @@ async fn writes_whose_answer_was_lost_and_second_returns_are_counted_once() {
     assert_eq!(faults(&h).injected()["answer_lost"], 2);
     // And the user comes back through the same link again.
     let (status, body) = come_back(&h, "lost-answers", &reference).await;
-    assert_eq!((status, &body["first_return"]), (200, &false.into()), "{body}");
+    assert_eq!(
+        (status, &body["first_return"]),
+        (200, &false.into()),
+        "{body}"
+    );
 
     let stats = today(&h).await;
     assert_eq!(stats.total_sessions, 1, "{stats:?}");
@@ -130,7 +134,10 @@ async fn a_redelivered_webhook_counts_once_and_changes_outside_a_visit_not_at_al
         deliver(&h, "evt_visit_1", &customer).await,
         Outcome::Processed { changes } if changes > 0
     ));
-    assert_eq!(deliver(&h, "evt_visit_1", &customer).await, Outcome::Duplicate);
+    assert_eq!(
+        deliver(&h, "evt_visit_1", &customer).await,
+        Outcome::Duplicate
+    );
     assert_eq!(feature(&today(&h).await, "customer_update"), 1);
 
     // A customer who never opened the portal: its change is no portal use.

@@ -230,7 +230,11 @@ pub fn bucket_width(seconds: i64) -> i64 {
 
 impl Transaction {
     /// Marks `day`'s audit entries counted by the backfill, once (with their counts).
-    pub fn mark_audit_day_backfilled(&mut self, table: &Table, day: &str) -> Result<usize, StoreError> {
+    pub fn mark_audit_day_backfilled(
+        &mut self,
+        table: &Table,
+        day: &str,
+    ) -> Result<usize, StoreError> {
         self.put(
             table,
             key(AGGREGATE_PK, format!("{BACKFILLED_PREFIX}{day}")),
@@ -361,7 +365,13 @@ impl Table {
         let earliest = output
             .items()
             .first()
-            .and_then(|i| i.get("sk")?.as_s().ok()?.strip_prefix(DAY_PREFIX)?.get(..10))
+            .and_then(|i| {
+                i.get("sk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix(DAY_PREFIX)?
+                    .get(..10)
+            })
             .map(str::to_string)
             .unwrap_or_else(|| today.to_string());
         let mut item = cutover_key.clone();

@@ -20,11 +20,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-pub use aggregates::{
-    bucket_width, counter, duration_bucket, names as counters, CustomerMark, DayAggregate,
-    AGGREGATE_SHARDS,
-    EXACT_CUSTOMERS_PER_SHARD,
-};
+pub use aggregates::{bucket_width, counter, names as counters, CustomerMark, DayAggregate};
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
     AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,

@@ -34,7 +34,7 @@ use crate::stripe::{StripeClient, StripeClientError};
 /// Attempts before giving up on a customer whose state keeps being replaced under us.
 const MAX_ATTEMPTS: usize = 8;
 /// Audit entries one sync writes, within DynamoDB's 100 writes a transaction: the state, the
-/// user and the caller's (at most a few) writes take the rest.
+/// user, the caller's (at most a few) writes and the analytics counters (two) take the rest.
 const MAX_AUDITED_CHANGES: usize = 80;
 /// Commits refused because another transaction held one of the items, per sync.
 const MAX_CONFLICTS: u32 = 6;
@@ -199,10 +199,9 @@ pub async fn sync_customer(
                     entries: &entries,
                     visit: visit.as_ref(),
                     already_cancelling: &|id| {
-                        previous_snapshot
-                            .subscriptions
-                            .iter()
-                            .any(|s| s.id == id && (s.cancel_at.is_some() || s.cancel_at_period_end))
+                        previous_snapshot.subscriptions.iter().any(|s| {
+                            s.id == id && (s.cancel_at.is_some() || s.cancel_at_period_end)
+                        })
                     },
                 },
             );
