@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config
+.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -110,6 +110,13 @@ portal-config: ## apply portal-config.json (FILE=...) to Stripe and the table: t
 	@cargo build --quiet -p portal-config-cli
 	@set -a; if [ -z "$${TABLE_NAME:-}" ]; then . $(STATE_DIR)/dev.env || { echo "start make dev, or set TABLE_NAME, SECRET_ID and your AWS credentials" >&2; exit 1; }; fi; set +a; \
 	  target/debug/portal-config-cli apply --file $(FILE)
+
+FROM ?=
+TO ?=
+analytics-backfill: ## count stored sessions and audit entries from before the analytics aggregates (FROM=/TO=YYYY-MM-DD, default the last 366 days): the make dev stack, or the TABLE_NAME/AWS_* you set
+	@cargo build --quiet -p portal-config-cli
+	@set -a; if [ -z "$${TABLE_NAME:-}" ]; then . $(STATE_DIR)/dev.env || { echo "start make dev, or set TABLE_NAME and your AWS credentials" >&2; exit 1; }; fi; set +a; \
+	  target/debug/portal-config-cli backfill-analytics $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
 
 FN ?= billing-account
 EVENT ?= billing-account/get-account

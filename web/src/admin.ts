@@ -248,7 +248,7 @@ export async function analyticsPage(app: HTMLElement): Promise<void> {
       "div",
       { class: "stats" },
       stat("sessions", a.total_sessions, "total-sessions"),
-      stat("customers", a.unique_customers, "unique-customers"),
+      stat("customers", a.unique_customers_estimated ? `≈${a.unique_customers}` : a.unique_customers, "unique-customers"),
       stat("returned", a.returned_sessions, "returned-sessions"),
       stat("median minutes in the portal", median === null ? "—" : median.toFixed(1), "median-duration"),
     ),

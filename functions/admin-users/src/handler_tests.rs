@@ -693,7 +693,7 @@ async fn user_with_history(h: &Harness, sub: &str) -> CustomerId {
             reference: format!("ps_{}", user.short_digest()),
             user_id: user.clone(),
             customer_id: customer.clone(),
-            workflow: "billing_review".into(),
+            workflow: shared::portal::Workflow::BillingReview,
             stripe_session_id: "bps_1".into(),
             configuration_id: h.configuration.clone(),
             return_url: "http://localhost:5173/dashboard/billing".into(),
@@ -702,6 +702,7 @@ async fn user_with_history(h: &Harness, sub: &str) -> CustomerId {
             action: None,
             return_until: Some(h.services.clock.unix() + 86_400),
             retention_offer: None,
+            counted: false,
         })
         .await
         .unwrap();

@@ -3,18 +3,21 @@ use std::collections::{BTreeMap, HashSet};
 use lambda_http::http::StatusCode;
 use portico_testkit::{call, fixtures};
 use serde_json::{json, Value};
+use shared::analytics::{
+    backfill, count_portal_use, portal_analytics, Period, PortalAnalytics, RecordedChanges,
+};
 use shared::ids::{CustomerId, UserId};
 use shared::portal::Workflow;
 use shared::services::Services;
 use shared::store::{
-    AuditEntry, AuditSource, CancellationDetails, PortalSessionRecord, Table, Transaction,
-    AUDIT_DAY_SHARDS,
+    AuditEntry, AuditSource, CancellationDetails, PortalSessionRecord, PortalVisit, Table,
+    Transaction,
 };
 use shared::sync::{Change, ChangeKind};
 use shared::testing::operations::OperationLog;
 use shared::testing::TestStack;
 use time::format_description::well_known::Rfc3339;
-use time::macros::datetime;
+use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
 use super::handle;
@@ -94,7 +97,7 @@ async fn insert_session(
             reference: format!("{n:032x}"),
             user_id: UserId::parse(format!("user-{who}")).unwrap(),
             customer_id: customer(who),
-            workflow: workflow.as_str().to_string(),
+            workflow,
             stripe_session_id: format!("bps_{n}"),
             configuration_id: "bpc_analytics".into(),
             return_url: "https://app.portico.test/x".into(),
@@ -103,6 +106,7 @@ async fn insert_session(
             action: None,
             return_until: None,
             retention_offer: None,
+            counted: false,
         })
         .await
         .unwrap();
@@ -316,10 +320,10 @@ async fn seed_audit(table: &Table) {
             source,
             reference: Some(reference.into()),
             at: at.into(),
-            // Sub 4's feedback shows only on the second entry; the first has Stripe's reason.
+            // Sub 4's feedback is given when the cancellation is scheduled, as in Stripe's portal.
             cancellation: match reference {
-                "ret-4" | "req-5" => details("cancellation_requested", None),
-                "evt_4" => details("cancellation_requested", Some("too_expensive")),
+                "req-5" => details("cancellation_requested", None),
+                "ret-4" | "evt_4" => details("cancellation_requested", Some("too_expensive")),
                 _ => None,
             },
             change,
@@ -340,11 +344,45 @@ async fn seed_audit(table: &Table) {
             cancellation: details(reason, feedback),
         });
     }
-    let mut tx = Transaction::new();
+    // Each entry is one sync's record, counted as the sync counts it. Customer 11's portal
+    // sessions were over before its changes; everyone else had one open.
+    let visit = PortalVisit {
+        opened_at: "2026-09-01T00:00:00.000000Z".into(),
+        until: i64::MAX,
+        offer: None,
+    };
     for (n, entry) in all.iter().enumerate() {
-        tx.put_audit_entry(table, entry, 1, n).unwrap();
+        // The entries of one sync (two payment method fields of ret-0) are counted together.
+        if all[..n].iter().any(|e| e.reference == entry.reference) {
+            continue;
+        }
+        let sync: Vec<AuditEntry> = all
+            .iter()
+            .filter(|e| e.reference == entry.reference)
+            .cloned()
+            .collect();
+        let mut tx = Transaction::new();
+        for (k, e) in sync.iter().enumerate() {
+            tx.put_audit_entry(table, e, n as u64, k).unwrap();
+        }
+        let at = OffsetDateTime::parse(&entry.at, &Rfc3339).unwrap();
+        count_portal_use(
+            &mut tx,
+            &RecordedChanges {
+                customer: &entry.customer_id,
+                source: entry.source,
+                at: &entry.at,
+                at_unix: at.unix_timestamp(),
+                entries: &sync,
+                visit: (entry.customer_id != customer(11)).then_some(&visit),
+                // Sub 4 was scheduled to cancel before its end was seen.
+                already_cancelling: &|id| {
+                    id == "sub_a4" && entry.reference.as_deref() == Some("evt_4")
+                },
+            },
+        );
+        table.commit(tx).await.unwrap();
     }
-    table.commit(tx).await.unwrap();
 }
 
 /// Services whose DynamoDB client records every operation it sends.
@@ -431,14 +469,20 @@ async fn a_seeded_month_matches_figures_computed_here_and_reads_only_by_day() {
         close(&stats["average_duration_minutes"], average),
         "{stats} vs {average}"
     );
+    // Bucketed: within half a bucket (0.5 s, or 1/128 of the duration), plus the rounding.
+    let within_a_bucket = |actual: &Value, exact: f64| {
+        let bound = (0.5 / 60.0f64).max(exact / 128.0) + 0.005;
+        actual.as_f64().is_some_and(|a| (a - exact).abs() <= bound)
+    };
     assert!(
-        close(&stats["median_duration_minutes"], median),
+        within_a_bucket(&stats["median_duration_minutes"], median),
         "{stats} vs {median}"
     );
     assert!(
-        close(&stats["p90_duration_minutes"], p90),
+        within_a_bucket(&stats["p90_duration_minutes"], p90),
         "{stats} vs {p90}"
     );
+    assert_eq!(a["unique_customers_estimated"], false);
     assert_eq!(
         a["most_used_features"],
         json!([
@@ -461,11 +505,8 @@ async fn a_seeded_month_matches_figures_computed_here_and_reads_only_by_day() {
         json!({"start_date": "2026-10-01", "end_date": "2026-10-31", "days": 31})
     );
 
-    // Index queries by day (sessions, and each audit shard) and nothing else; never a Scan.
-    let ops = log.operations();
-    assert!(!ops.iter().any(|op| op == "Scan"), "{ops:?}");
-    let per_day = 1 + usize::from(AUDIT_DAY_SHARDS);
-    assert_eq!(ops, vec!["Query".to_string(); per_day * 31]);
+    // The month's aggregates in one query, and nothing else.
+    assert_eq!(log.operations(), vec!["Query".to_string()]);
 
     // A day on its own: only what happened that day.
     let (_, body) = analytics(
@@ -541,4 +582,123 @@ async fn bad_periods_and_callers_are_refused_before_any_read() {
     let (status, _) = call!(handle(&services, request));
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(log.operations().is_empty(), "{:?}", log.operations());
+}
+
+#[tokio::test]
+async fn the_backfill_counts_stored_history_as_live_counting_did_and_only_once() {
+    let stack = TestStack::new().await;
+    let table = stack.services().table;
+    seed_sessions(&table).await;
+    let references: Vec<String> = (0..160usize)
+        .chain([900, 901])
+        .map(|n| format!("{n:032x}"))
+        .collect();
+    // Customer 0 changes its card in session 0's return, recorded before aggregates existed.
+    let first = table
+        .get_portal_session(&references[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = Transaction::new();
+    tx.put_audit_entry(
+        &table,
+        &AuditEntry {
+            customer_id: customer(0),
+            source: AuditSource::PortalReturn,
+            reference: Some(first.reference.clone()),
+            at: first.created_at.clone(),
+            change: change(
+                ChangeKind::PaymentMethod,
+                "default_payment_method",
+                json!(null),
+                json!("visa 4242"),
+            ),
+            cancellation: None,
+        },
+        1,
+        0,
+    )
+    .unwrap();
+    table.commit(tx).await.unwrap();
+
+    let today = date!(2026 - 11 - 15);
+    let period = Period::parse(Some("2026-09-30"), Some("2026-11-01"), today).unwrap();
+    let live = portal_analytics(&table, period).await.unwrap();
+    assert_eq!(live.total_sessions, 162);
+    assert!(live.most_used_features.is_empty(), "not counted live");
+
+    shared::testing::forget_aggregates(&table, &references).await;
+    assert_eq!(
+        portal_analytics(&table, period)
+            .await
+            .unwrap()
+            .total_sessions,
+        0
+    );
+
+    let report = backfill(&table, period, today).await.unwrap();
+    assert_eq!(
+        (
+            report.cutover.as_str(),
+            report.sessions_counted,
+            report.audit_days_counted
+        ),
+        ("2026-11-15", 162, 33)
+    );
+    let backfilled = portal_analytics(&table, period).await.unwrap();
+    assert_eq!(
+        backfilled.most_used_features,
+        vec![("payment_method_update".to_string(), 1)]
+    );
+    assert_eq!(
+        PortalAnalytics {
+            most_used_features: Vec::new(),
+            ..backfilled.clone()
+        },
+        live
+    );
+
+    // Again: nothing is counted twice.
+    let again = backfill(&table, period, today).await.unwrap();
+    assert_eq!((again.sessions_counted, again.audit_days_counted), (0, 0));
+    assert_eq!(portal_analytics(&table, period).await.unwrap(), backfilled);
+}
+
+#[tokio::test]
+async fn past_the_exact_sets_unique_customers_are_an_estimate() {
+    let stack = TestStack::new().await;
+    let table = stack.services().table;
+    let busy = datetime!(2026-10-05 08:00:00 UTC);
+    for i in 0..1_000usize {
+        insert_session(
+            &table,
+            i,
+            i,
+            Workflow::BillingReview,
+            busy + Duration::seconds(i as i64),
+            None,
+        )
+        .await;
+    }
+    // A customer seen again adds a session, not a customer.
+    insert_session(&table, 1_000, 7, Workflow::BillingReview, busy, None).await;
+    for i in 0..10usize {
+        let quiet = datetime!(2026-10-06 08:00:00 UTC);
+        insert_session(&table, 2_000 + i, i, Workflow::PaymentUpdate, quiet, None).await;
+    }
+    let today = date!(2026 - 11 - 15);
+    let day = |d: &str| Period::parse(Some(d), Some(d), today).unwrap();
+    let quiet = portal_analytics(&table, day("2026-10-06")).await.unwrap();
+    assert_eq!(
+        (quiet.unique_customers, quiet.unique_customers_estimated),
+        (10, false)
+    );
+
+    let both = Period::parse(Some("2026-10-05"), Some("2026-10-06"), today).unwrap();
+    let busy = portal_analytics(&table, both).await.unwrap();
+    assert_eq!(busy.total_sessions, 1_011);
+    assert!(busy.unique_customers_estimated);
+    // Three standard errors of a 256-register HyperLogLog; the exact sets alone hold 512.
+    let error = (busy.unique_customers as f64 - 1_000.0).abs() / 1_000.0;
+    assert!(error < 0.2, "{} customers estimated", busy.unique_customers);
 }

@@ -78,3 +78,7 @@ mod tests;
 #[cfg(test)]
 #[path = "fault_tests.rs"]
 mod fault_tests;
+
+#[cfg(test)]
+#[path = "analytics_tests.rs"]
+mod analytics_tests;

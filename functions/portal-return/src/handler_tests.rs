@@ -537,7 +537,7 @@ async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
             reference: reference.into(),
             user_id: UserId::parse("late-user").unwrap(),
             customer_id: customer.clone(),
-            workflow: "billing_review".into(),
+            workflow: Workflow::BillingReview,
             stripe_session_id: "bps_old".into(),
             configuration_id: h.configuration.clone(),
             return_url: format!(
@@ -549,6 +549,7 @@ async fn a_return_after_the_link_expired_is_410_and_changes_nothing() {
             action: None,
             return_until: Some(now.unix_timestamp() - 1),
             retention_offer: None,
+            counted: false,
         })
         .await
         .unwrap();

@@ -80,7 +80,7 @@ pub fn for_fault(
             "The level of configured provisioned throughput for the table was exceeded.",
         ),
         Fault::InternalServerError => plain(500, "InternalServerError", "Internal server error"),
-        Fault::Hang | Fault::DropConnection | Fault::Latency(_) => return None,
+        Fault::Hang | Fault::DropConnection | Fault::AnswerLost | Fault::Latency(_) => return None,
     })
 }
 

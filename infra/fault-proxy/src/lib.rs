@@ -233,6 +233,10 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Answer,
         match &rule.fault {
             Fault::Hang => return Ok(std::future::pending::<Answer>().await),
             Fault::DropConnection => return Err(DropConnection),
+            Fault::AnswerLost => {
+                forward(&state, parts, body).await;
+                return Err(DropConnection);
+            }
             Fault::Latency(delay) => tokio::time::sleep(*delay).await,
             fault => {
                 if let Some(error) = aws_error::for_fault(

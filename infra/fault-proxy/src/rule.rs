@@ -43,6 +43,10 @@ pub enum Fault {
     Hang,
     /// Closes the connection without an answer.
     DropConnection,
+    /// Forwards the request, then closes the connection without DynamoDB's answer: the write
+    /// happened and the client cannot know it (a timeout after the service acted), so the SDK
+    /// sends it again.
+    AnswerLost,
     /// Forwards the request after this delay: `{"latency_ms": 200}`.
     #[serde(rename = "latency_ms")]
     Latency(#[serde(with = "millis")] Duration),
@@ -58,6 +62,7 @@ impl Fault {
             Fault::InternalServerError => "internal_server_error",
             Fault::Hang => "hang",
             Fault::DropConnection => "drop_connection",
+            Fault::AnswerLost => "answer_lost",
             Fault::Latency(_) => "latency",
         }
     }

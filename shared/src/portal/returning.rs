@@ -54,14 +54,19 @@ pub async fn handle_return(
         reference: Some(session.reference.clone()),
     };
     let returned_at = ctx.clock.timestamp();
+    // The return is counted, and ends the visit, with the write that makes it the first.
     let mark_returned = |table: &Table, tx: &mut Transaction| {
         tx.mark_portal_session_returned(
             table,
             &session.reference,
             &returned_at,
             request.action.as_deref(),
-        )
-        .map(|_| ())
+        )?;
+        if session.counted {
+            tx.count_return(&session, &returned_at);
+        }
+        tx.close_portal_visit(table, &session.customer_id, &session.reference, now)
+            .map(|_| ())
     };
 
     let mut first_return = session.returned_at.is_none();

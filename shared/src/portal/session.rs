@@ -174,7 +174,7 @@ pub async fn create_session(
             reference: reference.clone(),
             user_id: user.id.clone(),
             customer_id: customer,
-            workflow: workflow.as_str().to_string(),
+            workflow,
             stripe_session_id: session.id,
             configuration_id: configuration,
             return_url: return_url.clone(),
@@ -183,6 +183,7 @@ pub async fn create_session(
             action: None,
             return_until: Some(expires_at),
             retention_offer,
+            counted: true,
         })
         .await?;
     Ok(CreatedSession {

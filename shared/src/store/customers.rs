@@ -104,24 +104,7 @@ pub trait CustomerStore {
 
 impl CustomerStore for Table {
     async fn next_sync_ticket(&self, id: &CustomerId) -> Result<u64, StoreError> {
-        let request = self
-            .client()
-            .update_item()
-            .table_name(self.name())
-            .set_key(Some(sync_key(id)))
-            .update_expression("ADD ticket :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::UpdatedNew);
-        let output = self.send(|| request.clone().send()).await?;
-        output
-            .attributes()
-            .and_then(|a| a.get("ticket"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| StoreError::Corrupt {
-                key: format!("CUS#{id}/SYNC"),
-                reason: "no ticket".into(),
-            })
+        Ok(self.next_sync_ticket_and_visit(id).await?.0)
     }
 
     async fn get_customer_state(
@@ -129,6 +112,76 @@ impl CustomerStore for Table {
         id: &CustomerId,
     ) -> Result<Option<CustomerState>, StoreError> {
         self.get(state_key(id)).await?.map(from_item).transpose()
+    }
+}
+
+/// The customer's latest portal session as a sync needs it to tell a change made in the portal
+/// from any other (analytics counts only the former). Kept on the sync item, which every sync
+/// updates anyway, so knowing it costs no read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalVisit {
+    /// The session's `created_at`.
+    pub opened_at: String,
+    /// Unix time until which changes count as made in the portal: the return link's end, or
+    /// [`VISIT_AFTER_RETURN_SECONDS`] after the session's first return.
+    pub until: i64,
+    /// The retention coupon the session offered.
+    pub offer: Option<String>,
+}
+
+/// After a return, webhooks of changes made in the portal may still be on their way.
+pub const VISIT_AFTER_RETURN_SECONDS: i64 = 60;
+
+impl PortalVisit {
+    fn from_item(item: &Item) -> Option<Self> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let unix = |name: &str| item.get(name)?.as_n().ok()?.parse::<i64>().ok();
+        let session = text("portal_session")?;
+        let mut until = unix("portal_until")?;
+        if text("portal_returned").as_ref() == Some(&session) {
+            if let Some(returned) = unix("portal_returned_at") {
+                until = until.min(returned + VISIT_AFTER_RETURN_SECONDS);
+            }
+        }
+        Some(PortalVisit {
+            opened_at: text("portal_opened_at")?,
+            until,
+            offer: text("portal_offer"),
+        })
+    }
+
+    /// Whether a change recorded at `at` (a timestamp, `at_unix` its unix time) falls in it.
+    pub fn covers(&self, at: &str, at_unix: i64) -> bool {
+        at >= self.opened_at.as_str() && at_unix <= self.until
+    }
+}
+
+impl Table {
+    /// A new sync ticket (see [`CustomerStore::next_sync_ticket`]) and the customer's latest
+    /// portal session, in one write.
+    pub async fn next_sync_ticket_and_visit(
+        &self,
+        id: &CustomerId,
+    ) -> Result<(u64, Option<PortalVisit>), StoreError> {
+        let request = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(sync_key(id)))
+            .update_expression("ADD ticket :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::AllNew);
+        let output = self.send(|| request.clone().send()).await?;
+        let attributes = output.attributes().cloned().unwrap_or_default();
+        let ticket = attributes
+            .get("ticket")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("CUS#{id}/SYNC"),
+                reason: "no ticket".into(),
+            })?;
+        Ok((ticket, PortalVisit::from_item(&attributes)))
     }
 }
 
@@ -190,6 +243,53 @@ impl Table {
 }
 
 impl Transaction {
+    /// Records the customer's newest portal session for the syncs that follow (see
+    /// [`PortalVisit`]).
+    pub fn open_portal_visit(
+        &mut self,
+        table: &Table,
+        customer: &CustomerId,
+        reference: &str,
+        opened_at: &str,
+        until: i64,
+        offer: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let mut values = vec![
+            (":session", AttributeValue::S(reference.to_string())),
+            (":at", AttributeValue::S(opened_at.to_string())),
+            (":until", AttributeValue::N(until.to_string())),
+        ];
+        let expression = match offer {
+            Some(offer) => {
+                values.push((":offer", AttributeValue::S(offer.to_string())));
+                "SET #portal_session = :session, #portal_opened_at = :at, #portal_until = :until, #portal_offer = :offer"
+            }
+            None => "SET #portal_session = :session, #portal_opened_at = :at, #portal_until = :until REMOVE #portal_offer",
+        };
+        self.update(table, sync_key(customer), expression, values, None)
+    }
+
+    /// Notes a session's first return: if it is still the customer's newest, its visit ends
+    /// shortly after.
+    pub fn close_portal_visit(
+        &mut self,
+        table: &Table,
+        customer: &CustomerId,
+        reference: &str,
+        returned_unix: i64,
+    ) -> Result<usize, StoreError> {
+        self.update(
+            table,
+            sync_key(customer),
+            "SET #portal_returned = :session, #portal_returned_at = :at",
+            vec![
+                (":session", AttributeValue::S(reference.to_string())),
+                (":at", AttributeValue::N(returned_unix.to_string())),
+            ],
+            None,
+        )
+    }
+
     /// Stores `state` only over the state it was compared with: `replaces` is the version read
     /// before the fetch (`None`: there was none). Whoever wrote in between wins, and the caller
     /// starts over, so no change is diffed against a stale snapshot or audited twice.

@@ -3,6 +3,7 @@
 //! Every write that can race is conditional, and a lost race is [`StoreError::ConditionFailed`],
 //! never a string to match on.
 
+mod aggregates;
 mod checkout;
 mod customers;
 mod erasure;
@@ -20,10 +21,12 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
+pub use aggregates::{bucket_width, counter, names as counters, CustomerMark, DayAggregate};
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
 pub use customers::{
     is_audit_key, AuditEntry, AuditPage, AuditSource, CancellationDetails, CustomerState,
-    CustomerStore, LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
+    CustomerStore, LifetimePurchaseRecord, PortalVisit, SyncSlot, AUDIT_DAY_SHARDS,
+    VISIT_AFTER_RETURN_SECONDS,
 };
 pub use erasure::{digest, Tombstone};
 pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};

@@ -4,9 +4,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::transaction::Transaction;
+use super::transaction::{Condition, Transaction};
 use super::users::user_key;
-use super::{from_item, key, to_item, Item, StoreError, Table, UserRecord, GSI1, TTL_ATTRIBUTE};
+use super::{
+    conflict_pause, from_item, key, to_item, Item, StoreError, Table, UserRecord, GSI1,
+    TTL_ATTRIBUTE,
+};
 use crate::ids::{CustomerId, UserId};
 use crate::portal::{Workflow, WorkflowSettings};
 
@@ -15,7 +18,8 @@ pub struct PortalSessionRecord {
     pub reference: String,
     pub user_id: UserId,
     pub customer_id: CustomerId,
-    pub workflow: String,
+    /// Stored as its snake_case name (`payment_update`), as when it was a string.
+    pub workflow: Workflow,
     pub stripe_session_id: String,
     pub configuration_id: String,
     pub return_url: String,
@@ -31,6 +35,10 @@ pub struct PortalSessionRecord {
     /// The coupon the cancellation flow offered, if it offered one (analytics: offers shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_offer: Option<String>,
+    /// Counted in the analytics aggregates when stored (false on sessions stored before them,
+    /// until the backfill counts them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counted: bool,
 }
 
 /// A workflow's settings as an admin stored them.
@@ -176,12 +184,15 @@ impl Table {
         .collect()
     }
 
-    /// Records a new portal session, indexed by its creation day for analytics.
+    /// Records a new portal session, indexed by its creation day, with its analytics counts
+    /// and as the customer's newest visit, in one transaction.
     pub async fn insert_portal_session(
         &self,
         record: &PortalSessionRecord,
     ) -> Result<(), StoreError> {
-        let mut item = to_item(session_key(&record.reference), record)?;
+        let mut record = record.clone();
+        record.counted = true;
+        let mut item = to_item(session_key(&record.reference), &record)?;
         let day = record.created_at.get(..10).unwrap_or_default();
         item.insert(
             "gsi1pk".into(),
@@ -197,7 +208,93 @@ impl Table {
             let ttl = record.return_until.map_or(ttl, |until| ttl.max(until));
             item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(ttl.to_string()));
         }
-        self.put_new(item).await
+        let mut overflow = false;
+        let mut conflicts = 0;
+        loop {
+            let mut tx = Transaction::new();
+            tx.put(
+                self,
+                item.clone(),
+                Some(Condition {
+                    expression: "attribute_not_exists(pk)",
+                    values: vec![],
+                }),
+            )?;
+            if let Some(until) = record.return_until {
+                tx.open_portal_visit(
+                    self,
+                    &record.customer_id,
+                    &record.reference,
+                    &record.created_at,
+                    until,
+                    record.retention_offer.as_deref(),
+                )?;
+            }
+            let counters = tx.len();
+            tx.count_session(&record, overflow);
+            match self.commit(tx).await {
+                Ok(()) => return Ok(()),
+                // An attempt whose answer was lost may have written the session (and counted
+                // it) before the SDK's retry found it there: exactly ours means done, once.
+                Err(StoreError::TransactionConditionsFailed(failed)) if failed.contains(&0) => {
+                    return match self.get(session_key(&record.reference)).await? {
+                        Some(stored) if stored == item => Ok(()),
+                        _ => Err(StoreError::ConditionFailed),
+                    };
+                }
+                // The day's exact set of customers is full in this shard: sketch from now on.
+                Err(StoreError::TransactionConditionsFailed(failed))
+                    if failed.contains(&counters) && !overflow =>
+                {
+                    overflow = true;
+                }
+                Err(StoreError::TransactionConflict) if conflicts < 4 => {
+                    conflicts += 1;
+                    conflict_pause(conflicts).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Counts a session stored before the aggregates existed (the backfill), once: its
+    /// `counted` flag is set with its counts, on the state it was read in (a return in between
+    /// fails the condition, and the caller reads it again).
+    pub async fn count_stored_session(
+        &self,
+        record: &PortalSessionRecord,
+    ) -> Result<(), StoreError> {
+        let mut overflow = false;
+        loop {
+            let mut tx = Transaction::new();
+            let returned = if record.returned_at.is_some() {
+                "attribute_exists(returned_at)"
+            } else {
+                "attribute_not_exists(returned_at)"
+            };
+            let condition =
+                format!("attribute_exists(pk) AND attribute_not_exists(#counted) AND {returned}");
+            tx.update(
+                self,
+                session_key(&record.reference),
+                "SET #counted = :counted",
+                vec![(":counted", AttributeValue::Bool(true))],
+                Some(condition.as_str()),
+            )?;
+            let counters = tx.len();
+            tx.count_session(record, overflow);
+            match self.commit(tx).await {
+                Err(StoreError::TransactionConditionsFailed(failed))
+                    if failed.contains(&counters) && !failed.contains(&0) && !overflow =>
+                {
+                    overflow = true;
+                }
+                Err(StoreError::TransactionConditionsFailed(_)) => {
+                    return Err(StoreError::ConditionFailed)
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn get_portal_session(

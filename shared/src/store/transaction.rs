@@ -5,12 +5,15 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 
+use super::aggregates::PendingCounts;
 use super::{Item, StoreError, Table};
 
 /// Writes collected for one `TransactWriteItems` call; positions are reported back on failure.
+/// Analytics counters (`count`) are merged per item and go after the other writes.
 #[derive(Debug, Default)]
 pub struct Transaction {
     items: Vec<TransactWriteItem>,
+    pub(super) counts: PendingCounts,
 }
 
 /// A condition expression with its placeholder values.
@@ -24,12 +27,13 @@ impl Transaction {
         Self::default()
     }
 
+    /// Writes other than counters; the first counter update has this position.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.counts.is_empty()
     }
 
     /// Adds a put; returns its position.
@@ -135,10 +139,12 @@ impl Table {
         if transaction.is_empty() {
             return Ok(());
         }
+        let Transaction { mut items, counts } = transaction;
+        items.extend(Transaction::count_items(counts, self)?);
         let result = crate::budget::bounded(
             self.client()
                 .transact_write_items()
-                .set_transact_items(Some(transaction.items))
+                .set_transact_items(Some(items))
                 .send(),
         )
         .await?;

@@ -22,6 +22,7 @@ pub use snapshot::{
     diff, itemised, premium, Change, ChangeKind, CustomerSnapshot, PremiumStatus, Truncated,
 };
 
+use crate::analytics::{self, RecordedChanges};
 use crate::clock::Clock;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
@@ -33,7 +34,7 @@ use crate::stripe::{StripeClient, StripeClientError};
 /// Attempts before giving up on a customer whose state keeps being replaced under us.
 const MAX_ATTEMPTS: usize = 8;
 /// Audit entries one sync writes, within DynamoDB's 100 writes a transaction: the state, the
-/// user and the caller's (at most a few) writes take the rest.
+/// user, the caller's (at most a few) writes and the analytics counters (two) take the rest.
 const MAX_AUDITED_CHANGES: usize = 80;
 /// Commits refused because another transaction held one of the items, per sync.
 const MAX_CONFLICTS: u32 = 6;
@@ -117,7 +118,7 @@ pub async fn sync_customer(
 ) -> Result<SyncOutcome, SyncError> {
     let mut conflicts = 0u32;
     for attempt in 1..=MAX_ATTEMPTS {
-        let ticket = ctx.table.next_sync_ticket(customer_id).await?;
+        let (ticket, visit) = ctx.table.next_sync_ticket_and_visit(customer_id).await?;
         let (previous, fetched) = tokio::try_join!(
             async { Ok::<_, SyncError>(ctx.table.get_customer_state(customer_id).await?) },
             async {
@@ -160,6 +161,18 @@ pub async fn sync_customer(
             );
         }
 
+        let entries: Vec<AuditEntry> = audited
+            .iter()
+            .map(|change| AuditEntry {
+                customer_id: customer_id.clone(),
+                source: trigger.source,
+                reference: trigger.reference.clone(),
+                at: state.synced_at.clone(),
+                change: change.clone(),
+                cancellation: cancellation_details(change, &state.snapshot),
+            })
+            .collect();
+
         // The user's premium flag is updated only while the user is linked to this customer.
         let mut update_user = user_id.is_some();
         loop {
@@ -177,17 +190,26 @@ pub async fn sync_customer(
                 )?),
                 _ => None,
             };
-            for (n, change) in audited.iter().enumerate() {
-                let entry = AuditEntry {
-                    customer_id: customer_id.clone(),
-                    source: trigger.source,
-                    reference: trigger.reference.clone(),
-                    at: state.synced_at.clone(),
-                    change: change.clone(),
-                    cancellation: cancellation_details(change, &state.snapshot),
-                };
-                tx.put_audit_entry(ctx.table, &entry, ticket, n)?;
+            for (n, entry) in entries.iter().enumerate() {
+                tx.put_audit_entry(ctx.table, entry, ticket, n)?;
             }
+            // Counted with the entries: a sync that is retried or loses a race writes neither.
+            analytics::count_portal_use(
+                &mut tx,
+                &RecordedChanges {
+                    customer: customer_id,
+                    source: trigger.source,
+                    at: &state.synced_at,
+                    at_unix: now,
+                    entries: &entries,
+                    visit: visit.as_ref(),
+                    already_cancelling: &|id| {
+                        previous_snapshot.subscriptions.iter().any(|s| {
+                            s.id == id && (s.cancel_at.is_some() || s.cancel_at_period_end)
+                        })
+                    },
+                },
+            );
             for purchase in state
                 .snapshot
                 .purchases

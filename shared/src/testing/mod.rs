@@ -237,3 +237,39 @@ impl Drop for TestStack {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Makes the table look as before the analytics aggregates existed: none of them, and the given
+/// portal sessions not marked counted (for backfill tests).
+pub async fn forget_aggregates(table: &crate::store::Table, sessions: &[String]) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (client, name) = (table.client(), table.name());
+    let items = client
+        .query()
+        .table_name(name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("ANALYTICS".into()))
+        .send()
+        .await
+        .expect("list the aggregates");
+    for item in items.items() {
+        client
+            .delete_item()
+            .table_name(name)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .expect("delete an aggregate");
+    }
+    for reference in sessions {
+        client
+            .update_item()
+            .table_name(name)
+            .key("pk", AttributeValue::S(format!("PSESS#{reference}")))
+            .key("sk", AttributeValue::S("META".into()))
+            .update_expression("REMOVE counted")
+            .send()
+            .await
+            .expect("unmark a session");
+    }
+}
