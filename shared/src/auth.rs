@@ -127,8 +127,11 @@ impl Authenticator {
         &self,
         request: &lambda_http::Request,
     ) -> Result<User, AuthError> {
-        self.authenticate(crate::http::header(request, "authorization"))
-            .await
+        let user = self
+            .authenticate(crate::http::header(request, "authorization"))
+            .await?;
+        crate::telemetry::record_user(&user.id);
+        Ok(user)
     }
 
     /// Authenticates a request from its `Authorization` header value.

@@ -41,6 +41,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("ALLOW_IMMEDIATE_CANCEL", "whether users may cancel immediately instead of at period end", Some("false")),
     ("WEBHOOK_TOLERANCE_SECONDS", "how old a webhook signature's timestamp may be", Some("300")),
     ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
+    ("METRICS_NAMESPACE", "CloudWatch namespace of the metrics the functions write into their logs (EMF)", Some("Portico")),
 ];
 
 /// Clock skew worth allowing is seconds; minutes more would keep expired tokens alive.
@@ -118,6 +119,7 @@ pub struct Config {
     pub allow_immediate_cancel: bool,
     /// Least time between two Stripe re-syncs of one customer that users trigger.
     pub sync_refresh_min_interval: Duration,
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -195,6 +197,7 @@ impl Config {
             sync_refresh_min_interval: Duration::from_secs(
                 vars.number("SYNC_REFRESH_MIN_SECONDS")?,
             ),
+            metrics_namespace: vars.string("METRICS_NAMESPACE")?,
         })
     }
 }

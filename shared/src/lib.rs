@@ -9,6 +9,7 @@ pub mod config;
 pub mod customers;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod portal;
 pub mod portal_admin;
 pub mod secrets;

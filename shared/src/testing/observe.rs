@@ -1,0 +1,175 @@
+//! What a request wrote to the logs and as metrics, for tests to read: the production log
+//! format ([`crate::telemetry::subscriber`]) into a buffer, and the EMF lines a
+//! [`crate::metrics::Metrics`] captured.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Log lines written on this thread while the capture lives (tests run on a current-thread
+/// runtime, so every task of the test is on it).
+pub struct LogCapture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl LogCapture {
+    /// Captures at `level` (`debug` shows what the seeds' debug mode shows).
+    pub fn start(level: &str) -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let filter = crate::telemetry::filter(Some(level), None);
+        let subscriber = crate::telemetry::subscriber(filter, Buffer(buffer.clone())).finish();
+        LogCapture {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Every line so far, parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self
+            .buffer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+            .collect()
+    }
+
+    /// The raw text so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap_or_else(|p| p.into_inner())).into()
+    }
+
+    /// The lines whose message is `message`.
+    pub fn with_message(&self, message: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+/// Fails when `text` holds any of `secrets`, an email address, a JWT or a card number.
+pub fn assert_no_personal_data(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "a secret reached the output: {secret}"
+        );
+    }
+    for word in text.split(|c: char| c.is_whitespace() || "\"',;:()[]{}<>=\\".contains(c)) {
+        if let Some((local, domain)) = word.split_once('@') {
+            assert!(
+                local.is_empty() || !domain.contains('.'),
+                "an email address reached the output: {word}"
+            );
+        }
+        // A JWT: three base64url parts, the first a JSON header (`eyJ`).
+        assert!(
+            !(word.starts_with("eyJ") && word.matches('.').count() == 2),
+            "a token reached the output: {word}"
+        );
+    }
+    assert!(!has_card_number(text), "a card number reached the output");
+}
+
+/// A Luhn-valid run of 14 to 19 digits (spaces or dashes allowed between them). 13-digit runs
+/// are left out: millisecond timestamps are 13 digits.
+fn has_card_number(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_digit() || c == ' ' || c == '-'))
+        .flat_map(|run| run.split("  "))
+        .map(|run| run.chars().filter(char::is_ascii_digit).collect::<Vec<_>>())
+        .any(|d| (14..=19).contains(&d.len()) && luhn(&d))
+}
+
+fn luhn(digits: &[char]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = c.to_digit(10).unwrap_or(0);
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// The value of metric `name` in captured EMF `lines`, in the line whose dimensions are
+/// exactly `dimensions` (besides `Function`); `None` when no such line was written.
+pub fn metric(lines: &[Value], name: &str, dimensions: &[(&str, &str)]) -> Option<Value> {
+    lines
+        .iter()
+        .find(|line| {
+            let declared = &line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0];
+            let Some(declared) = declared.as_array() else {
+                return false;
+            };
+            let names: Vec<&str> = declared.iter().filter_map(Value::as_str).collect();
+            let wanted: Vec<&str> = std::iter::once("Function")
+                .chain(dimensions.iter().map(|(k, _)| *k))
+                .collect();
+            let mut a = names.clone();
+            let mut b = wanted;
+            a.sort();
+            b.sort();
+            a == b && dimensions.iter().all(|(k, v)| line[*k] == *v) && line.get(name).is_some()
+        })
+        .map(|line| line[name].clone())
+}
+
+/// Fails unless every dimension value in `lines` is one of `allowed` and no value holds an id,
+/// an email or a secret.
+pub fn assert_metrics_carry_no_identity(lines: &[Value], identities: &[&str]) {
+    let text = serde_json::to_string(lines).unwrap_or_default();
+    assert_no_personal_data(&text, identities);
+    for line in lines {
+        let declared = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for dimension in declared.iter().filter_map(Value::as_str) {
+            let value = line[dimension].as_str().unwrap_or_default();
+            assert!(
+                !value.starts_with("cus_") && !value.contains('@') && value.len() <= 64,
+                "dimension {dimension} holds {value}"
+            );
+        }
+    }
+}
