@@ -469,7 +469,8 @@ pub async fn serve(
 ) -> Response<Body> {
     let request_id = request_id(request);
     let span = crate::telemetry::request_span(services.function, &request_id);
-    let answered = async { finish(request, within_deadline(request, work).await) };
+    // Boxed: the handler's future is large, and the frame would hold it inline on the stack.
+    let answered = Box::pin(async { finish(request, within_deadline(request, work).await) });
     services
         .metrics
         .invocation(&request_id, tracing::Instrument::instrument(answered, span))

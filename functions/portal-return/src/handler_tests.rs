@@ -620,7 +620,7 @@ async fn a_return_writes_its_sync_and_change_metrics_and_one_info_line() {
     let took = metric(&lines, names::SYNC_DURATION, &[("Outcome", "changed")]);
     assert!(took.and_then(|v| v.as_f64()).is_some_and(|ms| ms > 0.0));
 
-    // Within the refresh interval the second return answers the stored state: no sync.
+    // A repeat re-syncs and finds nothing new; the session's changes are still reported.
     assert_eq!(come_back(&h, "emf-return", &reference).await.0, 200);
     let again = h.services.metrics.take_lines();
     assert_eq!(
@@ -631,6 +631,10 @@ async fn a_return_writes_its_sync_and_change_metrics_and_one_info_line() {
     assert_eq!(
         metric(&again, names::SYNCS, &[("Outcome", "changed")]),
         None
+    );
+    assert_eq!(
+        metric(&again, names::SYNCS, &[("Outcome", "unchanged")]),
+        Some(serde_json::json!(1))
     );
 
     let handled = logs.with_message("portal return handled");
