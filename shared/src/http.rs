@@ -458,8 +458,6 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
     response
 }
 
-/// Runs a handler's work inside the invocation's deadline (Lambda's, from the request's
-/// context), answering 503 `upstream_timeout` itself when the work would outlast it.
 /// Every handler's frame: the request's log span, its metrics (written once, when it ends),
 /// its deadline, and the mapping of its error to a response.
 pub async fn serve(
@@ -477,6 +475,8 @@ pub async fn serve(
         .await
 }
 
+/// Runs a handler's work inside the invocation's deadline (Lambda's, from the request's
+/// context), answering 503 `upstream_timeout` itself when the work would outlast it.
 pub async fn within_deadline(
     request: &Request,
     work: impl std::future::Future<Output = HandlerResult>,
