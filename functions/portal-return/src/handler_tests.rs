@@ -604,7 +604,7 @@ async fn a_return_writes_its_sync_and_change_metrics_and_one_info_line() {
     let h = Harness::new().await;
     let (customer, reference) = session_for(&h, "emf-return", Workflow::PaymentUpdate).await;
     change_card_email_and_cancel(&h, &customer).await;
-    let logs = LogCapture::start("info");
+    let logs = LogCapture::start();
     h.services.metrics.take_lines();
 
     assert_eq!(come_back(&h, "emf-return", &reference).await.0, 200);

@@ -543,7 +543,7 @@ async fn a_created_session_writes_its_workflow_metric_and_one_info_line_without_
     let h = Harness::new().await;
     let customer = h.subscribed_customer("emf-session").await;
     // Debug, the seeds' "debug mode": even then nothing personal is written.
-    let logs = LogCapture::start("debug");
+    let logs = LogCapture::start();
     h.services.metrics.take_lines();
 
     let (status, body) = create(&h, "portal-session/create-payment-update", "emf-session").await;

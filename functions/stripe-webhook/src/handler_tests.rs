@@ -754,7 +754,7 @@ async fn each_delivery_writes_its_outcome_event_type_lag_and_stripe_calls_as_emf
     let updated = events_of(&h, "customer.subscription.updated", &customer)
         .pop()
         .unwrap();
-    let logs = LogCapture::start("debug");
+    let logs = LogCapture::start();
     h.services.metrics.take_lines();
     let calls_before = h.stripe_calls().len();
 

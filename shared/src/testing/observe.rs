@@ -2,27 +2,40 @@
 //! format ([`crate::telemetry::subscriber`]) into a buffer, and the EMF lines a
 //! [`crate::metrics::Metrics`] captured.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Once};
 
 use serde_json::Value;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Log lines written on this thread while the capture lives (tests run on a current-thread
-/// runtime, so every task of the test is on it).
+/// Log lines written on this thread while the capture lives, at debug level (the seeds' debug
+/// mode: the most a deployment can log). Tests run on a current-thread runtime, so every task
+/// of the test is on its thread.
+///
+/// One process-wide subscriber writes into the buffer of the thread's capture: a subscriber
+/// per test thread (`set_default`) misses events whose callsite another thread registered at
+/// the same moment.
 pub struct LogCapture {
     buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
 }
 
-#[derive(Clone)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
 
-impl std::io::Write for Buffer {
+/// Writes into the current thread's capture, if it has one.
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(bytes);
+        CAPTURE.with(|capture| {
+            if let Some(buffer) = capture.borrow().as_ref() {
+                buffer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(bytes);
+            }
+        });
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -30,23 +43,32 @@ impl std::io::Write for Buffer {
     }
 }
 
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
+impl<'a> MakeWriter<'a> for ThreadCapture {
+    type Writer = ThreadCapture;
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        ThreadCapture
     }
 }
 
 impl LogCapture {
-    /// Captures at `level` (`debug` shows what the seeds' debug mode shows).
-    pub fn start(level: &str) -> Self {
+    pub fn start() -> Self {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            let filter = crate::telemetry::filter(Some("debug"), None);
+            // Threads without a capture (other tests) skip formatting altogether.
+            let capturing = tracing_subscriber::filter::filter_fn(|_| {
+                CAPTURE.with(|capture| capture.borrow().is_some())
+            });
+            let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+                crate::telemetry::subscriber(filter, ThreadCapture).finish(),
+                capturing,
+            );
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in a test process");
+        });
         let buffer = Arc::new(Mutex::new(Vec::new()));
-        let filter = crate::telemetry::filter(Some(level), None);
-        let subscriber = crate::telemetry::subscriber(filter, Buffer(buffer.clone())).finish();
-        LogCapture {
-            buffer,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(buffer.clone()));
+        LogCapture { buffer }
     }
 
     /// Every line so far, parsed.
@@ -73,6 +95,12 @@ impl LogCapture {
             .into_iter()
             .filter(|l| l["fields"]["message"] == message)
             .collect()
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| *capture.borrow_mut() = None);
     }
 }
 
