@@ -169,7 +169,7 @@ fn luhn(digits: &[char]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The value of metric `name` in captured EMF `lines`, in the line whose dimensions are
