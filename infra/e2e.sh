@@ -144,4 +144,43 @@ for _ in $(seq 1 100); do
 done
 expect "the confirmed plan change reaches the account" "$price" "price_pro_yearly"
 
+# What the stack did, as its metrics say: the functions' EMF lines in their logs (cargo lambda
+# watch writes the functions' stdout into the dev log), with no personal data in any function line.
+expect "the logs hold the metrics of what the stack did" "$("$VENV/bin/python" - "$log" <<'PY'
+import json, re, sys
+emf, logs = [], []
+for raw in open(sys.argv[1], errors="replace"):
+    start = raw.find("{")
+    if start < 0:
+        continue
+    try:
+        line = json.loads(raw[start:])
+    except ValueError:
+        continue
+    if "_aws" in line:
+        emf.append(line)
+    elif "level" in line and "fields" in line:
+        logs.append(line)
+def total(name, function, **dims):
+    return sum(l.get(name, 0) for l in emf if l.get("Function") == function
+               and all(l.get(k) == v for k, v in dims.items()) and isinstance(l.get(name), int))
+wanted = {
+    "profile_update sessions": total("PortalSessions", "portal-session", Workflow="profile_update") >= 1,
+    "returns with changes": total("PortalReturns", "portal-return", Changes="with") >= 1,
+    "changed syncs on return": total("Syncs", "portal-return", Outcome="changed") >= 1,
+    "processed webhooks": total("WebhookDeliveries", "stripe-webhook", Outcome="processed") >= 1,
+    "cancellation events": total("WebhookEvents", "stripe-webhook", EventType="customer.subscription.updated", Outcome="processed") >= 1,
+    "failed webhooks": total("WebhookDeliveries", "stripe-webhook", Outcome="failed") == 0,
+    "cold starts": total("ColdStarts", "stripe-webhook") >= 1,
+    "request ids on every function line": bool(logs) and all(l["span"].get("request_id") or l["span"].get("requestId") for l in logs if "span" in l),
+}
+text = json.dumps(emf + logs)
+for label, pattern in [("an email", r"[\w.+-]+@[\w-]+\.[\w.]+"), ("a token", r"eyJ[\w-]+\.[\w-]+\.[\w-]+"),
+                       ("a secret", r"sk_(test|live)_\w+|whsec_\w+")]:
+    wanted["no " + label + " in function lines"] = re.search(pattern, text) is None
+missing = [k for k, ok in wanted.items() if not ok]
+print("ok" if not missing else "missing: " + ", ".join(missing))
+PY
+)" "ok"
+
 echo "e2e: all passed"

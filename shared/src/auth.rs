@@ -132,7 +132,9 @@ impl Authenticator {
             .headers()
             .get(lambda_http::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        self.authenticate(authorization).await
+        let user = self.authenticate(authorization).await?;
+        crate::telemetry::record_user(&user.id);
+        Ok(user)
     }
 
     /// Authenticates a request from its `Authorization` header value.

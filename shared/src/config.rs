@@ -45,6 +45,7 @@ pub const VARIABLES: &[(&str, &str, Option<&str>)] = &[
     ("SYNC_REFRESH_MIN_SECONDS", "least time between two user-triggered Stripe re-syncs of one customer (?refresh=true, repeated portal returns)", Some("10")),
     ("SESSION_RETENTION_DAYS", "days DynamoDB keeps a portal session record after its creation (its TTL)", Some("90")),
     ("AUDIT_RETENTION_DAYS", "days DynamoDB keeps an audit entry after it was recorded (its TTL)", Some("400")),
+    ("METRICS_NAMESPACE", "CloudWatch namespace of the metrics the functions write into their logs (EMF)", Some("Portico")),
 ];
 
 /// Clock skew worth allowing is seconds; minutes more would keep expired tokens alive.
@@ -123,6 +124,7 @@ pub struct Config {
     /// Least time between two Stripe re-syncs of one customer that users trigger.
     pub sync_refresh_min_interval: Duration,
     pub retention: Retention,
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -204,6 +206,7 @@ impl Config {
                 portal_sessions: vars.days("SESSION_RETENTION_DAYS")?,
                 audit: vars.days("AUDIT_RETENTION_DAYS")?,
             },
+            metrics_namespace: vars.string("METRICS_NAMESPACE")?,
         })
     }
 }

@@ -524,6 +524,23 @@ pub fn finish(request: &Request, result: HandlerResult) -> Response<Body> {
     response
 }
 
+/// Every handler's frame: the request's log span, its metrics (written once, when it ends),
+/// its deadline, and the mapping of its error to a response.
+pub async fn serve(
+    services: &crate::services::Services,
+    request: &Request,
+    work: impl std::future::Future<Output = HandlerResult>,
+) -> Response<Body> {
+    let request_id = request_id(request);
+    let span = crate::telemetry::request_span(services.function, &request_id);
+    // Boxed: the handler's future is large, and the frame would hold it inline on the stack.
+    let answered = Box::pin(async { finish(request, within_deadline(request, work).await) });
+    services
+        .metrics
+        .invocation(&request_id, tracing::Instrument::instrument(answered, span))
+        .await
+}
+
 /// Runs a handler's work inside the invocation's deadline (Lambda's, from the request's
 /// context), answering 503 `upstream_timeout` itself when the work would outlast it.
 pub async fn within_deadline(

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod error_code;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod portal;
 pub mod portal_admin;
 pub mod secrets;

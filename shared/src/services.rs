@@ -9,6 +9,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::{AwsConfig, Config, ConfigError};
+use crate::metrics::Metrics;
 use crate::secrets::SecretsProvider;
 use crate::store::Table;
 use crate::stripe::{ApiKey, StripeClient};
@@ -30,6 +31,9 @@ pub struct Services {
     pub stripe: StripeClient,
     pub products: ProductNames,
     pub clock: Clock,
+    /// The function's name in logs and metrics (its crate name in Lambda).
+    pub function: &'static str,
+    pub metrics: Metrics,
 }
 
 /// The TLS configuration of every HTTPS call reqwest makes (Stripe, the JWKS): Mozilla's root
@@ -47,22 +51,39 @@ fn tls_config() -> Result<rustls::ClientConfig, StartupError> {
         .with_no_client_auth())
 }
 
+/// The function name of services not built by [`Services::from_env`].
+pub const TEST_FUNCTION: &str = "test";
+
 impl Services {
-    /// Reads the environment and builds every client; AWS endpoints and credentials come from
-    /// the standard AWS variables (locally `AWS_ENDPOINT_URL_DYNAMODB` points at DynamoDB Local
-    /// and `AWS_ENDPOINT_URL_SECRETS_MANAGER` at moto).
-    pub async fn from_env() -> Result<Self, StartupError> {
+    /// Reads the environment and builds every client for `function` (its metrics go to
+    /// stdout); AWS endpoints and credentials come from the standard AWS variables (locally
+    /// `AWS_ENDPOINT_URL_DYNAMODB` points at DynamoDB Local and `AWS_ENDPOINT_URL_SECRETS_MANAGER`
+    /// at moto).
+    pub async fn from_env(function: &'static str) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
         let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::new(config, &aws, &aws)
+        let metrics = Metrics::stdout(&config.metrics_namespace, function);
+        Self::build(config, &aws, &aws, function, metrics)
     }
 
     /// Builds every client: DynamoDB from `dynamodb`, Secrets Manager from `secrets` (one
-    /// configuration in AWS; two locally, where different servers answer them).
+    /// configuration in AWS; two locally, where different servers answer them). Metrics are
+    /// captured in memory, for a test to read; [`Services::from_env`] sends them to stdout.
     pub fn new(
         config: Config,
         dynamodb: &SdkConfig,
         secrets: &SdkConfig,
+    ) -> Result<Self, StartupError> {
+        let metrics = Metrics::capture(&config.metrics_namespace, TEST_FUNCTION);
+        Self::build(config, dynamodb, secrets, TEST_FUNCTION, metrics)
+    }
+
+    fn build(
+        config: Config,
+        dynamodb: &SdkConfig,
+        secrets: &SdkConfig,
+        function: &'static str,
+        metrics: Metrics,
     ) -> Result<Self, StartupError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
@@ -89,6 +110,8 @@ impl Services {
             auth: Authenticator::new(config.auth.clone(), http),
             products: ProductNames::default(),
             clock: Clock::system(),
+            function,
+            metrics,
             config,
         })
     }

@@ -22,8 +22,7 @@ const ROUTES: Router<Route> = Router::new(&[
 ]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = http::within_deadline(&request, dispatch(services, &request)).await;
-    Ok(http::finish(&request, result))
+    Ok(http::serve(services, &request, dispatch(services, &request)).await)
 }
 
 /// The `{sub}` segment, percent-decoded: identity providers' subs hold `|` and other characters

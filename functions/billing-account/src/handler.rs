@@ -44,8 +44,7 @@ struct CancelRequest {
 }
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = http::within_deadline(&request, dispatch(services, &request)).await;
-    Ok(http::finish(&request, result))
+    Ok(http::serve(services, &request, dispatch(services, &request)).await)
 }
 
 fn subscription_id(params: &PathParams) -> Result<SubscriptionId, ApiError> {

@@ -47,8 +47,7 @@ const ROUTES: Router<Route> = Router::new(&[
 ]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = http::within_deadline(&request, dispatch(services, &request)).await;
-    Ok(http::finish(&request, result))
+    Ok(http::serve(services, &request, dispatch(services, &request)).await)
 }
 
 fn configuration_id(params: &PathParams) -> Result<ConfigurationId, ApiError> {

@@ -14,8 +14,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::GET, "/portal/return", Route::Return)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = http::within_deadline(&request, dispatch(services, &request)).await;
-    Ok(http::finish(&request, result))
+    Ok(http::serve(services, &request, dispatch(services, &request)).await)
 }
 
 async fn dispatch(services: &Services, request: &Request) -> HandlerResult {

@@ -595,3 +595,63 @@ async fn a_return_link_stops_working_when_portico_s_clock_passes_its_expiry() {
     assert!(h.stripe_calls().is_empty());
     h.assert_nothing_synced(&customer).await;
 }
+
+#[tokio::test]
+async fn a_return_writes_its_sync_and_change_metrics_and_one_info_line() {
+    use shared::metrics::names;
+    use shared::testing::observe::{
+        assert_metrics_carry_no_identity, assert_no_personal_data, metric, LogCapture,
+    };
+    let h = Harness::new().await;
+    let (customer, reference) = session_for(&h, "emf-return", Workflow::PaymentUpdate).await;
+    change_card_email_and_cancel(&h, &customer).await;
+    let logs = LogCapture::start();
+    h.services.metrics.take_lines();
+
+    assert_eq!(come_back(&h, "emf-return", &reference).await.0, 200);
+    let lines = h.services.metrics.take_lines();
+    assert_eq!(
+        metric(&lines, names::PORTAL_RETURNS, &[("Changes", "with")]),
+        Some(serde_json::json!(1))
+    );
+    assert_eq!(
+        metric(&lines, names::SYNCS, &[("Outcome", "changed")]),
+        Some(serde_json::json!(1))
+    );
+    let took = metric(&lines, names::SYNC_DURATION, &[("Outcome", "changed")]);
+    assert!(took.and_then(|v| v.as_f64()).is_some_and(|ms| ms > 0.0));
+
+    // A repeat re-syncs and finds nothing new; the session's changes are still reported.
+    assert_eq!(come_back(&h, "emf-return", &reference).await.0, 200);
+    let again = h.services.metrics.take_lines();
+    assert_eq!(
+        metric(&again, names::PORTAL_RETURNS, &[("Changes", "with")]),
+        Some(serde_json::json!(1)),
+        "the session's changes are still reported"
+    );
+    assert_eq!(
+        metric(&again, names::SYNCS, &[("Outcome", "changed")]),
+        None
+    );
+    assert_eq!(
+        metric(&again, names::SYNCS, &[("Outcome", "unchanged")]),
+        Some(serde_json::json!(1))
+    );
+
+    let handled = logs.with_message("portal return handled");
+    assert_eq!(handled.len(), 2, "{}", logs.text());
+    assert_eq!(handled[0]["level"], "INFO");
+    assert_eq!(handled[0]["fields"]["first_return"], true);
+    assert_eq!(handled[0]["span"]["user_id"], "emf-return");
+    assert_eq!(handled[0]["span"]["customer_id"], customer.as_str());
+    assert_eq!(handled[0]["span"]["request_id"], "req-return");
+    let everything = format!("{}{}", logs.text(), serde_json::json!([lines, again]));
+    assert_no_personal_data(
+        &everything,
+        &[
+            &h.stack.token("emf-return"),
+            shared::testing::STRIPE_TEST_KEY,
+        ],
+    );
+    assert_metrics_carry_no_identity(&lines, &[customer.as_str(), "emf-return"]);
+}

@@ -534,3 +534,70 @@ async fn a_session_says_until_when_its_return_link_works_and_its_record_expires(
         .unwrap();
     assert_eq!(ttl, expires_at - window + 30 * 86_400);
 }
+
+#[tokio::test]
+async fn a_created_session_writes_its_workflow_metric_and_one_info_line_without_personal_data() {
+    use shared::metrics::names;
+    use shared::testing::observe::{
+        assert_metrics_carry_no_identity, assert_no_personal_data, metric, LogCapture,
+    };
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("emf-session").await;
+    // Debug, the seeds' "debug mode": even then nothing personal is written.
+    let logs = LogCapture::start();
+    h.services.metrics.take_lines();
+
+    let (status, body) = create(&h, "portal-session/create-payment-update", "emf-session").await;
+    assert_eq!(status, 201, "{body}");
+    let lines = h.services.metrics.take_lines();
+    assert_eq!(
+        metric(
+            &lines,
+            names::PORTAL_SESSIONS,
+            &[("Workflow", "payment_update")]
+        ),
+        Some(json!(1))
+    );
+    assert_eq!(metric(&lines, names::COLD_STARTS, &[]), Some(json!(1)));
+    assert!(metric(&lines, names::STRIPE_CALLS, &[]).is_some());
+
+    // A refused request records no session.
+    let (status, _) = call!(handle(
+        &h.services,
+        fixtures::request("portal-session/create-default", "not-a-token")
+    ));
+    assert_eq!(status, 401);
+    let refused = h.services.metrics.take_lines();
+    assert_eq!(
+        metric(
+            &refused,
+            names::PORTAL_SESSIONS,
+            &[("Workflow", "billing_review")]
+        ),
+        None
+    );
+
+    let created = logs.with_message("portal session created");
+    assert_eq!(created.len(), 1, "{}", logs.text());
+    let line = &created[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields"]["workflow"], "payment_update");
+    assert_eq!(line["span"]["user_id"], "emf-session");
+    assert_eq!(line["span"]["customer_id"], customer.as_str());
+    assert_eq!(line["span"]["function"], shared::services::TEST_FUNCTION);
+    assert!(line["span"]["request_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    let url = body["portal_session"]["url"].as_str().unwrap();
+    let everything = format!("{}{}", logs.text(), json!([lines, refused]));
+    assert_no_personal_data(
+        &everything,
+        &[
+            &h.stack.token("emf-session"),
+            url,
+            shared::testing::STRIPE_TEST_KEY,
+            shared::testing::WEBHOOK_TEST_SECRET,
+        ],
+    );
+    assert_metrics_carry_no_identity(&lines, &[customer.as_str(), "emf-session"]);
+}

@@ -13,8 +13,7 @@ enum Route {
 const ROUTES: Router<Route> = Router::new(&[(Method::POST, "/", Route::Event)]);
 
 pub async fn handle(services: &Services, request: Request) -> Result<Response<Body>, Error> {
-    let result = http::within_deadline(&request, dispatch(services, &request)).await;
-    Ok(http::finish(&request, result))
+    Ok(http::serve(services, &request, dispatch(services, &request)).await)
 }
 
 async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
@@ -31,16 +30,14 @@ async fn dispatch(services: &Services, request: &Request) -> HandlerResult {
         ));
     }
     let signature = http::header(request, "stripe-signature");
-    let secrets = webhook::verify(
+    let (event, outcome) = webhook::receive(
+        services.sync_context(),
         &services.secrets,
         body,
         signature,
         services.config.webhook_tolerance_seconds,
     )
     .await?;
-    let event = webhook::parse_envelope(body)?;
-    let live = secrets.stripe_secret_key.expose().contains("_live_");
-    let outcome = webhook::process(services.sync_context(), &event, live).await?;
     tracing::info!(event = %event.id, event_type = %event.event_type, outcome = ?outcome, "webhook handled");
     let answer = match outcome {
         Outcome::Processed { .. } => json!({"received": true}),

@@ -800,3 +800,124 @@ async fn a_signature_header_with_two_timestamps_is_refused() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn each_delivery_writes_its_outcome_event_type_lag_and_stripe_calls_as_emf() {
+    use portico_testkit::stripe_emulator::Fault;
+    use shared::metrics::names;
+    use shared::testing::observe::{assert_metrics_carry_no_identity, metric, LogCapture};
+    let h = Harness::new().await;
+    let customer = h.subscribed_customer("emf-user").await;
+    let sub = h.subscription_of(&customer).await;
+    h.stripe_api(
+        "POST",
+        &format!("/v1/subscriptions/{sub}"),
+        &[("cancel_at_period_end", "true")],
+    )
+    .await;
+    let updated = events_of(&h, "customer.subscription.updated", &customer)
+        .pop()
+        .unwrap();
+    let logs = LogCapture::start();
+    h.services.metrics.take_lines();
+    let calls_before = h.stripe_calls().len();
+
+    // One 503 from Stripe during the refetch: retried once, then processed.
+    h.emulator
+        .inject_fault(Fault {
+            path: format!("/v1/customers/{customer}"),
+            method: Some("GET".into()),
+            times: 1,
+            status: Some(503),
+            latency_ms: None,
+        })
+        .unwrap();
+    assert_eq!(deliver(&h, &updated).await.0, 200);
+    let lines = h.services.metrics.take_lines();
+    let processed = [("Outcome", "processed")];
+    assert_eq!(
+        metric(&lines, names::WEBHOOK_DELIVERIES, &processed),
+        Some(json!(1))
+    );
+    assert_eq!(
+        metric(
+            &lines,
+            names::WEBHOOK_EVENTS,
+            &[
+                ("EventType", "customer.subscription.updated"),
+                ("Outcome", "processed")
+            ]
+        ),
+        Some(json!(1))
+    );
+    let lag = metric(&lines, names::WEBHOOK_LAG, &[]).expect("lag written");
+    assert!(
+        lag.as_f64().is_some_and(|ms| (0.0..60_000.0).contains(&ms)),
+        "{lag}"
+    );
+    assert!(metric(&lines, names::WEBHOOK_DURATION, &[]).is_some());
+    assert_eq!(
+        metric(&lines, names::SYNCS, &[("Outcome", "changed")]),
+        Some(json!(1))
+    );
+    assert_eq!(
+        metric(&lines, names::STRIPE_RETRIES, &[("Class", "server")]),
+        Some(json!(1))
+    );
+    let calls = metric(&lines, names::STRIPE_CALLS, &[]).and_then(|v| v.as_u64());
+    let sent = h.stripe_calls().len() - calls_before;
+    assert_eq!(calls, Some(sent as u64), "every attempt counted once");
+    assert_eq!(metric(&lines, names::COLD_STARTS, &[]), Some(json!(1)));
+    // The request's id is a property of every line, never a dimension.
+    assert!(lines
+        .iter()
+        .all(|l| l["request_id"] == lines[0]["request_id"]));
+
+    // The same event again, one of another type, one badly signed.
+    deliver(&h, &updated).await;
+    let other = json!({"id": "evt_emf_other", "type": "account.updated", "created": now(), "livemode": false, "data": {"object": {"id": "acct_1"}}}).to_string();
+    deliver(&h, &other).await;
+    let (status, _) = call!(handle(
+        &h.services,
+        delivery(&updated, Some("t=1,v1=00".into()))
+    ));
+    assert_eq!(status, 400);
+    let lines = h.services.metrics.take_lines();
+    for (outcome, event_type) in [
+        ("duplicate", "customer.subscription.updated"),
+        ("ignored", "other"),
+        ("rejected_signature", "unknown"),
+    ] {
+        assert_eq!(
+            metric(&lines, names::WEBHOOK_DELIVERIES, &[("Outcome", outcome)]),
+            Some(json!(1)),
+            "{outcome}: {lines:?}"
+        );
+        assert_eq!(
+            metric(
+                &lines,
+                names::WEBHOOK_EVENTS,
+                &[("EventType", event_type), ("Outcome", outcome)]
+            ),
+            Some(json!(1)),
+            "{outcome}"
+        );
+    }
+    assert_eq!(metric(&lines, names::COLD_STARTS, &[]), None);
+
+    assert_metrics_carry_no_identity(&lines, &[customer.as_str(), "emf-user"]);
+    let handled = logs.with_message("webhook handled");
+    assert_eq!(handled.len(), 3, "{}", logs.text());
+    assert_eq!(
+        handled[0]["span"]["function"],
+        shared::services::TEST_FUNCTION
+    );
+    assert_eq!(handled[0]["span"]["customer_id"], customer.as_str());
+    assert!(handled[0]["span"]["request_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    shared::testing::observe::assert_no_personal_data(
+        &logs.text(),
+        &[WEBHOOK_TEST_SECRET, shared::testing::STRIPE_TEST_KEY],
+    );
+}

@@ -45,6 +45,7 @@ pub async fn handle_return(
         .ok_or(PortalError::SessionNotFound)?;
     // DynamoDB deletes expired items late (and keeps these longer for analytics): the deadline
     // is checked here.
+    crate::telemetry::record_customer(&session.customer_id);
     let now = ctx.clock.unix();
     if session.return_until.is_some_and(|until| now > until) {
         return Err(PortalError::SessionExpired);
@@ -116,7 +117,14 @@ pub async fn handle_return(
         .await?
         .into_iter()
         .map(|e| e.change)
-        .collect();
+        .collect::<Vec<_>>();
+    crate::metrics::portal_return(!changes.is_empty());
+    tracing::info!(
+        first_return,
+        refreshed,
+        changes = changes.len(),
+        "portal return handled"
+    );
     // A path the SPA navigates to: never `//host` (sessions stored before return URLs were
     // checked as they are now could hold one).
     let redirect_url = Url::parse(&session.return_url)

@@ -82,6 +82,7 @@ pub async fn create_session(
         .map(str::to_string)
         .ok_or_else(|| PortalError::NotConfigured(NOT_CONFIGURED.into()))?;
     let customer = ensure_customer(table, stripe, clock, user, stored_user.as_ref()).await?;
+    crate::telemetry::record_customer(&customer);
 
     let reference = random_idempotency_key()?;
     let base = match given_return {
@@ -167,6 +168,7 @@ pub async fn create_session(
         .and_then(|f| f.subscription_cancel.as_ref())
         .and_then(|c| c.retention.as_ref())
         .map(|r| r.coupon_offer.coupon.clone());
+    let stripe_session_id = session.id;
     let created_at = clock.timestamp();
     let expires_at = clock.unix() + RETURN_WINDOW_SECONDS;
     table
@@ -175,7 +177,7 @@ pub async fn create_session(
             user_id: user.id.clone(),
             customer_id: customer,
             workflow,
-            stripe_session_id: session.id,
+            stripe_session_id: stripe_session_id.clone(),
             configuration_id: configuration,
             return_url: return_url.clone(),
             created_at: created_at.clone(),
@@ -186,6 +188,12 @@ pub async fn create_session(
             counted: true,
         })
         .await?;
+    crate::metrics::portal_session_created(workflow);
+    tracing::info!(
+        workflow = workflow.as_str(),
+        stripe_session = %stripe_session_id,
+        "portal session created"
+    );
     Ok(CreatedSession {
         id: reference,
         url: session.url,

@@ -73,17 +73,25 @@ impl StoreError {
         let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string();
         match (&error, code.as_deref()) {
             (_, Some("ConditionalCheckFailedException")) => StoreError::ConditionFailed,
-            (_, Some("TransactionConflictException")) => StoreError::TransactionConflict,
+            (_, Some("TransactionConflictException")) => {
+                crate::metrics::dynamodb_conflict();
+                StoreError::TransactionConflict
+            }
             (
                 _,
                 Some(
                     "ProvisionedThroughputExceededException"
                     | "RequestLimitExceeded"
-                    | "ThrottlingException"
-                    | "InternalServerError"
-                    | "ServiceUnavailable",
+                    | "ThrottlingException",
                 ),
-            ) => StoreError::Unavailable(detail),
+            ) => {
+                // Still throttled after the SDK's own retries.
+                crate::metrics::dynamodb_throttle();
+                StoreError::Unavailable(detail)
+            }
+            (_, Some("InternalServerError" | "ServiceUnavailable")) => {
+                StoreError::Unavailable(detail)
+            }
             (SdkError::ServiceError(_), _) => StoreError::Request(detail),
             // Dispatch failures, timeouts and unparseable responses: the service was not reached.
             _ => StoreError::Unavailable(detail),

@@ -167,12 +167,22 @@ impl Table {
                     .cancellation_reasons()
                     .iter()
                     .any(|r| r.code() == Some("TransactionConflict"));
+                if conflict {
+                    crate::metrics::dynamodb_conflict();
+                }
                 if !failed.is_empty() {
                     Err(StoreError::TransactionConditionsFailed(failed))
                 } else if conflict {
                     // Another transaction held one of the items: nothing was written.
                     Err(StoreError::TransactionConflict)
                 } else {
+                    if cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ThrottlingError"))
+                    {
+                        crate::metrics::dynamodb_throttle();
+                    }
                     // Cancelled for throttling or capacity, not for our conditions: retryable.
                     Err(StoreError::Unavailable(format!(
                         "transaction cancelled: {:?}",

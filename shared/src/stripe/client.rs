@@ -16,6 +16,7 @@ use super::retry::{AttemptOutcome, RetryPolicy};
 use super::types::{HasId, List};
 use crate::budget;
 use crate::config::StripeConfig;
+use crate::metrics::{self, StripeFailure};
 use crate::secrets::{Redacted, SecretsProvider};
 
 /// Where the Stripe secret key comes from.
@@ -214,6 +215,7 @@ impl StripeClient {
         loop {
             // Each attempt gets at most what the invocation has left.
             let limit = budget::attempt_limit(self.timeout)?;
+            metrics::stripe_call();
             let attempt = self
                 .attempt(
                     method,
@@ -260,6 +262,7 @@ impl StripeClient {
                 ),
             };
             if !self.retry.should_retry(outcome, retries) {
+                metrics::stripe_error(failure_class(&error));
                 return Err(error);
             }
             let delay = self.retry.delay(retries + 1, budget::jitter());
@@ -269,6 +272,7 @@ impl StripeClient {
                     retries,
                     "no time left in the invocation for another Stripe attempt"
                 );
+                metrics::stripe_error(failure_class(&error));
                 // A slow Stripe that used up the invocation is the budget's doing; an answer
                 // Stripe gave stays the error.
                 return Err(match error {
@@ -279,6 +283,7 @@ impl StripeClient {
                 });
             }
             retries += 1;
+            metrics::stripe_retry(failure_class(&error));
             tracing::warn!(
                 method = method.as_str(),
                 path = shape.path,
@@ -363,6 +368,19 @@ impl StripeClient {
 }
 
 /// A short label for logs: never a body, never a key.
+fn failure_class(error: &StripeClientError) -> StripeFailure {
+    match error.status() {
+        Some(429) => StripeFailure::RateLimited,
+        Some(500..) => StripeFailure::Server,
+        Some(_) => StripeFailure::Client,
+        None => match error {
+            StripeClientError::Timeout => StripeFailure::Timeout,
+            StripeClientError::Transport(_) => StripeFailure::Connection,
+            _ => StripeFailure::Other,
+        },
+    }
+}
+
 fn error_kind(error: &StripeClientError) -> &'static str {
     match error {
         StripeClientError::Api(_) => "api",

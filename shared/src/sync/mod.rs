@@ -25,6 +25,7 @@ pub use snapshot::{
 use crate::analytics::{self, RecordedChanges};
 use crate::clock::Clock;
 use crate::ids::{CustomerId, UserId};
+use crate::metrics::SyncResult;
 use crate::store::{
     conflict_pause, AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
     LifetimePurchaseRecord, StoreError, Table, Transaction,
@@ -110,7 +111,28 @@ impl<F: Fn(&Table, &mut Transaction) -> Result<(), StoreError> + Sync> CallerWri
     }
 }
 
+/// Syncs one customer and records the sync's outcome and duration as metrics.
 pub async fn sync_customer(
+    ctx: SyncContext<'_>,
+    customer_id: &CustomerId,
+    trigger: &SyncTrigger,
+    caller: &impl CallerWrites,
+) -> Result<SyncOutcome, SyncError> {
+    crate::telemetry::record_customer(customer_id);
+    let started = std::time::Instant::now();
+    let result = sync_attempts(ctx, customer_id, trigger, caller).await;
+    let recorded = match &result {
+        Ok(outcome) if outcome.changes.is_empty() => SyncResult::Unchanged,
+        Ok(_) => SyncResult::Changed,
+        // The caller's write lost a race (a second return of one session): nothing failed.
+        Err(SyncError::Contended(_) | SyncError::CallerConditionFailed(_)) => SyncResult::Contended,
+        Err(_) => SyncResult::Failed,
+    };
+    crate::metrics::sync(recorded, started.elapsed());
+    result
+}
+
+async fn sync_attempts(
     ctx: SyncContext<'_>,
     customer_id: &CustomerId,
     trigger: &SyncTrigger,

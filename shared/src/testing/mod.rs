@@ -9,6 +9,7 @@ pub mod dynamodb;
 pub mod fixtures;
 pub mod keys;
 pub mod moto;
+pub mod observe;
 pub mod operations;
 
 use std::path::{Path, PathBuf};

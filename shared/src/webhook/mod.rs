@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::customers::USER_ID_METADATA;
 use crate::ids::{random_hex, CustomerId, RandomUnavailable, UserId};
+use crate::metrics::Delivery;
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
     AuditEntry, AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
@@ -95,6 +96,46 @@ pub async fn verify(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// One delivery, start to end: verifies the signature over the exact `body`, parses the
+/// envelope and processes the event; records the delivery's outcome, event type, lag and
+/// duration as metrics.
+pub async fn receive(
+    ctx: SyncContext<'_>,
+    secrets: &SecretsProvider,
+    body: &[u8],
+    signature: Option<&str>,
+    tolerance_seconds: i64,
+) -> Result<(Envelope, Outcome), WebhookError> {
+    let started = std::time::Instant::now();
+    let mut event_type = None;
+    let mut lag = None;
+    let result = async {
+        let verified = verify(secrets, body, signature, tolerance_seconds).await?;
+        let event = parse_envelope(body)?;
+        event_type = Some(event.event_type.clone());
+        let lag_ms = ctx
+            .clock
+            .unix_ms()
+            .saturating_sub(event.created.saturating_mul(1000));
+        lag = u64::try_from(lag_ms).ok().map(Duration::from_millis);
+        let live = verified.stripe_secret_key.expose().contains("_live_");
+        let outcome = process(ctx, &event, live).await?;
+        Ok((event, outcome))
+    }
+    .await;
+    let delivery = match &result {
+        Ok((_, Outcome::Processed { .. })) => Delivery::Processed,
+        Ok((_, Outcome::Duplicate)) => Delivery::Duplicate,
+        Ok((_, Outcome::Ignored(_))) => Delivery::Ignored,
+        Err(WebhookError::Signature(_)) => Delivery::RejectedSignature,
+        // Another delivery of the event holds it: that one's outcome is the event's.
+        Err(WebhookError::InProgress) => Delivery::Duplicate,
+        Err(_) => Delivery::Failed,
+    };
+    crate::metrics::webhook_delivery(delivery, event_type.as_deref(), lag, started.elapsed());
+    result
 }
 
 /// Processes one verified event exactly once.
