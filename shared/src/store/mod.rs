@@ -4,6 +4,7 @@
 //! never a string to match on.
 
 mod checkout;
+mod cursor;
 mod customers;
 mod ledger;
 mod portal;
@@ -20,11 +21,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
+pub use cursor::RunCursor;
 pub use customers::{
     AuditEntry, AuditSource, CancellationDetails, CustomerState, CustomerStore,
-    LifetimePurchaseRecord, SyncSlot, AUDIT_DAY_SHARDS,
+    LifetimePurchaseRecord, SyncDue, SyncSlot, AUDIT_DAY_SHARDS,
 };
-pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
+pub use ledger::{Claim, LedgerEntry, LedgerState, LEDGER_RETENTION_SECONDS};
 pub use portal::{
     PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping, PORTAL_SESSION_RETENTION_SECONDS,
 };

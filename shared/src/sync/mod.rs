@@ -112,6 +112,27 @@ pub async fn sync_customer(
     trigger: &SyncTrigger,
     caller: &impl CallerWrites,
 ) -> Result<SyncOutcome, SyncError> {
+    let result = sync_once(ctx, customer_id, trigger, caller).await;
+    if let Err(error) = &result {
+        // A failed sync leaves the stored state behind Stripe: recorded so the reconcile
+        // re-syncs the customer. The caller's own lost race is not a failure of the sync.
+        if !matches!(error, SyncError::CallerConditionFailed(_)) {
+            let (text, at) = (error.to_string(), ctx.clock.timestamp());
+            let recorded = ctx.table.record_sync_failure(customer_id, &text, &at);
+            if let Err(e) = crate::budget::cleanup(recorded).await {
+                tracing::warn!(customer = %customer_id, error = %e, "could not record the failed sync");
+            }
+        }
+    }
+    result
+}
+
+async fn sync_once(
+    ctx: SyncContext<'_>,
+    customer_id: &CustomerId,
+    trigger: &SyncTrigger,
+    caller: &impl CallerWrites,
+) -> Result<SyncOutcome, SyncError> {
     let mut conflicts = 0u32;
     for attempt in 1..=MAX_ATTEMPTS {
         let ticket = ctx.table.next_sync_ticket(customer_id).await?;
