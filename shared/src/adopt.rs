@@ -233,6 +233,10 @@ pub struct Tally {
     /// Conflicts found while linking (a user already linked elsewhere).
     pub conflicts: Vec<Conflict>,
     pub failed: Vec<ImportFailure>,
+    /// The customer being linked when the run stopped: linked by this import even though the
+    /// user's link exists when the next run retries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linking: Option<CustomerId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -439,7 +443,7 @@ async fn prove(
             proofs.entry(customer.id.clone()).or_default().0 = named;
         }
     }
-    let mut listed_ids: BTreeSet<&CustomerId> = listed.iter().map(|c| &c.id).collect();
+    let listed_ids: BTreeSet<&CustomerId> = listed.iter().map(|c| &c.id).collect();
     let mut unlisted_checked: HashMap<CustomerId, Option<ConflictKind>> = HashMap::new();
     for (user, customer) in &options.mapping.0 {
         if !listed_ids.contains(customer) {
@@ -483,7 +487,6 @@ async fn prove(
             .1
             .insert(user.clone());
     }
-    listed_ids.clear();
 
     // One user per customer ...
     let mut by_user: BTreeMap<UserId, Vec<(CustomerId, Proof)>> = BTreeMap::new();
@@ -585,8 +588,9 @@ async fn link(
             }
         }
     }
-    let newly = linked.is_none();
-    if newly {
+    let newly = linked.is_none() || tally.linking.as_ref() == Some(customer);
+    if linked.is_none() {
+        tally.linking = Some(customer.clone());
         let now = ctx.clock.timestamp();
         let kept = ctx
             .table
@@ -595,6 +599,7 @@ async fn link(
             .map_err(|e| format!("DynamoDB: {e}"))?;
         if kept != *customer {
             // Linked elsewhere between our read and our write (the user's first portal visit).
+            tally.linking = None;
             tally.conflicts.push(Conflict {
                 kind: ConflictKind::UserHasOtherCustomer,
                 users: vec![user.to_string()],
@@ -603,7 +608,13 @@ async fn link(
             return Ok(());
         }
     }
-    match sync_customer(ctx, customer, trigger, &()).await {
+    let synced = sync_customer(ctx, customer, trigger, &()).await;
+    if !matches!(&synced, Err(SyncError::Stripe(e)) if stops_the_run(e))
+        && !matches!(&synced, Err(SyncError::Store(_)))
+    {
+        tally.linking = None;
+    }
+    match synced {
         Ok(_) if newly => tally.linked += 1,
         Ok(outcome) if outcome.changes.is_empty() => tally.unchanged += 1,
         Ok(_) => tally.updated += 1,

@@ -340,7 +340,7 @@ async fn a_rotated_secret_is_picked_up_and_base64_bodies_verify() {
 }
 
 #[tokio::test]
-async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succeeds() {
+async fn a_stripe_failure_answers_500_records_the_failure_and_the_redelivery_succeeds() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("fault-user").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
@@ -678,7 +678,7 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() {
+async fn stripe_errors_and_lock_timeouts_during_the_refetch_record_a_failed_attempt() {
     use portico_testkit::stripe_emulator::Fault;
     let h = Harness::new().await;
     for status in [500u16, 409] {

@@ -14,7 +14,7 @@ use super::handle;
 use super::tests::{event_id, events_of, ledger_state, signed};
 
 #[tokio::test]
-async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released() {
+async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_attempt_recorded_as_failed() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("slow-stripe").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
