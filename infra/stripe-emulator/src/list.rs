@@ -62,7 +62,11 @@ pub fn limit(p: &Params) -> ApiResult<usize> {
 /// (epoch seconds), as Stripe takes it. Returns the bounds `[from, until]` inclusive.
 pub fn created_range(p: &Params) -> ApiResult<(i64, i64)> {
     let (mut from, mut until) = (i64::MIN, i64::MAX);
-    if let Some(range) = p.sub("created")? {
+    let range = match p.raw("created") {
+        Some(Value::Object(_)) => p.sub("created")?,
+        _ => None,
+    };
+    if let Some(range) = range {
         range.allow(&["gt", "gte", "lt", "lte"])?;
         if let Some(t) = range.integer("gt")? {
             from = from.max(t.saturating_add(1));
