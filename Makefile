@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill
+.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill import replay reconcile
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -117,6 +117,23 @@ analytics-backfill: ## count stored sessions and audit entries from before the a
 	@cargo build --quiet -p portal-config-cli
 	@set -a; if [ -z "$${TABLE_NAME:-}" ]; then . $(STATE_DIR)/dev.env || { echo "start make dev, or set TABLE_NAME and your AWS credentials" >&2; exit 1; }; fi; set +a; \
 	  target/debug/portal-config-cli backfill-analytics $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+
+# The operator's tools (infra/ops-cli): against the make dev stack, or the AWS stack whose
+# TABLE_NAME/SECRET_ID/AWS_* you set. OPS_ARGS adds any option (--rate, --json, ...).
+MAPPING ?=
+METADATA_KEY ?=
+SINCE ?=
+EVENT_ID ?=
+FAILED ?=
+OPS_ARGS ?=
+OPS = @cargo build --quiet -p portico-ops && set -a; if [ -z "$${TABLE_NAME:-}" ]; then . $(STATE_DIR)/dev.env || { echo "start make dev, or set TABLE_NAME, SECRET_ID and your AWS credentials" >&2; exit 1; }; fi; set +a; \
+	  PORTICO_OPS_LOG=$${PORTICO_OPS_LOG:-warn} target/debug/portico-ops
+import: ## link existing Stripe customers to users on proof (MAPPING=file.csv|json, METADATA_KEY=..., OPS_ARGS='--created-since ..'); resumable
+	$(OPS) import $(if $(MAPPING),--mapping '$(MAPPING)') $(if $(METADATA_KEY),--metadata-key '$(METADATA_KEY)') $(OPS_ARGS)
+replay: ## run Stripe's events through the webhook's pipeline again: SINCE=<time> | EVENT_ID=evt_... | FAILED=1
+	$(OPS) replay $(if $(SINCE),--since '$(SINCE)') $(if $(EVENT_ID),--event '$(EVENT_ID)') $(if $(FAILED),--failed) $(OPS_ARGS)
+reconcile: ## re-sync stale customers and those whose last sync failed, as the scheduled function does
+	$(OPS) reconcile $(OPS_ARGS)
 
 FN ?= billing-account
 EVENT ?= billing-account/get-account

@@ -355,7 +355,7 @@ pub fn count_portal_use(tx: &mut Transaction, changes: &RecordedChanges<'_>) {
         AuditSource::Webhook | AuditSource::Reconcile | AuditSource::Support => changes
             .visit
             .is_some_and(|v| v.covers(changes.at, changes.at_unix)),
-        AuditSource::Account => false,
+        AuditSource::Account | AuditSource::Import => false,
     };
     if !in_portal {
         return;

@@ -561,7 +561,7 @@ pub async fn within_deadline(
 const NO_EARLIER_DEADLINE_MS: u64 = 1_000_000_000_000;
 
 /// Lambda's deadline (epoch milliseconds) on this process's clock; `None` without a real one.
-fn deadline_instant(epoch_ms: u64) -> Option<std::time::Instant> {
+pub fn deadline_instant(epoch_ms: u64) -> Option<std::time::Instant> {
     if epoch_ms < NO_EARLIER_DEADLINE_MS {
         return None;
     }

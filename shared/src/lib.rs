@@ -1,6 +1,7 @@
 //! Portico's shared library: everything the Lambda functions have in common, by domain.
 
 pub mod account;
+pub mod adopt;
 pub mod analytics;
 pub mod auth;
 pub mod budget;
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod metrics;
 pub mod portal;
 pub mod portal_admin;
+pub mod reconcile;
 pub mod secrets;
 pub mod services;
 pub mod store;

@@ -4,7 +4,7 @@ use base64::Engine;
 use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::ids::CustomerId;
-use shared::store::{AuditSource, CustomerStore};
+use shared::store::{AuditSource, CustomerStore, LedgerState};
 use shared::stripe::webhook::sign;
 use shared::testing::{keys::now, WEBHOOK_TEST_SECRET};
 
@@ -47,8 +47,8 @@ pub(super) fn event_id(body: &str) -> String {
         .to_string()
 }
 
-/// The ledger's state for an event (`processing`, `done`), if it has an entry.
-pub(super) async fn ledger_state(h: &Harness, event_id: &str) -> Option<String> {
+/// The ledger's state for an event, if it has an entry.
+pub(super) async fn ledger_state(h: &Harness, event_id: &str) -> Option<LedgerState> {
     h.services
         .table
         .ledger_entry(event_id)
@@ -119,7 +119,7 @@ async fn an_event_syncs_the_customer_once_and_a_duplicate_changes_nothing() {
             .unwrap()
             .unwrap()
             .state,
-        "done"
+        LedgerState::Done
     );
 
     let (status, answer) = deliver(&h, &updated).await;
@@ -404,7 +404,7 @@ async fn a_rotated_secret_is_picked_up_and_base64_bodies_verify() {
 }
 
 #[tokio::test]
-async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succeeds() {
+async fn a_stripe_failure_answers_500_records_the_failure_and_the_redelivery_succeeds() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("fault-user").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
@@ -416,7 +416,11 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         (500, Some("processing_failed")),
         "{answer}"
     );
-    assert!(ledger_state(&h, &id).await.is_none(), "claim released");
+    assert_eq!(
+        ledger_state(&h, &id).await,
+        Some(LedgerState::Failed),
+        "the failure is recorded"
+    );
     assert!(
         h.services
             .table
@@ -432,7 +436,7 @@ async fn a_stripe_failure_answers_500_releases_the_claim_and_the_redelivery_succ
         (status, &answer),
         (200, &json!({"success": true, "received": true}))
     );
-    assert_eq!(ledger_state(&h, &id).await.unwrap(), "done");
+    assert_eq!(ledger_state(&h, &id).await, Some(LedgerState::Done));
 }
 
 fn checkout_completed(id: &str, customer: &str, user: &str) -> String {
@@ -697,7 +701,7 @@ async fn a_burst_of_twenty_events_delivered_a_hundred_times_has_each_effect_once
             .as_str()
             .unwrap()
             .to_string();
-        assert_eq!(ledger_state(&h, &id).await.unwrap(), "done", "{id}");
+        assert_eq!(ledger_state(&h, &id).await, Some(LedgerState::Done), "{id}");
     }
     for customer in &customers {
         let Some(state) = h.services.table.get_customer_state(customer).await.unwrap() else {
@@ -738,7 +742,7 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() {
+async fn stripe_errors_and_lock_timeouts_during_the_refetch_record_a_failed_attempt() {
     use portico_testkit::stripe_emulator::Fault;
     let h = Harness::new().await;
     for status in [500u16, 409] {
@@ -761,12 +765,16 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_release_the_claim() 
             (500, Some("processing_failed")),
             "{status}: {answer}"
         );
-        assert!(ledger_state(&h, &id).await.is_none(), "claim released");
+        assert_eq!(
+            ledger_state(&h, &id).await,
+            Some(LedgerState::Failed),
+            "the failure is recorded"
+        );
         h.assert_nothing_synced(&customer).await;
         h.emulator.clear_faults();
         let (code, answer) = deliver(&h, &body).await;
         assert_eq!(code, 200, "the redelivery succeeds: {answer}");
-        assert_eq!(ledger_state(&h, &id).await.unwrap(), "done");
+        assert_eq!(ledger_state(&h, &id).await, Some(LedgerState::Done));
     }
 }
 

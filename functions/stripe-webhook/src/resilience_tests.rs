@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use portico_testkit::{call, with_deadline, Harness};
 use shared::clock::Clock;
 use shared::ids::{CustomerId, UserId};
-use shared::store::{CustomerStore, UserStore};
+use shared::store::{CustomerStore, LedgerState, UserStore};
 use shared::sync::ChangeKind;
 
 use super::handle;
 use super::tests::{event_id, events_of, ledger_state, signed};
 
 #[tokio::test]
-async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released() {
+async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_attempt_recorded_as_failed() {
     let h = Harness::new().await;
     let customer = h.subscribed_customer("slow-stripe").await;
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
@@ -37,9 +37,10 @@ async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released
     );
     assert_eq!(answer["request_id"], "req-with-deadline");
     assert!(took < left, "answered after the deadline: {took:?}");
-    assert!(
-        ledger_state(&h, &id).await.is_none(),
-        "the claim is released, so Stripe's retry is processed at once"
+    assert_eq!(
+        ledger_state(&h, &id).await,
+        Some(LedgerState::Failed),
+        "the claim is given up as failed, so Stripe's retry is processed at once"
     );
     h.assert_nothing_synced(&customer).await;
 
@@ -48,7 +49,7 @@ async fn a_slow_stripe_is_answered_inside_the_deadline_and_the_claim_is_released
         .set_latency("GET", &format!("/v1/customers/{customer}"), None);
     let (status, _) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200);
-    assert_eq!(ledger_state(&h, &id).await.unwrap(), "done");
+    assert_eq!(ledger_state(&h, &id).await, Some(LedgerState::Done));
 }
 
 #[tokio::test]
@@ -72,7 +73,8 @@ async fn a_process_that_dies_after_its_claim_is_redelivered_after_the_lease_and_
     held.release();
     let claim = h.services.table.ledger_entry(&id).await.unwrap().unwrap();
     assert_eq!(
-        claim.state, "processing",
+        claim.state,
+        LedgerState::Processing,
         "the dead process's claim is left held"
     );
 
@@ -97,7 +99,7 @@ async fn a_process_that_dies_after_its_claim_is_redelivered_after_the_lease_and_
         (200, Some(true)),
         "{answer}"
     );
-    assert_eq!(ledger_state(&h, &id).await.as_deref(), Some("done"));
+    assert_eq!(ledger_state(&h, &id).await, Some(LedgerState::Done));
     let audit = h.services.table.audit_entries(&customer).await.unwrap();
     let fields: Vec<&str> = audit.iter().map(|e| e.change.field.as_str()).collect();
     let distinct: std::collections::HashSet<&str> = fields.iter().copied().collect();

@@ -682,7 +682,7 @@ async fn verify(
     let mut done = 0;
     for d in unique {
         if let Ok(Some(entry)) = table.ledger_entry(&d.event_id).await {
-            done += usize::from(entry.state == "done");
+            done += usize::from(entry.state == shared::store::LedgerState::Done);
         }
     }
     checks.push(Check {

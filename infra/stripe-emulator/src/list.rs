@@ -57,3 +57,38 @@ pub fn limit(p: &Params) -> EmulatorResult<usize> {
         )),
     }
 }
+
+/// The `created` filter of a list endpoint: an exact time, or any of `gt`, `gte`, `lt`, `lte`
+/// (epoch seconds), as Stripe takes it. Returns the bounds `[from, until]` inclusive.
+pub fn created_range(p: &Params) -> EmulatorResult<(i64, i64)> {
+    let (mut from, mut until) = (i64::MIN, i64::MAX);
+    let range = match p.raw("created") {
+        Some(Value::Object(_)) => p.sub("created")?,
+        _ => None,
+    };
+    if let Some(range) = range {
+        range.allow(&["gt", "gte", "lt", "lte"])?;
+        if let Some(t) = range.integer("gt")? {
+            from = from.max(t.saturating_add(1));
+        }
+        if let Some(t) = range.integer("gte")? {
+            from = from.max(t);
+        }
+        if let Some(t) = range.integer("lt")? {
+            until = until.min(t.saturating_sub(1));
+        }
+        if let Some(t) = range.integer("lte")? {
+            until = until.min(t);
+        }
+    } else if let Some(t) = p.integer("created")? {
+        (from, until) = (t, t);
+    }
+    Ok((from, until))
+}
+
+/// Whether `item`'s `created` lies in `range`.
+pub fn created_in(item: &Value, (from, until): (i64, i64)) -> bool {
+    item["created"]
+        .as_i64()
+        .is_some_and(|t| from <= t && t <= until)
+}

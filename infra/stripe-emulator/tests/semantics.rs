@@ -1227,3 +1227,195 @@ async fn invoice_previews_show_a_change_without_making_it() {
     let err = preview("price_nope", "create_prorations").await.err(404);
     assert_eq!(err["param"], "subscription_details[items][0][price]");
 }
+
+fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .map(|a| a.iter().map(id).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn customer_lists_filter_by_created_and_page_newest_first_without_the_deleted() {
+    let api = start().await;
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let c = api
+            .post("/v1/customers", &[("email", &format!("c{n}@example.com"))])
+            .await
+            .ok();
+        created.push(id(&c));
+        api.emulator.advance_clock(10).unwrap();
+    }
+    let third = api
+        .get(&format!("/v1/customers/{}", created[2]), &[])
+        .await
+        .ok();
+    let at = third["created"].as_i64().unwrap().to_string();
+    let since = api
+        .get("/v1/customers", &[("created[gte]", &at), ("limit", "2")])
+        .await
+        .ok();
+    assert_eq!(ids(&since), vec![created[4].clone(), created[3].clone()]);
+    assert_eq!(since["has_more"], true);
+    let rest = api
+        .get(
+            "/v1/customers",
+            &[
+                ("created[gte]", &at),
+                ("limit", "2"),
+                ("starting_after", &created[3]),
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (ids(&rest), rest["has_more"].clone()),
+        (vec![created[2].clone()], json!(false))
+    );
+    let before = api
+        .get("/v1/customers", &[("created[lt]", &at), ("limit", "100")])
+        .await
+        .ok();
+    assert_eq!(ids(&before), vec![created[1].clone(), created[0].clone()]);
+    let exact = api.get("/v1/customers", &[("created", &at)]).await.ok();
+    assert_eq!(ids(&exact), vec![created[2].clone()]);
+    let bad = api
+        .get("/v1/customers", &[("created[after]", &at)])
+        .await
+        .err(400);
+    assert_eq!(bad["param"], "created[after]");
+
+    // A deleted customer leaves the list, stays retrievable as a stub, and says so in an event.
+    let deleted = api
+        .delete(&format!("/v1/customers/{}", created[4]))
+        .await
+        .ok();
+    assert_eq!(deleted["deleted"], true);
+    let listed = api
+        .get("/v1/customers", &[("created[gte]", &at)])
+        .await
+        .ok();
+    assert!(!ids(&listed).contains(&created[4]));
+    let stub = api
+        .get(&format!("/v1/customers/{}", created[4]), &[])
+        .await
+        .ok();
+    assert_eq!(
+        (stub["deleted"].clone(), stub["object"].clone()),
+        (json!(true), json!("customer"))
+    );
+    let events = api
+        .get("/v1/events", &[("type", "customer.deleted")])
+        .await
+        .ok();
+    assert_eq!(
+        events["data"][0]["data"]["object"]["id"],
+        created[4].as_str()
+    );
+}
+
+#[tokio::test]
+async fn events_filter_by_created_and_types_and_keep_thirty_days() {
+    let api = start().await;
+    api.post("/v1/customers", &[("email", "old@example.com")])
+        .await
+        .ok();
+    let old_event = api
+        .get("/v1/events", &[("type", "customer.created")])
+        .await
+        .ok()["data"][0]
+        .clone();
+    api.emulator.advance_clock(29 * 86_400).unwrap();
+    let new = api
+        .post("/v1/customers", &[("email", "new@example.com")])
+        .await
+        .ok();
+    api.post(&format!("/v1/customers/{}", id(&new)), &[("name", "New")])
+        .await
+        .ok();
+    let now = api.emulator.now().to_string();
+    let since_now = api
+        .get(
+            "/v1/events",
+            &[("created[gte]", &now), ("types[0]", "customer.updated")],
+        )
+        .await
+        .ok();
+    assert_eq!(since_now["data"].as_array().unwrap().len(), 1);
+    assert_eq!(since_now["data"][0]["type"], "customer.updated");
+    let both = api
+        .get(
+            "/v1/events",
+            &[
+                ("types[0]", "customer.created"),
+                ("types[1]", "customer.updated"),
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(both["data"].as_array().unwrap().len(), 3, "{both}");
+    let exclusive = api
+        .get(
+            "/v1/events",
+            &[
+                ("type", "customer.created"),
+                ("types[0]", "customer.updated"),
+            ],
+        )
+        .await
+        .err(400);
+    assert_eq!(exclusive["code"], "parameters_exclusive");
+
+    // Past 30 days an event is neither listed nor retrievable.
+    api.emulator.advance_clock(2 * 86_400).unwrap();
+    let created = api
+        .get("/v1/events", &[("type", "customer.created")])
+        .await
+        .ok();
+    let listed: Vec<Value> = created["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["object"]["id"].clone())
+        .collect();
+    assert_eq!(listed, vec![json!(id(&new))], "{created}");
+    let gone = api
+        .get(&format!("/v1/events/{}", id(&old_event)), &[])
+        .await
+        .err(404);
+    assert_eq!(gone["code"], "resource_missing");
+}
+
+#[tokio::test]
+async fn customers_are_found_by_metadata() {
+    let api = start().await;
+    let ours = api
+        .post(
+            "/v1/customers",
+            &[
+                ("email", "m@example.com"),
+                ("metadata[portico_user_id]", "user-1"),
+            ],
+        )
+        .await
+        .ok();
+    api.post(
+        "/v1/customers",
+        &[
+            ("email", "m@example.com"),
+            ("metadata[portico_user_id]", "user-2"),
+        ],
+    )
+    .await
+    .ok();
+    let found = api
+        .get(
+            "/v1/customers/search",
+            &[("query", "metadata['portico_user_id']:'user-1'")],
+        )
+        .await
+        .ok();
+    assert_eq!(ids(&found), vec![id(&ours)]);
+    assert_eq!(found["object"], "search_result");
+}

@@ -34,6 +34,7 @@ pub enum AuditSource {
     Reconcile,
     /// An administrator's or operator's support action; the reference names them.
     Support,
+    Import,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +70,10 @@ pub struct LifetimePurchaseRecord {
 }
 
 const LIFETIME_PREFIX: &str = "LIFETIME#";
+/// Index partitions of customer states by sync time (`SYNCED#<shard>`).
+const SYNCED: &str = "SYNCED#";
+/// The index partition of customers whose last sync failed.
+const SYNC_FAILED: &str = "SYNCFAIL";
 const AUDIT_DAY: &str = "AUDITDAY#";
 /// Index partitions per day for audit entries: one partition takes about 1,000 writes a second,
 /// and a throttled index throttles the table's writes, so a renewal burst is spread over four.
@@ -182,6 +187,118 @@ impl Table {
                 reason: "no ticket".into(),
             })?;
         Ok((ticket, PortalVisit::from_item(&attributes)))
+    }
+}
+
+/// A customer the reconcile should look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDue {
+    pub customer_id: CustomerId,
+    /// When its state was synced, or when its last sync failed.
+    pub since: String,
+    /// Whether the last sync failed (the marker to clear once a sync succeeds).
+    pub failed: bool,
+}
+
+impl Table {
+    /// Records that a sync of the customer failed, on its ticket counter: listed in the index
+    /// for the reconcile until a reconcile sync succeeds. The error text is Portico's own.
+    pub async fn record_sync_failure(
+        &self,
+        id: &CustomerId,
+        error: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let error: String = error.chars().take(300).collect();
+        let request = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(sync_key(id)))
+            .update_expression(
+                "SET sync_failed_at = :at, sync_error = :error, gsi1pk = :failed, gsi1sk = :sort",
+            )
+            .expression_attribute_values(":at", AttributeValue::S(at.into()))
+            .expression_attribute_values(":error", AttributeValue::S(error))
+            .expression_attribute_values(":failed", AttributeValue::S(SYNC_FAILED.into()))
+            .expression_attribute_values(":sort", AttributeValue::S(format!("{at}#{id}")));
+        self.send(|| request.clone().send()).await.map(|_| ())
+    }
+
+    /// Clears the failure recorded at `at`; a failure recorded since stays.
+    pub async fn clear_sync_failure(&self, id: &CustomerId, at: &str) -> Result<(), StoreError> {
+        let request = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .set_key(Some(sync_key(id)))
+            .update_expression("REMOVE sync_failed_at, sync_error, gsi1pk, gsi1sk")
+            .condition_expression("sync_failed_at = :at")
+            .expression_attribute_values(":at", AttributeValue::S(at.into()));
+        match self.send(|| request.clone().send()).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Up to `limit` customers whose last sync failed, oldest failure first, then up to the
+    /// rest of `limit` whose state was synced before `cutoff`, oldest first: one bounded query
+    /// per index partition, so a run reads no more than it can sync.
+    pub async fn syncs_due(&self, cutoff: &str, limit: usize) -> Result<Vec<SyncDue>, StoreError> {
+        let page = i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
+        let query = |partition: String, before: Option<&str>| {
+            let mut q = self
+                .client()
+                .query()
+                .table_name(self.name())
+                .index_name(GSI1)
+                .expression_attribute_values(":p", AttributeValue::S(partition))
+                .limit(page);
+            q = match before {
+                Some(cutoff) => q
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :cutoff")
+                    .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.into())),
+                None => q.key_condition_expression("gsi1pk = :p"),
+            };
+            q
+        };
+        let mut due = Vec::new();
+        let failed = query(SYNC_FAILED.into(), None);
+        let output = self.send(|| failed.clone().send()).await?;
+        for item in output.items.unwrap_or_default() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            let id = text("pk")
+                .and_then(|pk| pk.strip_prefix("CUS#").map(str::to_string))
+                .and_then(|id| CustomerId::parse(id).ok());
+            if let (Some(customer_id), Some(since)) = (id, text("sync_failed_at")) {
+                due.push(SyncDue {
+                    customer_id,
+                    since,
+                    failed: true,
+                });
+            }
+        }
+        let mut stale = Vec::new();
+        for shard in 0..AUDIT_DAY_SHARDS {
+            let request = query(format!("{SYNCED}{shard}"), Some(cutoff));
+            let output = self.send(|| request.clone().send()).await?;
+            for item in output.items.unwrap_or_default() {
+                let state: CustomerState = from_item(item)?;
+                stale.push(SyncDue {
+                    customer_id: state.snapshot.customer_id,
+                    since: state.synced_at,
+                    failed: false,
+                });
+            }
+        }
+        stale.sort_by(|a, b| a.since.cmp(&b.since));
+        for s in stale {
+            if !due.iter().any(|d| d.customer_id == s.customer_id) {
+                due.push(s);
+            }
+        }
+        due.truncate(limit);
+        Ok(due)
     }
 }
 
@@ -299,7 +416,14 @@ impl Transaction {
         state: &CustomerState,
         replaces: Option<u64>,
     ) -> Result<usize, StoreError> {
-        let item = to_item(state_key(&state.snapshot.customer_id), state)?;
+        let id = &state.snapshot.customer_id;
+        let mut item = to_item(state_key(id), state)?;
+        // Listed by sync time for the reconcile, oldest first, in a few partitions.
+        item.insert(
+            "gsi1pk".into(),
+            AttributeValue::S(format!("{SYNCED}{}", audit_day_shard(id))),
+        );
+        item.insert("gsi1sk".into(), AttributeValue::S(state.synced_at.clone()));
         let condition = match replaces {
             None => Condition {
                 expression: "attribute_not_exists(pk)",

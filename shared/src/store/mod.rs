@@ -5,6 +5,7 @@
 
 mod aggregates;
 mod checkout;
+mod cursor;
 mod customers;
 mod erasure;
 mod ledger;
@@ -23,13 +24,14 @@ use aws_sdk_dynamodb::Client;
 
 pub use aggregates::{bucket_width, counter, names as counters, CustomerMark, DayAggregate};
 pub use checkout::{CheckoutRecord, OpenCheckout, OpenCheckoutClaim, CHECKOUT_RETENTION_SECONDS};
+pub use cursor::RunCursor;
 pub use customers::{
     is_audit_key, AuditEntry, AuditPage, AuditSource, CancellationDetails, CustomerState,
-    CustomerStore, LifetimePurchaseRecord, PortalVisit, SyncSlot, AUDIT_DAY_SHARDS,
+    CustomerStore, LifetimePurchaseRecord, PortalVisit, SyncDue, SyncSlot, AUDIT_DAY_SHARDS,
     VISIT_AFTER_RETURN_SECONDS,
 };
 pub use erasure::{digest, Tombstone};
-pub use ledger::{Claim, LedgerEntry, LEDGER_RETENTION_SECONDS};
+pub use ledger::{Claim, LedgerEntry, LedgerState, LEDGER_RETENTION_SECONDS};
 pub use portal::{PortalSessionRecord, WorkflowConfigRecord, WorkflowMapping};
 pub use schema::{create_table, GSI1, TTL_ATTRIBUTE};
 pub use transaction::{Condition, Transaction};

@@ -147,7 +147,13 @@ pub const CUSTOMER_LIST: RequestShape = shape(
     "customers.list",
     Get,
     "/v1/customers",
-    &["email", "limit", "starting_after", "expand[]"],
+    &[
+        "email",
+        "created[gte]",
+        "limit",
+        "starting_after",
+        "expand[]",
+    ],
 );
 
 pub const CUSTOMER_SEARCH: RequestShape = shape(
@@ -414,6 +420,19 @@ pub const COUPON_RETRIEVE: RequestShape = shape(
 pub const EVENT_RETRIEVE: RequestShape =
     shape("events.retrieve", Get, "/v1/events/{id}", &["expand[]"]);
 
+pub const EVENT_LIST: RequestShape = shape(
+    "events.list",
+    Get,
+    "/v1/events",
+    &[
+        "types[]",
+        "created[gte]",
+        "limit",
+        "starting_after",
+        "expand[]",
+    ],
+);
+
 pub const PRICE_RETRIEVE: RequestShape =
     shape("prices.retrieve", Get, "/v1/prices/{price}", &["expand[]"]);
 
@@ -462,6 +481,7 @@ pub fn request_catalogue() -> Vec<RequestShape> {
         PAYMENT_INTENT_LIST,
         COUPON_RETRIEVE,
         EVENT_RETRIEVE,
+        EVENT_LIST,
         PRICE_RETRIEVE,
         PRICE_LIST,
         PRODUCT_RETRIEVE,

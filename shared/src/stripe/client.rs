@@ -66,6 +66,8 @@ pub struct StripeClient {
     timeout: Duration,
     retry: RetryPolicy,
     key: ApiKey,
+    /// Every attempt waits its turn here when set (tools that walk the whole account).
+    pace: Option<super::Pace>,
 }
 
 /// One request on its way out: which catalogue entry, the path's ids, the parameters.
@@ -170,7 +172,14 @@ impl StripeClient {
             timeout: config.timeout,
             retry: RetryPolicy::new(config.max_retries),
             key,
+            pace: None,
         }
+    }
+
+    /// Holds every attempt of this client (and its clones) to `pace`.
+    pub fn with_pace(mut self, pace: super::Pace) -> Self {
+        self.pace = Some(pace);
+        self
     }
 
     /// Replaces the retry policy (tests use millisecond back-off).
@@ -213,6 +222,9 @@ impl StripeClient {
         let mut key_refreshed = false;
         let mut retries = 0u32;
         loop {
+            if let Some(pace) = &self.pace {
+                budget::bounded(pace.wait()).await?;
+            }
             // Each attempt gets at most what the invocation has left.
             let limit = budget::attempt_limit(self.timeout)?;
             metrics::stripe_call();

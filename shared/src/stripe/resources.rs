@@ -496,6 +496,28 @@ pub struct PriceListParams {
     pub expand: Vec<String>,
 }
 
+/// A page of the account's customers, newest first, optionally only those created at or after
+/// `created_since` (epoch seconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CustomerListParams {
+    #[serde(rename = "created[gte]", skip_serializing_if = "Option::is_none")]
+    pub created_since: Option<i64>,
+    #[serde(flatten)]
+    pub page: Page,
+}
+
+/// A page of the account's events, newest first: created at or after `created_since` and,
+/// when `types` is not empty, of one of those exact types (Stripe takes up to 20).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventListParams {
+    #[serde(rename = "created[gte]", skip_serializing_if = "Option::is_none")]
+    pub created_since: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(flatten)]
+    pub page: Page,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProductListParams {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -561,6 +583,12 @@ impl StripeClient {
         let request = StripeRequest::new(CUSTOMER_LIST)
             .params(Params::new().set("email", email))
             .params(self::params(&page)?);
+        self.send(request).await
+    }
+
+    /// The account's customers (deleted ones are not listed), newest first.
+    pub async fn list_customers(&self, params: &CustomerListParams) -> Result<List<Customer>> {
+        let request = StripeRequest::new(CUSTOMER_LIST).params(self::params(params)?);
         self.send(request).await
     }
 
@@ -755,6 +783,12 @@ impl StripeClient {
 
     pub async fn retrieve_event(&self, id: &str) -> Result<Event> {
         self.send(StripeRequest::new(EVENT_RETRIEVE).arg(id)).await
+    }
+
+    /// Events of the last 30 days (Stripe keeps no older ones), newest first.
+    pub async fn list_events(&self, params: &EventListParams) -> Result<List<Event>> {
+        let request = StripeRequest::new(EVENT_LIST).params(self::params(params)?);
+        self.send(request).await
     }
 
     pub async fn retrieve_price(&self, id: &str, expand: &[&str]) -> Result<Price> {

@@ -129,6 +129,17 @@ pub async fn sync_customer(
         Err(_) => SyncResult::Failed,
     };
     crate::metrics::sync(recorded, started.elapsed());
+    if let Err(error) = &result {
+        // A failed sync leaves the stored state behind Stripe: recorded so the reconcile
+        // re-syncs the customer. The caller's own lost race is not a failure of the sync.
+        if !matches!(error, SyncError::CallerConditionFailed(_)) {
+            let (text, at) = (error.to_string(), ctx.clock.timestamp());
+            let recorded = ctx.table.record_sync_failure(customer_id, &text, &at);
+            if let Err(e) = crate::budget::cleanup(recorded).await {
+                tracing::warn!(customer = %customer_id, error = %e, "could not record the failed sync");
+            }
+        }
+    }
     result
 }
 

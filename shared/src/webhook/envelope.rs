@@ -39,6 +39,24 @@ struct RawData {
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope, super::WebhookError> {
     let raw: Raw =
         serde_json::from_slice(body).map_err(|e| super::WebhookError::Malformed(e.to_string()))?;
+    envelope_of(raw)
+}
+
+/// The envelope of an event read from the Events API, as its delivery would have carried it.
+pub fn event_envelope(event: &crate::stripe::Event) -> Result<Envelope, super::WebhookError> {
+    envelope_of(Raw {
+        id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        created: event.created.unwrap_or_default(),
+        livemode: event.livemode,
+        object: Some("event".into()),
+        data: Some(RawData {
+            object: event.data.object.clone(),
+        }),
+    })
+}
+
+fn envelope_of(raw: Raw) -> Result<Envelope, super::WebhookError> {
     if raw.object.as_deref().is_some_and(|o| o != "event") || !raw.id.starts_with("evt_") {
         return Err(super::WebhookError::Malformed("not an event object".into()));
     }

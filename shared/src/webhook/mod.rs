@@ -4,11 +4,12 @@
 //! version are accepted), and the customer's truth is refetched from Stripe.
 
 mod envelope;
+pub mod replay;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use envelope::{parse_envelope, Envelope};
+pub use envelope::{event_envelope, parse_envelope, Envelope};
 
 use serde_json::{json, Value};
 
@@ -17,8 +18,8 @@ use crate::ids::{random_hex, CustomerId, RandomUnavailable, UserId};
 use crate::metrics::Delivery;
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
 use crate::store::{
-    AuditEntry, AuditSource, Claim, LedgerEntry, StoreError, Table, Transaction, UserStore,
-    LEDGER_RETENTION_SECONDS,
+    AuditEntry, AuditSource, Claim, LedgerEntry, LedgerState, StoreError, Table, Transaction,
+    UserStore, LEDGER_RETENTION_SECONDS,
 };
 use crate::stripe::webhook::{Verifier, WebhookError as SignatureError};
 use crate::sync::{sync_customer, Change, ChangeKind, SyncContext, SyncError, SyncTrigger};
@@ -157,12 +158,15 @@ pub async fn process(
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
         event_created: event.created,
-        state: "processing".into(),
+        state: LedgerState::Processing,
         lease_owner: owner.clone(),
         lease_until: now + LEASE.as_secs() as i64,
         received_at: ctx.clock.timestamp(),
         processed_at: None,
         expires_at: now + LEDGER_RETENTION_SECONDS,
+        attempts: 1,
+        last_error: None,
+        failed_at: None,
     };
     match ctx.table.claim_event(&entry, now).await? {
         Claim::AlreadyDone => return Ok(Outcome::Duplicate),
@@ -170,12 +174,13 @@ pub async fn process(
         Claim::Claimed => {}
     }
     let result = apply(ctx, event, &owner).await;
-    if result.is_err() {
-        // Let Stripe's retry start over at once instead of waiting out the lease; this may use
-        // the time the invocation holds back for cleaning up.
-        let released = crate::budget::cleanup(ctx.table.release_event(&event.id, &owner)).await;
-        if let Err(e) = released {
-            tracing::error!(event = %event.id, error = %e, "could not release the event claim; it expires with its lease");
+    if let Err(error) = &result {
+        // Recorded as failed, which lets Stripe's retry (or a replay) start over at once instead
+        // of waiting out the lease; this may use the time the invocation holds back for it.
+        let (error, at) = (error.to_string(), ctx.clock.timestamp());
+        let failed = ctx.table.fail_event(&event.id, &owner, &error, &at);
+        if let Err(e) = crate::budget::cleanup(failed).await {
+            tracing::error!(event = %event.id, error = %e, "could not record the failed attempt; the claim expires with its lease");
         }
     }
     result

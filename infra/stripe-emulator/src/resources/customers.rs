@@ -3,7 +3,7 @@
 use super::{address, arg, payment_methods, subscriptions, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
 use crate::ids::{new_id, random_alnum};
-use crate::list::{limit, paginate};
+use crate::list::{created_in, created_range, limit, paginate};
 use crate::object::Fields;
 use crate::params::{apply_metadata, Params};
 use crate::server::V1Routes;
@@ -236,11 +236,13 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value
         "ending_before",
     ])?;
     let email = p.text("email")?;
+    let created = created_range(p)?;
     let items = st
         .customers
         .newest_first()
         .filter(|c| c["deleted"] != json!(true))
         .filter(|c| email.is_none_or(|e| c["email"] == e))
+        .filter(|c| created_in(c, created))
         .cloned()
         .collect();
     paginate(items, p, "/v1/customers", "customer")

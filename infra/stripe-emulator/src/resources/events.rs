@@ -1,12 +1,22 @@
-//! Events: list (type filter incl. `customer.*` wildcards) and retrieve.
+//! Events: list (type filter incl. `customer.*` wildcards, `created` ranges) and retrieve, both
+//! within the last 30 days only, as on Stripe.
 
 use super::{arg, Handler};
 use crate::error::{EmulatorError, EmulatorResult};
-use crate::list::paginate;
+use crate::list::{created_in, created_range, paginate};
 use crate::params::Params;
 use crate::server::V1Routes;
 use crate::state::{Ctx, State};
 use serde_json::Value;
+
+/// Stripe lists and retrieves events of the last 30 days.
+const WINDOW_SECONDS: i64 = 30 * 86_400;
+
+fn in_window(st: &State, event: &Value) -> bool {
+    event["created"]
+        .as_i64()
+        .is_some_and(|t| t > st.now() - WINDOW_SECONDS)
+}
 
 fn type_matches(pattern: &str, kind: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -35,9 +45,11 @@ fn list(st: &mut State, _: &Ctx, p: &Params, _: &[&str]) -> EmulatorResult<Value
         .code("parameters_exclusive")
         .param("types"));
     }
+    let created = created_range(p)?;
     let items = st
         .events
         .newest_first()
+        .filter(|e| in_window(st, e) && created_in(e, created))
         .filter(|e| {
             let t = e["type"].as_str().unwrap_or_default();
             kind.is_none_or(|k| type_matches(k, t))
@@ -56,6 +68,7 @@ fn get(st: &mut State, _: &Ctx, p: &Params, ids: &[&str]) -> EmulatorResult<Valu
     let id = arg(ids, 0);
     st.events
         .get(id)
+        .filter(|e| in_window(st, e))
         .cloned()
         .ok_or_else(|| EmulatorError::no_such("event", id, "id"))
 }
