@@ -3,6 +3,7 @@
 pub mod account;
 pub mod analytics;
 pub mod auth;
+pub mod aws;
 pub mod budget;
 pub mod clock;
 pub mod config;
