@@ -5,20 +5,29 @@
 //! A token signed by a key we have not seen triggers one JWKS refetch, at most once per
 //! configured interval, so rotation at the identity provider needs no redeploy; keys older than
 //! their maximum age are refetched too, so a revoked key stops working.
+//!
+//! An SPA sends the same token with every request, so verified tokens are remembered (bounded,
+//! keyed by a SHA-256 of the whole token): a repeat skips the signature check but not the
+//! expiry, and a token is forgotten when its key leaves the JWKS. Failures are never remembered.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
+use crate::clock::Clock;
 use crate::config::{AuthConfig, JwksSource};
 use crate::error_code::ErrorCode;
 use crate::ids::UserId;
+
+/// How many verified tokens a warm function remembers; past it the soonest to expire goes.
+pub const VERIFIED_TOKENS_CAPACITY: usize = 1024;
 
 /// The signed-in caller, as the token describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,11 +105,22 @@ struct KeySet {
     fetched_at: Option<Instant>,
     /// When the keys in use were loaded; past the maximum age they are refetched.
     loaded_at: Option<Instant>,
+    /// Tokens verified with the keys above, by SHA-256 of the whole token.
+    verified: HashMap<[u8; 32], Verified>,
+}
+
+/// What a verified token proved; its validity window is checked again on every use.
+struct Verified {
+    user: User,
+    kid: String,
+    exp: i64,
+    nbf: Option<i64>,
 }
 
 pub struct Authenticator {
     config: AuthConfig,
     http: reqwest::Client,
+    clock: Clock,
     keys: Mutex<KeySet>,
 }
 
@@ -115,12 +135,20 @@ impl Authenticator {
         Self {
             config,
             http,
+            clock: Clock::system(),
             keys: Mutex::new(KeySet {
                 keys: HashMap::new(),
                 fetched_at: None,
                 loaded_at: None,
+                verified: HashMap::new(),
             }),
         }
+    }
+
+    /// The clock `exp` and `nbf` are checked against (a manual one in tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Authenticates the caller of an HTTP request.
@@ -140,6 +168,42 @@ impl Authenticator {
     /// Authenticates a request from its `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<User, AuthError> {
         let token = bearer_token(authorization)?;
+        let digest = token_digest(token);
+        if let Some(user) = self.remembered(&digest).await {
+            return Ok(user);
+        }
+        let verified = self.verify(token).await?;
+        let user = verified.user.clone();
+        let mut set = self.keys.lock().await;
+        // The keys may have changed while this token was verified; one that left is not kept.
+        if set.keys.contains_key(&verified.kid) {
+            remember(&mut set.verified, digest, verified, self.clock.unix());
+        }
+        Ok(user)
+    }
+
+    /// The user of a token verified before, if its validity window still holds and the keys
+    /// it was verified with are not due for a refetch (that path may revoke the key).
+    async fn remembered(&self, digest: &[u8; 32]) -> Option<User> {
+        let mut set = self.keys.lock().await;
+        let fresh = set
+            .loaded_at
+            .is_some_and(|at| at.elapsed() < self.config.jwks_max_age);
+        let entry = set.verified.get(digest)?;
+        let now = self.clock.unix();
+        let usable = fresh
+            && set.keys.contains_key(&entry.kid)
+            && self.window_holds(entry.exp, entry.nbf, now).is_ok();
+        if usable {
+            return Some(entry.user.clone());
+        }
+        // Verified again from scratch, which gives the precise error.
+        set.verified.remove(digest);
+        None
+    }
+
+    /// The full check: header, key, signature, issuer, audience, validity window, claims.
+    async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let header = token_header(token)?;
         let alg = match header.alg.as_deref() {
             None => return Err(AuthError::MalformedToken),
@@ -158,13 +222,44 @@ impl Authenticator {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.config.leeway.as_secs();
+        // The validity window is checked below against Portico's clock, the same check a
+        // remembered token gets.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
 
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| classify(e.kind()))?
             .claims;
-        self.user_from(&claims)
+        let time = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            // NumericDate may carry a fraction of a second.
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().map(|f| f as i64))
+                .map(Some)
+                .ok_or(AuthError::MalformedToken),
+        };
+        let exp = time("exp")?.ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+        let nbf = time("nbf")?;
+        self.window_holds(exp, nbf, self.clock.unix())?;
+        Ok(Verified {
+            user: self.user_from(&claims)?,
+            kid,
+            exp,
+            nbf,
+        })
+    }
+
+    /// `exp` and `nbf` with the configured leeway, as RFC 7519 reads them.
+    fn window_holds(&self, exp: i64, nbf: Option<i64>, now: i64) -> Result<(), AuthError> {
+        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        if exp < now.saturating_sub(leeway) {
+            return Err(AuthError::Expired);
+        }
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(AuthError::NotYetValid);
+        }
+        Ok(())
     }
 
     fn user_from(&self, claims: &Map<String, Value>) -> Result<User, AuthError> {
@@ -221,6 +316,9 @@ impl Authenticator {
             match self.fetch_jwks().await.and_then(|bytes| usable(&bytes)) {
                 Ok(keys) => {
                     tracing::info!(keys = keys.len(), "JWKS loaded");
+                    // A token is only as good as its key: one the provider withdrew takes its
+                    // remembered tokens with it.
+                    set.verified.retain(|_, v| keys.contains_key(&v.kid));
                     set.keys = keys;
                     set.loaded_at = set.fetched_at;
                 }
@@ -294,20 +392,6 @@ fn classify(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
     }
 }
 
-#[derive(Deserialize)]
-struct Jwk {
-    kty: String,
-    kid: Option<String>,
-    alg: Option<String>,
-    #[serde(rename = "use")]
-    usage: Option<String>,
-    crv: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
-}
-
 /// The document's usable keys; none at all is a failed fetch, not an empty key set.
 fn usable(bytes: &[u8]) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
     let keys = parse_jwks(bytes);
@@ -319,42 +403,108 @@ fn usable(bytes: &[u8]) -> Result<HashMap<String, (DecodingKey, Algorithm)>, Aut
     Ok(keys)
 }
 
-/// The usable signature keys of a JWKS document; keys of other types or uses are skipped, so
-/// one exotic key published by the provider does not lock every user out.
+/// The usable signature keys of a JWKS document: RSA keys for RS256 and P-256 keys for ES256,
+/// each pinned to that algorithm. Keys of other types, curves, algorithms or uses are skipped,
+/// so one exotic key published by the provider does not lock every user out.
 fn parse_jwks(bytes: &[u8]) -> HashMap<String, (DecodingKey, Algorithm)> {
-    #[derive(Deserialize)]
-    struct Doc {
-        keys: Vec<Value>,
-    }
-    let Ok(doc) = serde_json::from_slice::<Doc>(bytes) else {
+    let Ok(set) = serde_json::from_slice::<JwkSet>(bytes) else {
         tracing::warn!("JWKS document is not valid JSON with a `keys` array");
         return HashMap::new();
     };
-    doc.keys
-        .into_iter()
-        .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
-        .filter(|k| k.usage.as_deref().is_none_or(|u| u == "sig"))
+    set.keys
+        .iter()
+        .filter(|k| {
+            matches!(
+                k.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+        })
         .filter_map(|k| {
-            let kid = k.kid.clone()?;
-            let key = match (k.kty.as_str(), k.alg.as_deref(), k.crv.as_deref()) {
-                ("RSA", None | Some("RS256"), _) => (
-                    DecodingKey::from_rsa_components(k.n.as_deref()?, k.e.as_deref()?).ok()?,
-                    Algorithm::RS256,
-                ),
-                ("EC", None | Some("ES256"), Some("P-256")) => (
-                    DecodingKey::from_ec_components(k.x.as_deref()?, k.y.as_deref()?).ok()?,
-                    Algorithm::ES256,
-                ),
+            let kid = k.common.key_id.clone()?;
+            let alg = match (&k.algorithm, k.common.key_algorithm) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
                 _ => return None,
             };
-            Some((kid, key))
+            Some((kid, (DecodingKey::from_jwk(k).ok()?, alg)))
         })
         .collect()
+}
+
+/// The cache key: a digest of the whole token, so any change to it (its signature included)
+/// is a different token, and the cache holds no bearer tokens.
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+/// Keeps `verified` within its capacity: expired tokens go first, then the soonest to expire.
+fn remember(cache: &mut HashMap<[u8; 32], Verified>, digest: [u8; 32], v: Verified, now: i64) {
+    if cache.len() >= VERIFIED_TOKENS_CAPACITY && !cache.contains_key(&digest) {
+        cache.retain(|_, old| old.exp >= now);
+        if cache.len() >= VERIFIED_TOKENS_CAPACITY {
+            if let Some(soonest) = cache.iter().min_by_key(|(_, old)| old.exp).map(|(k, _)| *k) {
+                cache.remove(&soonest);
+            }
+        }
+    }
+    cache.insert(digest, v);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn verified(kid: &str, exp: i64) -> Verified {
+        Verified {
+            user: User {
+                id: UserId::parse("u").unwrap(),
+                email: None,
+                is_admin: false,
+            },
+            kid: kid.into(),
+            exp,
+            nbf: None,
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_the_expired_then_the_soonest_to_expire() {
+        let mut cache = HashMap::new();
+        let now = 1_000;
+        for n in 0..VERIFIED_TOKENS_CAPACITY {
+            let exp = if n == 0 { now - 1 } else { now + n as i64 };
+            let mut digest = [0; 32];
+            digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            remember(&mut cache, digest, verified("k", exp), now);
+        }
+        assert_eq!(cache.len(), VERIFIED_TOKENS_CAPACITY);
+        remember(&mut cache, [0xee; 32], verified("k", now + 5_000), now);
+        assert_eq!(
+            cache.len(),
+            VERIFIED_TOKENS_CAPACITY,
+            "the expired one went"
+        );
+        assert!(cache.values().all(|v| v.exp >= now));
+        remember(&mut cache, [0xef; 32], verified("k", now + 5_000), now);
+        assert_eq!(cache.len(), VERIFIED_TOKENS_CAPACITY);
+        assert!(
+            cache.values().all(|v| v.exp != now + 1),
+            "the soonest to expire went"
+        );
+    }
+
+    #[test]
+    fn digests_differ_for_any_change_of_the_token() {
+        assert_ne!(token_digest("a.b.c"), token_digest("a.b.d"));
+        assert_eq!(token_digest("a.b.c"), token_digest("a.b.c"));
+    }
 
     #[test]
     fn bearer_parsing() {

@@ -4,6 +4,7 @@ pub mod account;
 pub mod adopt;
 pub mod analytics;
 pub mod auth;
+pub mod aws;
 pub mod budget;
 pub mod clock;
 pub mod config;

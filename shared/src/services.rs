@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::BehaviorVersion;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::auth::Authenticator;
+use crate::aws::{AwsEnv, AwsEnvError, AwsHttpClient};
 use crate::clock::Clock;
 use crate::config::{AwsConfig, Config, ConfigError};
 use crate::metrics::Metrics;
@@ -19,6 +21,8 @@ use crate::sync::{ProductNames, SyncContext};
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Aws(#[from] AwsEnvError),
     #[error("HTTP client could not be built: {0}")]
     HttpClient(String),
 }
@@ -36,9 +40,9 @@ pub struct Services {
     pub metrics: Metrics,
 }
 
-/// The TLS configuration of every HTTPS call reqwest makes (Stripe, the JWKS): Mozilla's root
+/// The TLS configuration of every HTTPS call (AWS, Stripe, the JWKS): Mozilla's root
 /// certificates compiled in, so a cold start reads and parses no certificate files, which
-/// reqwest's default verifier does for the whole system store.
+/// reqwest's default verifier and the AWS SDK's default client do for the whole system store.
 fn tls_config() -> Result<rustls::ClientConfig, StartupError> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -59,48 +63,48 @@ impl Services {
     /// stdout); AWS endpoints and credentials come from the standard AWS variables (locally
     /// `AWS_ENDPOINT_URL_DYNAMODB` points at DynamoDB Local and `AWS_ENDPOINT_URL_SECRETS_MANAGER`
     /// at moto).
-    pub async fn from_env(function: &'static str) -> Result<Self, StartupError> {
+    pub fn from_env(function: &'static str) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
-        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let metrics = Metrics::stdout(&config.metrics_namespace, function);
-        Self::build(config, &aws, &aws, function, metrics)
+        Self::build(config, &AwsEnv::from_env()?, function, metrics)
     }
 
-    /// Builds every client: DynamoDB from `dynamodb`, Secrets Manager from `secrets` (one
-    /// configuration in AWS; two locally, where different servers answer them). Metrics are
-    /// captured in memory, for a test to read; [`Services::from_env`] sends them to stdout.
-    pub fn new(
-        config: Config,
-        dynamodb: &SdkConfig,
-        secrets: &SdkConfig,
-    ) -> Result<Self, StartupError> {
+    /// Builds every client, with metrics captured in memory for a test to read;
+    /// [`Services::from_env`] sends them to stdout.
+    pub fn new(config: Config, aws: &AwsEnv) -> Result<Self, StartupError> {
         let metrics = Metrics::capture(&config.metrics_namespace, TEST_FUNCTION);
-        Self::build(config, dynamodb, secrets, TEST_FUNCTION, metrics)
+        Self::build(config, aws, TEST_FUNCTION, metrics)
     }
 
+    /// Nothing here touches the network or the disk: connections, the secrets and the signing
+    /// keys are fetched on first use.
     fn build(
         config: Config,
-        dynamodb: &SdkConfig,
-        secrets: &SdkConfig,
+        aws: &AwsEnv,
         function: &'static str,
         metrics: Metrics,
     ) -> Result<Self, StartupError> {
+        let tls = tls_config()?;
+        let aws_http = AwsHttpClient::shared(tls.clone());
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
-            .tls_backend_preconfigured(tls_config()?)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| StartupError::HttpClient(e.to_string()))?;
         let secrets = Arc::new(
             SecretsProvider::new(
-                secrets_client(secrets, config.aws),
+                secrets_client(aws, &aws_http, config.aws),
                 &config.secret_id,
                 config.secrets_ttl,
             )
             .with_refresh_min_interval(config.secrets_refresh_min_interval),
         );
         Ok(Services {
-            table: Table::new(dynamodb_client(dynamodb, config.aws), &config.table_name)
-                .with_retention(config.retention),
+            table: Table::new(
+                dynamodb_client(aws, &aws_http, config.aws),
+                &config.table_name,
+            )
+            .with_retention(config.retention),
             stripe: StripeClient::new(
                 &config.stripe,
                 http.clone(),
@@ -143,20 +147,36 @@ fn resilience(aws: AwsConfig) -> (TimeoutConfig, RetryConfig) {
     (timeouts, retries)
 }
 
-fn dynamodb_client(sdk: &SdkConfig, aws: AwsConfig) -> aws_sdk_dynamodb::Client {
-    let (timeouts, retries) = resilience(aws);
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+fn dynamodb_client(
+    aws: &AwsEnv,
+    http: &SharedHttpClient,
+    limits: AwsConfig,
+) -> aws_sdk_dynamodb::Client {
+    let (timeouts, retries) = resilience(limits);
+    let mut config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws.region.clone())
+        .credentials_provider(aws.credentials.clone())
+        .http_client(http.clone())
         .timeout_config(timeouts)
-        .retry_config(retries)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .retry_config(retries);
+    config.set_endpoint_url(aws.dynamodb_endpoint.clone());
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }
 
-fn secrets_client(sdk: &SdkConfig, aws: AwsConfig) -> aws_sdk_secretsmanager::Client {
-    let (timeouts, retries) = resilience(aws);
-    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+fn secrets_client(
+    aws: &AwsEnv,
+    http: &SharedHttpClient,
+    limits: AwsConfig,
+) -> aws_sdk_secretsmanager::Client {
+    let (timeouts, retries) = resilience(limits);
+    let mut config = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws.region.clone())
+        .credentials_provider(aws.credentials.clone())
+        .http_client(http.clone())
         .timeout_config(timeouts)
-        .retry_config(retries)
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+        .retry_config(retries);
+    config.set_endpoint_url(aws.secrets_manager_endpoint.clone());
+    aws_sdk_secretsmanager::Client::from_conf(config.build())
 }

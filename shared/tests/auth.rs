@@ -297,7 +297,7 @@ impl JwksServer {
 fn over_http(stack: &TestStack, server: &JwksServer, max_age: &str) -> Authenticator {
     let mut config = stack.config_with(&[("JWKS_MAX_AGE_SECONDS", max_age)]);
     config.auth.jwks = shared::config::JwksSource::Url(server.url.parse().unwrap());
-    shared::services::Services::new(config, &stack.dynamodb_aws, &stack.aws)
+    shared::services::Services::new(config, &stack.functions_aws)
         .unwrap()
         .auth
 }
@@ -418,4 +418,95 @@ async fn only_a_verified_email_is_taken_from_the_token() {
         verify(&trusting, &token).await.unwrap().email.as_deref(),
         Some("lena@example.test")
     );
+}
+
+/// Verified tokens are remembered; these pin down what a remembered token still has to pass.
+mod remembered_tokens {
+    use super::*;
+    use shared::clock::Clock;
+    use std::time::Duration;
+
+    fn at_now(stack: &TestStack) -> (Authenticator, Clock) {
+        let clock = Clock::manual(Clock::system().now());
+        let auth = authenticator(stack, &[("JWT_LEEWAY_SECONDS", "0")]);
+        (auth.with_clock(clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn expiry_is_checked_on_every_use() {
+        let stack = TestStack::new().await;
+        let (auth, clock) = at_now(&stack);
+        let token = stack
+            .key
+            .sign(&with(&stack.claims("mia"), "exp", json!(keys::now() + 60)));
+        assert!(verify(&auth, &token).await.is_ok());
+        assert!(verify(&auth, &token).await.is_ok(), "a repeat within exp");
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(verify(&auth, &token).await, Err(AuthError::Expired));
+    }
+
+    #[tokio::test]
+    async fn not_before_is_checked_on_every_use() {
+        let stack = TestStack::new().await;
+        let (auth, clock) = at_now(&stack);
+        let token = stack.token("nils");
+        assert!(verify(&auth, &token).await.is_ok());
+        // The clock stepped back (NTP, a test) before the token's nbf.
+        clock.set(clock.now() - Duration::from_secs(120));
+        assert_eq!(verify(&auth, &token).await, Err(AuthError::NotYetValid));
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_remembered() {
+        let stack = TestStack::new().await;
+        let (auth, clock) = at_now(&stack);
+        let early = stack
+            .key
+            .sign(&with(&stack.claims("olga"), "nbf", json!(keys::now() + 60)));
+        assert_eq!(verify(&auth, &early).await, Err(AuthError::NotYetValid));
+        clock.advance(Duration::from_secs(61));
+        assert!(verify(&auth, &early).await.is_ok(), "its time has come");
+    }
+
+    #[tokio::test]
+    async fn the_whole_token_is_the_key_so_a_tampered_signature_is_checked() {
+        let stack = TestStack::new().await;
+        let auth = authenticator(&stack, &[]);
+        let token = stack.token("paul");
+        assert!(verify(&auth, &token).await.is_ok());
+        // Same header and claims, someone else's signature.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", b64(&[7u8; 64]));
+        assert_eq!(
+            verify(&auth, &forged).await,
+            Err(AuthError::InvalidSignature)
+        );
+        // And claims changed under the old signature.
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        let header = token.split('.').next().unwrap();
+        let claims = b64(with(&stack.claims("root"), "roles", json!(["admin"]))
+            .to_string()
+            .as_bytes());
+        let swapped = format!("{header}.{claims}.{signature}");
+        assert_eq!(
+            verify(&auth, &swapped).await,
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_goes_when_its_key_leaves_the_jwks() {
+        let stack = TestStack::new().await;
+        let auth = authenticator(&stack, &[]);
+        let old = stack.token("quinn");
+        assert!(verify(&auth, &old).await.is_ok());
+
+        // Rotation: the provider replaces the key; a token of the new key makes us refetch.
+        let next = SigningKey::generate_es256("test-key-2");
+        keys::write_jwks(&stack.jwks_path, &[&next]);
+        assert!(verify(&auth, &next.sign(&stack.claims("quinn")))
+            .await
+            .is_ok());
+        assert_eq!(verify(&auth, &old).await, Err(AuthError::UnknownKey));
+    }
 }

@@ -8,7 +8,7 @@ use shared::services::Services;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let services = Services::from_env(env!("CARGO_PKG_NAME")).await?;
+    let services = Services::from_env(env!("CARGO_PKG_NAME"))?;
     let services = &services;
     run(service_fn(move |request: Request| {
         handler::handle(services, request)

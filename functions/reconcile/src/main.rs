@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
             .map_err(|_| "RECONCILE_STRIPE_RATE must be a number")?,
     };
     let pace = Pace::per_second(rate).ok_or("RECONCILE_STRIPE_RATE must be positive")?;
-    let mut services = Services::from_env(env!("CARGO_PKG_NAME")).await?;
+    let mut services = Services::from_env(env!("CARGO_PKG_NAME"))?;
     services.stripe = services.stripe.clone().with_pace(pace);
     let (services, options) = (&services, &options);
     run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -727,9 +727,8 @@ async fn a_dynamodb_failure_is_500_and_writes_nothing() {
     let body = events_of(&h, "customer.created", &customer).pop().unwrap();
     let id = event_id(&body);
     // The same configuration, but DynamoDB unreachable.
-    let broken = shared::testing::aws_config("http://127.0.0.1:9").await;
-    let mut services =
-        shared::services::Services::new(h.services.config.clone(), &broken, &h.stack.aws).unwrap();
+    let broken = shared::testing::aws_env("http://127.0.0.1:9", &shared::testing::moto::endpoint());
+    let mut services = shared::services::Services::new(h.services.config.clone(), &broken).unwrap();
     services.secrets = h.services.secrets.clone();
     let (status, answer) = call!(handle(&services, signed(&body)));
     assert_eq!(

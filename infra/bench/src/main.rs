@@ -9,6 +9,7 @@ mod measure;
 mod procfs;
 mod report;
 mod runtime_api;
+mod seeds;
 mod stats;
 mod world;
 
@@ -45,6 +46,9 @@ struct Args {
     burst_duplicates: usize,
     burst_instances: usize,
     burst_variants: Vec<burst::Variant>,
+    callgrind: usize,
+    seeds_runs: usize,
+    python: PathBuf,
     json: PathBuf,
     markdown: PathBuf,
     only: Vec<String>,
@@ -52,7 +56,8 @@ struct Args {
 
 const USAGE: &str = "usage: bench [--root DIR] [--release-dir DIR] [--lambda-dir DIR] \
 [--cold N] [--warm N] [--burst N] [--burst-duplicates N] [--burst-instances N] \
-[--burst-variant clean|faulted|both] [--json FILE] [--markdown FILE] [--only FUNCTION]...";
+[--burst-variant clean|faulted|both] [--callgrind N] [--seeds N] [--json FILE] [--markdown FILE] \
+[--only FUNCTION]...";
 
 impl Args {
     fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -69,6 +74,11 @@ impl Args {
             burst_duplicates: 200,
             burst_instances: 2,
             burst_variants: vec![burst::Variant::Clean, burst::Variant::Faulted],
+            callgrind: 10,
+            seeds_runs: 10,
+            python: std::env::var_os("PORTICO_PYTHON")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "python3".into()),
             only: Vec::new(),
         };
         while let Some(flag) = argv.next() {
@@ -94,6 +104,8 @@ impl Args {
                         other => return Err(format!("--burst-variant: {other}?\n{USAGE}")),
                     }
                 }
+                "--callgrind" => args.callgrind = number(value()?)?,
+                "--seeds" => args.seeds_runs = number(value()?)?,
                 "--json" => args.json = value()?.into(),
                 "--markdown" => args.markdown = value()?.into(),
                 "--only" => args.only.push(value()?),
@@ -189,6 +201,25 @@ async fn run(args: &Args) -> Result<Report, String> {
         Ok(warm) => floor.warm = Some(warm),
         Err(e) => floor.errors.push(format!("warm: {e}")),
     }
+    let seeds = if args.seeds_runs == 0 {
+        Err("not run (--seeds 0)".to_string())
+    } else {
+        eprintln!("bench: the seeds' Python stack");
+        let mut env = world.env("seeds-python");
+        env.push((
+            "STRIPE_SECRET_KEY".into(),
+            shared::testing::STRIPE_TEST_KEY.into(),
+        ));
+        let (python, script, runs) = (
+            args.python.clone(),
+            seeds::script(&args.root),
+            args.seeds_runs,
+        );
+        tokio::task::spawn_blocking(move || seeds::measure(&python, &script, &env, runs))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+    };
     drop(world);
     floor.primary_case = Some("hello".into());
     floor.peak_rss_kib = floor
@@ -221,7 +252,12 @@ async fn run(args: &Args) -> Result<Report, String> {
                 .count();
             let per_case = args.warm.div_ceil(cases.len()).max(MIN_PER_CASE);
             // Every invocation of a webhook case takes a fresh event.
-            let events = signed * (per_case + measure::WARMUP) + args.cold_runs + 10;
+            let events = signed * (per_case + measure::WARMUP)
+                + args.cold_runs
+                + 1
+                + measure::WARMUP
+                + args.callgrind
+                + 10;
             eprintln!("bench: {name}: arranging");
             match World::arrange(if signed > 0 { events } else { 0 }).await {
                 Ok(world) => {
@@ -304,9 +340,11 @@ async fn run(args: &Args) -> Result<Report, String> {
             zips: "`cargo lambda build --release --arm64 --output-format zip` (target/lambda)"
                 .into(),
         },
-        targets: report::targets(&floor, &subjects),
+        targets: report::targets(&floor, &subjects, seeds.as_ref().ok(), burst.as_ref()),
         floor,
         functions: subjects,
+        seeds: seeds.as_ref().ok().cloned(),
+        seeds_error: seeds.err(),
         burst,
         burst_error,
         faulted_burst,
@@ -363,6 +401,13 @@ async fn measure_function(
     {
         Ok(cold) => subject.cold = Some(cold),
         Err(e) => subject.errors.push(format!("cold starts: {e}")),
+    }
+    if args.callgrind > 0 {
+        eprintln!("bench: {}: callgrind", subject.name);
+        match measure::instructions(world, binary, &env, log, case, args.callgrind).await {
+            Ok(counts) => subject.instructions = Some(counts),
+            Err(e) => subject.errors.push(format!("callgrind: {e}")),
+        }
     }
     subject.peak_rss_kib = subject
         .warm

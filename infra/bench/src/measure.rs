@@ -35,6 +35,16 @@ impl FunctionProcess {
         env: &[(String, String)],
         log: &Path,
     ) -> Result<Self, String> {
+        Self::launch_under(&[], binary, env, log).await
+    }
+
+    /// Runs `binary` as the last argument of `wrapper` (a profiler), or alone when it is empty.
+    pub async fn launch_under(
+        wrapper: &[String],
+        binary: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self, String> {
         let api = RuntimeApi::start()
             .await
             .map_err(|e| format!("runtime API: {e}"))?;
@@ -44,7 +54,14 @@ impl FunctionProcess {
             .open(log)
             .map_err(|e| format!("log {}: {e}", log.display()))?;
         let stderr = log.try_clone().map_err(|e| format!("log: {e}"))?;
-        let mut command = Command::new(binary);
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -69,7 +86,11 @@ impl FunctionProcess {
 
     /// Time from exec to the runtime's first `next`.
     pub async fn init(&mut self) -> Result<Duration, String> {
-        let limit = Instant::now() + INIT_LIMIT;
+        self.init_within(INIT_LIMIT).await
+    }
+
+    async fn init_within(&mut self, within: Duration) -> Result<Duration, String> {
+        let limit = Instant::now() + within;
         while Instant::now() < limit {
             match self.api.wait_for_init(Duration::from_millis(20)).await {
                 Phase::Ready(at) => return Ok(at.saturating_duration_since(self.spawned)),
@@ -81,7 +102,7 @@ impl FunctionProcess {
                 }
             }
         }
-        Err(format!("no `next` within {INIT_LIMIT:?}"))
+        Err(format!("no `next` within {within:?}"))
     }
 
     pub fn peak_rss_kib(&self) -> Option<u64> {
@@ -458,6 +479,124 @@ pub async fn floor_warm(
             / n.max(1) as f64,
         peak_rss_kib: process.peak_rss_kib().unwrap_or(0),
     })
+}
+
+/// Instructions executed by a function process (valgrind's callgrind): repeatable where the
+/// CPU time of a shared machine is not, so a change can be judged by them.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstructionCounts {
+    pub case: String,
+    /// Exec to the first `next`.
+    pub init: u64,
+    /// The first invocation after init (first connections, the secrets, the signing keys).
+    pub first_invocation: u64,
+    /// Mean over `invocations` warm ones, after the warm-up.
+    pub per_invocation: u64,
+    pub invocations: usize,
+}
+
+/// Runs `binary` under callgrind and reads its counters after init, after the first
+/// invocation and over `n` warm invocations of `case` (`callgrind_control` dumps them).
+pub async fn instructions(
+    world: &World,
+    binary: &Path,
+    env: &[(String, String)],
+    log: &Path,
+    case: &Case,
+    n: usize,
+) -> Result<InstructionCounts, String> {
+    let dir = std::env::temp_dir().join(format!("portico-callgrind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let wrapper = vec![
+        "valgrind".to_string(),
+        "--tool=callgrind".into(),
+        format!(
+            "--callgrind-out-file={}",
+            dir.join("callgrind.out").display()
+        ),
+        // Only the counts are read: no per-line or per-instruction detail to write.
+        "--dump-line=no".into(),
+        "--compress-pos=no".into(),
+    ];
+    let mut process = FunctionProcess::launch_under(&wrapper, binary, env, log).await?;
+    // Valgrind translates the binary as it runs: tens of times slower than native.
+    process.init_within(INIT_LIMIT * 4).await?;
+    let pid = process.pid();
+    let init = dump(pid, &dir).await?;
+    process
+        .api
+        .invoke(world.payload(case)?, INVOKE_LIMIT * 4)
+        .await?;
+    let first_invocation = dump(pid, &dir).await?;
+    for _ in 0..WARMUP {
+        process
+            .api
+            .invoke(world.payload(case)?, INVOKE_LIMIT * 4)
+            .await?;
+    }
+    callgrind_control(&["--zero", &pid.to_string()]).await?;
+    for _ in 0..n {
+        let payload = world.payload(case)?;
+        process.api.invoke(payload, INVOKE_LIMIT * 4).await?;
+    }
+    let warm = dump(pid, &dir).await?;
+    drop(process);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(InstructionCounts {
+        case: case.name.clone(),
+        init,
+        first_invocation,
+        per_invocation: warm / n.max(1) as u64,
+        invocations: n,
+    })
+}
+
+async fn callgrind_control(args: &[&str]) -> Result<(), String> {
+    let out = tokio::process::Command::new("callgrind_control")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("callgrind_control: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "callgrind_control {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Dumps (and so zeroes) the counters and reads the instruction total of the new dump file.
+async fn dump(pid: u32, dir: &Path) -> Result<u64, String> {
+    let listing = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    let before = listing();
+    callgrind_control(&["--dump", &pid.to_string()]).await?;
+    let limit = Instant::now() + INIT_LIMIT;
+    while Instant::now() < limit {
+        for path in listing().into_iter().filter(|p| !before.contains(p)) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let total = text.lines().find_map(|l| {
+                l.strip_prefix("summary:")
+                    .or_else(|| l.strip_prefix("totals:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            });
+            if let Some(total) = total {
+                return Ok(total);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("callgrind wrote no dump".into())
 }
 
 pub fn ms(d: Duration) -> f64 {

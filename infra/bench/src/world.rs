@@ -309,6 +309,8 @@ fn function_env(h: &Harness, aws_endpoint: &str) -> Vec<(String, String)> {
         ("AWS_DEFAULT_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
+        // Lambda's execution-role credentials always carry a session token.
+        ("AWS_SESSION_TOKEN", "test-session"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),

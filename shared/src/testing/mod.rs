@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde_json::{json, Value};
 
+use crate::aws::AwsEnv;
 use crate::config::Config;
 use crate::services::Services;
 use keys::SigningKey;
@@ -80,6 +81,22 @@ pub async fn aws_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// The functions' AWS configuration aimed at local servers, with the same fake credentials.
+pub fn aws_env(dynamodb: &str, secrets_manager: &str) -> AwsEnv {
+    AwsEnv {
+        region: Region::new("us-east-1"),
+        credentials: aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "portico-test",
+        ),
+        dynamodb_endpoint: Some(dynamodb.to_string()),
+        secrets_manager_endpoint: Some(secrets_manager.to_string()),
+    }
+}
+
 /// A name no other stack in this or a concurrent test process uses.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -104,6 +121,9 @@ pub struct TestStack {
     pub aws: SdkConfig,
     /// DynamoDB (DynamoDB Local).
     pub dynamodb_aws: SdkConfig,
+    /// What the functions' own clients are given: DynamoDB at `dynamodb_endpoint`, Secrets
+    /// Manager at moto.
+    pub functions_aws: AwsEnv,
     pub table_name: String,
     pub secret_id: String,
     pub key: SigningKey,
@@ -140,6 +160,7 @@ impl TestStack {
         TestStack {
             aws,
             dynamodb_aws,
+            functions_aws: aws_env(endpoint, &moto::endpoint()),
             table_name,
             secret_id,
             key,
@@ -212,8 +233,7 @@ impl TestStack {
     }
 
     pub fn services_with(&self, overrides: &[(&str, &str)]) -> Services {
-        Services::new(self.config_with(overrides), &self.dynamodb_aws, &self.aws)
-            .expect("services build")
+        Services::new(self.config_with(overrides), &self.functions_aws).expect("services build")
     }
 
     /// Claims for a user of this stack's issuer and audience, valid for an hour.
