@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill import replay reconcile
+.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill import replay reconcile erase
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -134,6 +134,10 @@ replay: ## run Stripe's events through the webhook's pipeline again: SINCE=<time
 	$(OPS) replay $(if $(SINCE),--since '$(SINCE)') $(if $(EVENT_ID),--event '$(EVENT_ID)') $(if $(FAILED),--failed) $(OPS_ARGS)
 reconcile: ## re-sync stale customers and those whose last sync failed, as the scheduled function does
 	$(OPS) reconcile $(OPS_ARGS)
+USER_SUB ?=
+OPERATOR ?=
+erase: ## erase one user from Portico (USER_SUB=..., OPERATOR=your name; OPS_ARGS=--stripe deletes the Stripe customer too), as DELETE /admin/users/{sub}
+	$(OPS) erase --user '$(USER_SUB)' --operator '$(OPERATOR)' $(OPS_ARGS)
 
 FN ?= billing-account
 EVENT ?= billing-account/get-account

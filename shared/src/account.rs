@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::auth::User;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::customers::{ensure_customer, CustomerError};
+use crate::customer_link::{ensure_customer, CustomerError};
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::portal::return_url::{spa_path, ReturnUrlError};
 use crate::portal::Workflow;

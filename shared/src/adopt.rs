@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::customers::USER_ID_METADATA;
+use crate::customer_link::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{AuditSource, RunCursor, StoreError, UserStore};
 use crate::stripe::{Customer, CustomerListParams, CustomerUpdateParams, Page, StripeClientError};

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::account::AccountError;
 use crate::analytics::AnalyticsError;
 use crate::auth::AuthError;
-use crate::customers::CustomerError;
+use crate::customer_link::CustomerError;
 pub use crate::error_code::ErrorCode;
 use crate::portal::return_url::ReturnUrlError;
 use crate::portal::PortalError;

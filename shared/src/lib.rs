@@ -8,7 +8,7 @@ pub mod aws;
 pub mod budget;
 pub mod clock;
 pub mod config;
-pub mod customers;
+pub mod customer_link;
 pub mod error_code;
 pub mod http;
 pub mod ids;

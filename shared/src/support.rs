@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::Clock;
-use crate::customers::USER_ID_METADATA;
+use crate::customer_link::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::store::{
     digest, AuditEntry, AuditPage, AuditSource, CustomerState, CustomerStore, LinkRefused,

@@ -6,7 +6,7 @@ use portico_testkit::stripe_emulator::{Fault, NewCustomer};
 use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::auth::User;
-use shared::customers::USER_ID_METADATA;
+use shared::customer_link::USER_ID_METADATA;
 use shared::ids::{CustomerId, UserId};
 use shared::store::{CheckoutRecord, CustomerStore, OpenCheckout, PortalSessionRecord, UserStore};
 use shared::webhook::{parse_envelope, process, Outcome};
@@ -591,7 +591,7 @@ async fn a_link_racing_the_users_first_portal_visit_leaves_one_customer() {
                 is_admin: false,
             };
             let s = &h.services;
-            shared::customers::ensure_customer(&s.table, &s.stripe, &s.clock, &user, None).await
+            shared::customer_link::ensure_customer(&s.table, &s.stripe, &s.clock, &user, None).await
         })
     };
     search.wait_for_arrivals(1).await;

@@ -239,7 +239,7 @@ async fn a_customer_whose_link_was_lost_is_adopted_not_duplicated() {
     // Stripe keeps idempotency keys: only the user id in its metadata still ties it to the user.
     let mut orphan = portico_testkit::stripe_emulator::NewCustomer::new("lost@example.test");
     orphan.metadata.push((
-        shared::customers::USER_ID_METADATA.into(),
+        shared::customer_link::USER_ID_METADATA.into(),
         "lost-link".into(),
     ));
     let orphan = h.emulator.create_customer(orphan).unwrap()["customer"]["id"]

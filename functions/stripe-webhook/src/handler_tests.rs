@@ -5,7 +5,7 @@ use portico_testkit::{call, fixtures, Harness};
 use serde_json::{json, Value};
 use shared::ids::CustomerId;
 use shared::store::{AuditSource, CustomerStore, LedgerState};
-use shared::stripe::webhook::sign;
+use shared::stripe::signature::sign;
 use shared::testing::{keys::now, WEBHOOK_TEST_SECRET};
 
 use super::handle;
@@ -386,7 +386,7 @@ async fn a_rotated_secret_is_picked_up_and_base64_bodies_verify() {
     let t = now();
     let header = format!(
         "t={t},v1={},v0=ignored",
-        shared::stripe::webhook::compute_signature(
+        shared::stripe::signature::compute_signature(
             body.as_bytes(),
             "whsec_portico_FAKE_rotated",
             t

@@ -536,7 +536,7 @@ async fn arrange(
             let sub = format!("burst-{n}");
             let mut new = NewCustomer::new(format!("{sub}@example.test"));
             new.metadata
-                .push((shared::customers::USER_ID_METADATA.into(), sub.clone()));
+                .push((shared::customer_link::USER_ID_METADATA.into(), sub.clone()));
             if n % 3 == 0 {
                 new.price = Some("price_pro_yearly".into());
             }

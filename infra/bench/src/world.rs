@@ -15,7 +15,7 @@ use serde_json::Value;
 use shared::auth::User;
 use shared::ids::{CustomerId, UserId};
 use shared::store::UserStore;
-use shared::stripe::webhook::sign;
+use shared::stripe::signature::sign;
 use shared::testing::keys::now;
 use shared::testing::WEBHOOK_TEST_SECRET;
 use stripe_emulator::NewCustomer;
@@ -60,7 +60,7 @@ impl World {
         let mut new = NewCustomer::new(email.clone());
         new.price = Some(USER_PRICE.into());
         new.metadata
-            .push((shared::customers::USER_ID_METADATA.into(), USER.into()));
+            .push((shared::customer_link::USER_ID_METADATA.into(), USER.into()));
         let created = h
             .emulator
             .create_customer(new)

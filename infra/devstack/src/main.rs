@@ -200,7 +200,7 @@ fn event(flags: &HashMap<String, String>) -> Result<(), String> {
             "data": {"object": {"id": customer, "object": "customer"}},
         })
         .to_string();
-        let signature = shared::stripe::webhook::sign(
+        let signature = shared::stripe::signature::sign(
             body.as_bytes(),
             shared::testing::WEBHOOK_TEST_SECRET,
             now,

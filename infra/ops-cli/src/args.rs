@@ -1,6 +1,8 @@
 //! The command line, parsed into typed commands (no parser crate: a handful of flags).
 
 use shared::adopt::{ImportOptions, Mapping};
+use shared::ids::UserId;
+use shared::support::EraseOptions;
 use shared::reconcile::ReconcileOptions;
 use shared::webhook::replay::Selection;
 use time::format_description::well_known::Rfc3339;
@@ -10,6 +12,7 @@ pub const USAGE: &str = "usage:
   portico-ops import [--metadata-key <key>] [--mapping <file.csv|file.json>] [--created-since <time>]
   portico-ops replay (--since <time> [--type <event type>]... | --event evt_... | --failed)
   portico-ops reconcile [--stale-hours <hours, default 24>] [--batch <customers, default 500>]
+  portico-ops erase --user <sub> --operator <your name> [--stripe]
 common options: --rate <Stripe requests per second, default 10>  --json
 <time> is RFC 3339 (2026-11-30T00:00:00Z) or epoch seconds";
 
@@ -37,6 +40,15 @@ pub enum Command {
         common: Common,
         options: ReconcileOptions,
     },
+    /// Erases one user (and with `--stripe` their Stripe customer), as `DELETE /admin/users/{sub}`
+    /// does, without the API's 29 s limit.
+    Erase {
+        common: Common,
+        user: UserId,
+        options: EraseOptions,
+        /// Who runs it, for the tombstone (`cli:<operator>`).
+        operator: String,
+    },
 }
 
 impl Command {
@@ -44,7 +56,8 @@ impl Command {
         match self {
             Command::Import { common, .. }
             | Command::Replay { common, .. }
-            | Command::Reconcile { common, .. } => common,
+            | Command::Reconcile { common, .. }
+            | Command::Erase { common, .. } => common,
         }
     }
 }
@@ -52,7 +65,7 @@ impl Command {
 /// Flags and their values, in order; `--json` and `--failed` take none.
 struct Flags(Vec<(String, Option<String>)>);
 
-const SWITCHES: &[&str] = &["--json", "--failed"];
+const SWITCHES: &[&str] = &["--json", "--failed", "--stripe"];
 
 impl Flags {
     fn parse(args: &[String]) -> Result<Self, String> {
@@ -192,6 +205,23 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
             })?;
             Command::Reconcile { common, options }
         }
+        "erase" => {
+            let user = flags.one("--user")?.ok_or("erase needs --user <sub>")?;
+            let user = UserId::parse(user).map_err(|e| format!("--user: {e}"))?;
+            let operator = flags
+                .one("--operator")?
+                .filter(|o| !o.trim().is_empty())
+                .ok_or("erase needs --operator <your name>, for the tombstone")?;
+            let options = EraseOptions {
+                stripe: flags.switch("--stripe"),
+            };
+            Command::Erase {
+                common,
+                user,
+                options,
+                operator,
+            }
+        }
         other => return Err(format!("unknown subcommand `{other}`")),
     };
     flags.done()?;
@@ -204,6 +234,23 @@ mod tests {
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn erase_needs_a_user_and_an_operator() {
+        let Ok(Command::Erase {
+            user,
+            options,
+            operator,
+            ..
+        }) = parse(args("erase --user auth0|42 --operator dana --stripe"))
+        else {
+            panic!("not an erase")
+        };
+        assert_eq!((user.as_str(), options.stripe, operator.as_str()), ("auth0|42", true, "dana"));
+        assert!(parse(args("erase --operator dana")).is_err());
+        assert!(parse(args("erase --user auth0|42")).is_err());
+        assert!(parse(args("erase --user auth0|42 --operator dana --force")).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   portico-ops import [--metadata-key <key>] [--mapping <file>] [--created-since <time>]
 //!   portico-ops replay (--since <time> [--type <event type>]... | --event evt_... | --failed)
 //!   portico-ops reconcile [--stale-hours <hours>] [--batch <customers>]
+//!   portico-ops erase --user <sub> --operator <name> [--stripe]
 //!
 //! Every subcommand takes `--rate <Stripe requests per second>` and `--json`. Reads `TABLE_NAME`,
 //! `SECRET_ID` (the Stripe key comes from Secrets Manager, as in the functions),
@@ -132,6 +133,19 @@ async fn run(command: Command) -> Result<String, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             report::render(&report, common.json, report::reconcile)
+        }
+        Command::Erase {
+            user,
+            options,
+            operator,
+            ..
+        } => {
+            let actor = shared::support::Actor::Operator(operator);
+            let erasure =
+                shared::support::erase(&tools.table, &tools.stripe, &tools.clock, &user, options, &actor)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            report::render(&erasure, common.json, report::erase)
         }
         Command::Replay { selection, .. } => {
             let report = shared::webhook::replay::replay(ctx, &selection, &progress("replayed"))

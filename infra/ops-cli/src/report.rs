@@ -3,6 +3,7 @@
 use serde::Serialize;
 use shared::adopt::ImportReport;
 use shared::reconcile::ReconcileReport;
+use shared::support::Erasure;
 use shared::webhook::replay::ReplayReport;
 
 pub fn render<T: Serialize>(
@@ -86,5 +87,19 @@ pub fn reconcile(r: &ReconcileReport) -> String {
     line(&mut out, "changes", r.changes);
     line(&mut out, "failed", r.failed);
     line(&mut out, "deferred", r.deferred);
+    out.trim_end().to_string()
+}
+
+pub fn erase(e: &Erasure) -> String {
+    let (label, t) = match e {
+        Erasure::Erased(t) => ("erased", t),
+        Erasure::AlreadyErased(t) => ("already erased", t),
+    };
+    let mut out = format!("erase: {label}\n");
+    line(&mut out, "erasure id", &t.erasure_id);
+    line(&mut out, "by", &t.actor);
+    line(&mut out, "at", &t.erased_at);
+    line(&mut out, "Stripe customer deleted", t.stripe_customer_deleted);
+    line(&mut out, "items deleted", t.items_deleted);
     out.trim_end().to_string()
 }

@@ -155,7 +155,7 @@ mod import {
     use super::*;
     use portico_testkit::stripe_emulator::NewCustomer;
     use shared::adopt::{import, ConflictKind, ImportOptions, Mapping};
-    use shared::customers::USER_ID_METADATA;
+    use shared::customer_link::USER_ID_METADATA;
     use shared::ids::UserId;
     use shared::store::{AuditSource, UserStore};
 

@@ -384,7 +384,7 @@ impl Recorder {
     ) -> Delivery {
         let signature_timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature =
-            shared::stripe::webhook::sign(payload, &endpoint.secret, signature_timestamp);
+            shared::stripe::signature::sign(payload, &endpoint.secret, signature_timestamp);
         let started_at_ms = now_ms();
         let clock = Instant::now();
         let result = self

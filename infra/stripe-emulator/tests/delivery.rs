@@ -10,7 +10,7 @@ use axum::Router;
 use common::{id, start_with, Api};
 use serde_json::{json, Value};
 use shared::secrets::Redacted;
-use shared::stripe::webhook::Verifier;
+use shared::stripe::signature::Verifier;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

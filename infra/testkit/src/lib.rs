@@ -112,7 +112,7 @@ impl Harness {
     pub async fn subscribed_customer(&self, sub: &str) -> CustomerId {
         let mut new = stripe_emulator::NewCustomer::new(format!("{sub}@example.test"));
         new.metadata
-            .push((shared::customers::USER_ID_METADATA.into(), sub.into()));
+            .push((shared::customer_link::USER_ID_METADATA.into(), sub.into()));
         let created = self
             .emulator
             .create_customer(new)

@@ -10,7 +10,7 @@ pub use returning::{handle_return, ReturnOutcome, ReturnRequest};
 pub use session::{create_session, CreateSessionRequest, CreatedSession, RETURN_WINDOW_SECONDS};
 pub use workflow::{AfterCompletion, Branding, Locale, Workflow, WorkflowSettings};
 
-use crate::customers::CustomerError;
+use crate::customer_link::CustomerError;
 use crate::store::StoreError;
 use crate::stripe::StripeClientError;
 use crate::sync::SyncError;

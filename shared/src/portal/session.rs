@@ -13,7 +13,7 @@ use super::{
 use crate::auth::User;
 use crate::clock::Clock;
 use crate::config::PortalConfig;
-use crate::customers::ensure_customer;
+use crate::customer_link::ensure_customer;
 use crate::ids::{CustomerId, SubscriptionId};
 use crate::store::{PortalSessionRecord, Table};
 use crate::stripe::{

@@ -12,7 +12,7 @@ mod pace;
 mod resources;
 mod retry;
 pub mod types;
-pub mod webhook;
+pub mod signature;
 
 pub use catalogue::{request_catalogue, HttpMethod, RequestShape};
 pub use client::{list_all, random_idempotency_key, ApiKey, StripeClient};

@@ -9,7 +9,7 @@ use super::snapshot::{
     Address, CustomerSnapshot, DiscountSummary, InvoiceSummary, PaymentMethodSummary,
     PurchaseSummary, ScheduledChange, SubscriptionSummary, Truncated,
 };
-use crate::customers::USER_ID_METADATA;
+use crate::customer_link::USER_ID_METADATA;
 use crate::ids::{CustomerId, UserId};
 use crate::stripe::{
     list_all, Customer, Expandable, Invoice, InvoiceListParams, List, Page, PaymentIntent,

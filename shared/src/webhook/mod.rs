@@ -13,7 +13,7 @@ pub use envelope::{event_envelope, parse_envelope, Envelope};
 
 use serde_json::{json, Value};
 
-use crate::customers::USER_ID_METADATA;
+use crate::customer_link::USER_ID_METADATA;
 use crate::ids::{random_hex, CustomerId, RandomUnavailable, UserId};
 use crate::metrics::Delivery;
 use crate::secrets::{SecretsError, SecretsProvider, StripeSecrets};
@@ -21,7 +21,7 @@ use crate::store::{
     AuditEntry, AuditSource, Claim, LedgerEntry, LedgerState, StoreError, Table, Transaction,
     UserStore, LEDGER_RETENTION_SECONDS,
 };
-use crate::stripe::webhook::{Verifier, WebhookError as SignatureError};
+use crate::stripe::signature::{SignatureError, Verifier};
 use crate::sync::{sync_customer, Change, ChangeKind, SyncContext, SyncError, SyncTrigger};
 
 /// How long a claim keeps other instances off an event; longer than the function's timeout.

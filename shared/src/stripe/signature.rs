@@ -12,7 +12,7 @@ use crate::secrets::Redacted;
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
+pub enum SignatureError {
     #[error("no Stripe-Signature header")]
     MissingHeader,
     #[error("Stripe-Signature header is malformed: {0}")]
@@ -32,7 +32,7 @@ pub struct SignatureHeader {
 }
 
 impl SignatureHeader {
-    pub fn parse(header: &str) -> Result<Self, WebhookError> {
+    pub fn parse(header: &str) -> Result<Self, SignatureError> {
         let mut timestamp = None;
         let mut v1 = Vec::new();
         for item in header.split(',') {
@@ -42,21 +42,21 @@ impl SignatureHeader {
             match key {
                 // Which one would be checked is a parser's whim: a header with two is forged.
                 "t" if timestamp.is_some() => {
-                    return Err(WebhookError::MalformedHeader("more than one timestamp"))
+                    return Err(SignatureError::MalformedHeader("more than one timestamp"))
                 }
                 "t" => {
                     let parsed = value
                         .parse::<i64>()
-                        .map_err(|_| WebhookError::MalformedHeader("timestamp is not a number"))?;
+                        .map_err(|_| SignatureError::MalformedHeader("timestamp is not a number"))?;
                     timestamp = Some(parsed);
                 }
                 "v1" => v1.push(value.to_string()),
                 _ => {}
             }
         }
-        let timestamp = timestamp.ok_or(WebhookError::MalformedHeader("no timestamp"))?;
+        let timestamp = timestamp.ok_or(SignatureError::MalformedHeader("no timestamp"))?;
         if v1.is_empty() {
-            return Err(WebhookError::MalformedHeader("no v1 signature"));
+            return Err(SignatureError::MalformedHeader("no v1 signature"));
         }
         Ok(Self { timestamp, v1 })
     }
@@ -84,7 +84,7 @@ impl Verifier {
         payload: &[u8],
         header: Option<&str>,
         secrets: &[Redacted],
-    ) -> Result<SignatureHeader, WebhookError> {
+    ) -> Result<SignatureHeader, SignatureError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         self.verify_at(payload, header, secrets, now)
     }
@@ -98,10 +98,10 @@ impl Verifier {
         header: Option<&str>,
         secrets: &[Redacted],
         now: i64,
-    ) -> Result<SignatureHeader, WebhookError> {
+    ) -> Result<SignatureHeader, SignatureError> {
         let header = header
             .filter(|h| !h.trim().is_empty())
-            .ok_or(WebhookError::MissingHeader)?;
+            .ok_or(SignatureError::MissingHeader)?;
         let parsed = SignatureHeader::parse(header)?;
         let matches = secrets.iter().any(|secret| {
             let expected = compute_signature(payload, secret.expose(), parsed.timestamp);
@@ -111,10 +111,10 @@ impl Verifier {
                 .any(|given| verify_slices_are_equal(given.as_bytes(), expected.as_bytes()).is_ok())
         });
         if !matches {
-            return Err(WebhookError::NoMatchingSignature);
+            return Err(SignatureError::NoMatchingSignature);
         }
         if now.saturating_sub(parsed.timestamp) > self.tolerance_seconds {
-            return Err(WebhookError::TimestampOutsideTolerance);
+            return Err(SignatureError::TimestampOutsideTolerance);
         }
         Ok(parsed)
     }
@@ -162,7 +162,7 @@ mod tests {
         payload: &str,
         keys: &[&str],
         now: i64,
-    ) -> Result<(), WebhookError> {
+    ) -> Result<(), SignatureError> {
         Verifier::default()
             .verify_at(payload.as_bytes(), header, &secrets(keys), now)
             .map(|_| ())
@@ -186,7 +186,7 @@ mod tests {
         let v0_only = format!("t={TIMESTAMP},v0={good}");
         assert_eq!(
             verify(Some(&v0_only), PAYLOAD, &[SECRET], TIMESTAMP),
-            Err(WebhookError::MalformedHeader("no v1 signature"))
+            Err(SignatureError::MalformedHeader("no v1 signature"))
         );
     }
 
@@ -208,21 +208,21 @@ mod tests {
         let tampered = PAYLOAD.replace("updated", "deleted");
         assert_eq!(
             verify(Some(HEADER), &tampered, &[SECRET], TIMESTAMP),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SignatureError::NoMatchingSignature)
         );
         assert_eq!(
             verify(Some(HEADER), PAYLOAD, &["whsec_wrong_FAKE"], TIMESTAMP),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SignatureError::NoMatchingSignature)
         );
         assert_eq!(
             verify(Some(HEADER), PAYLOAD, &[], TIMESTAMP),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SignatureError::NoMatchingSignature)
         );
         // The timestamp is signed too.
         let moved = HEADER.replace("t=1767225600", "t=1767225601");
         assert_eq!(
             verify(Some(&moved), PAYLOAD, &[SECRET], TIMESTAMP),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SignatureError::NoMatchingSignature)
         );
     }
 
@@ -234,7 +234,7 @@ mod tests {
         );
         assert_eq!(
             verify(Some(HEADER), PAYLOAD, &[SECRET], TIMESTAMP + 301),
-            Err(WebhookError::TimestampOutsideTolerance)
+            Err(SignatureError::TimestampOutsideTolerance)
         );
         assert_eq!(
             verify(Some(HEADER), PAYLOAD, &[SECRET], TIMESTAMP - 3600),
@@ -252,7 +252,7 @@ mod tests {
                     TIMESTAMP + 11
                 )
                 .map(|_| ()),
-            Err(WebhookError::TimestampOutsideTolerance)
+            Err(SignatureError::TimestampOutsideTolerance)
         );
     }
 
@@ -260,11 +260,11 @@ mod tests {
     fn missing_and_malformed_headers() {
         assert_eq!(
             verify(None, PAYLOAD, &[SECRET], TIMESTAMP),
-            Err(WebhookError::MissingHeader)
+            Err(SignatureError::MissingHeader)
         );
         assert_eq!(
             verify(Some("  "), PAYLOAD, &[SECRET], TIMESTAMP),
-            Err(WebhookError::MissingHeader)
+            Err(SignatureError::MissingHeader)
         );
         for header in [
             "garbage",
@@ -279,7 +279,7 @@ mod tests {
             assert!(
                 matches!(
                     verify(Some(header), PAYLOAD, &[SECRET], TIMESTAMP),
-                    Err(WebhookError::MalformedHeader(_))
+                    Err(SignatureError::MalformedHeader(_))
                 ),
                 "{header}"
             );
