@@ -284,11 +284,7 @@ fn run_name(options: &ImportOptions) -> String {
         options.mapping.digest_input()
     );
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes());
-    let hex: String = hash.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("import#{hex}")
+    format!("import#{}", hex::encode(&hash.as_ref()[..12]))
 }
 
 /// Imports as described in the module; `progress(done, total)` after each proven link.

@@ -17,7 +17,7 @@ use crate::ids::{CustomerId, UserId};
 /// SHA-256 of an id, hex: stable, so a re-run finds what the first run wrote.
 pub fn digest(id: &str) -> String {
     let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
-    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hash)
 }
 
 fn marker_key(customer: &CustomerId) -> Item {
