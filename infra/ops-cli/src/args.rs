@@ -2,8 +2,8 @@
 
 use shared::adopt::{ImportOptions, Mapping};
 use shared::ids::UserId;
-use shared::support::EraseOptions;
 use shared::reconcile::ReconcileOptions;
+use shared::support::EraseOptions;
 use shared::webhook::replay::Selection;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -247,7 +247,10 @@ mod tests {
         else {
             panic!("not an erase")
         };
-        assert_eq!((user.as_str(), options.stripe, operator.as_str()), ("auth0|42", true, "dana"));
+        assert_eq!(
+            (user.as_str(), options.stripe, operator.as_str()),
+            ("auth0|42", true, "dana")
+        );
         assert!(parse(args("erase --operator dana")).is_err());
         assert!(parse(args("erase --user auth0|42")).is_err());
         assert!(parse(args("erase --user auth0|42 --operator dana --force")).is_err());

@@ -141,10 +141,16 @@ async fn run(command: Command) -> Result<String, String> {
             ..
         } => {
             let actor = shared::support::Actor::Operator(operator);
-            let erasure =
-                shared::support::erase(&tools.table, &tools.stripe, &tools.clock, &user, options, &actor)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let erasure = shared::support::erase(
+                &tools.table,
+                &tools.stripe,
+                &tools.clock,
+                &user,
+                options,
+                &actor,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             report::render(&erasure, common.json, report::erase)
         }
         Command::Replay { selection, .. } => {

@@ -99,7 +99,11 @@ pub fn erase(e: &Erasure) -> String {
     line(&mut out, "erasure id", &t.erasure_id);
     line(&mut out, "by", &t.actor);
     line(&mut out, "at", &t.erased_at);
-    line(&mut out, "Stripe customer deleted", t.stripe_customer_deleted);
+    line(
+        &mut out,
+        "Stripe customer deleted",
+        t.stripe_customer_deleted,
+    );
     line(&mut out, "items deleted", t.items_deleted);
     out.trim_end().to_string()
 }

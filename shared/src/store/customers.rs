@@ -221,8 +221,14 @@ impl Table {
             .expression_attribute_values(":at", AttributeValue::S(at.into()))
             .expression_attribute_values(":error", AttributeValue::S(error))
             .expression_attribute_values(":failed", AttributeValue::S(SYNC_FAILED.into()))
-            .expression_attribute_values(":sort", AttributeValue::S(format!("{at}#{id}")));
-        self.send(|| request.clone().send()).await.map(|_| ())
+            .expression_attribute_values(":sort", AttributeValue::S(format!("{at}#{id}")))
+            // Every sync takes its ticket on this item first, so it exists unless an erasure
+            // removed it since: then there is nothing to re-sync, and nothing may be re-created.
+            .condition_expression("attribute_exists(pk)");
+        match self.send(|| request.clone().send()).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Clears the failure recorded at `at`; a failure recorded since stays.

@@ -11,8 +11,8 @@ mod error;
 mod pace;
 mod resources;
 mod retry;
-pub mod types;
 pub mod signature;
+pub mod types;
 
 pub use catalogue::{request_catalogue, HttpMethod, RequestShape};
 pub use client::{list_all, random_idempotency_key, ApiKey, StripeClient};

@@ -45,9 +45,9 @@ impl SignatureHeader {
                     return Err(SignatureError::MalformedHeader("more than one timestamp"))
                 }
                 "t" => {
-                    let parsed = value
-                        .parse::<i64>()
-                        .map_err(|_| SignatureError::MalformedHeader("timestamp is not a number"))?;
+                    let parsed = value.parse::<i64>().map_err(|_| {
+                        SignatureError::MalformedHeader("timestamp is not a number")
+                    })?;
                     timestamp = Some(parsed);
                 }
                 "v1" => v1.push(value.to_string()),

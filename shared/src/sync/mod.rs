@@ -132,7 +132,11 @@ pub async fn sync_customer(
     if let Err(error) = &result {
         // A failed sync leaves the stored state behind Stripe: recorded so the reconcile
         // re-syncs the customer. The caller's own lost race is not a failure of the sync.
-        if !matches!(error, SyncError::CallerConditionFailed(_)) {
+        // An erased customer is not behind Stripe: it is gone from Portico on purpose.
+        if !matches!(
+            error,
+            SyncError::CallerConditionFailed(_) | SyncError::Erased(_)
+        ) {
             let (text, at) = (error.to_string(), ctx.clock.timestamp());
             let recorded = ctx.table.record_sync_failure(customer_id, &text, &at);
             if let Err(e) = crate::budget::cleanup(recorded).await {
