@@ -187,7 +187,7 @@ async fn preflights_follow_the_templates_cors_rules() {
     assert!(!foreign
         .headers()
         .contains_key("access-control-allow-methods"));
-    let method = preflight(SPA, "DELETE").await.unwrap();
+    let method = preflight(SPA, "PATCH").await.unwrap();
     assert!(!method
         .headers()
         .contains_key("access-control-allow-methods"));
