@@ -46,7 +46,7 @@ dev: $(VENV)/.installed $(DYNAMODB_LOCAL) web/node_modules/.installed ## run Por
 test: $(VENV)/.installed $(DYNAMODB_LOCAL) ## formatting, lints, every test, template validation and the arm64 release build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
-	PORTICO_PYTHON=$(abspath $(VENV))/bin/python infra/with-dynamodb-local.sh cargo test --workspace --all-features
+	PORTICO_PYTHON=$(abspath $(VENV))/bin/python infra/with-dynamodb-local.sh cargo test --workspace --all-features --no-fail-fast
 	$(MAKE) --no-print-directory e2e browser fuzz validate build
 
 e2e: $(VENV)/.installed $(DYNAMODB_LOCAL) ## end to end through the make dev stack, on ports of its own

@@ -66,6 +66,9 @@ impl LogCapture {
             tracing::subscriber::set_global_default(subscriber)
                 .expect("no other global subscriber in a test process");
         });
+        // A callsite another test's thread registered while the subscriber was being installed
+        // may have cached "never"; this capture must see every callsite it reaches.
+        tracing::callsite::rebuild_interest_cache();
         let buffer = Arc::new(Mutex::new(Vec::new()));
         CAPTURE.with(|capture| *capture.borrow_mut() = Some(buffer.clone()));
         LogCapture { buffer }
