@@ -134,12 +134,23 @@ pub fn assert_no_personal_data(text: &str, secrets: &[&str]) {
 }
 
 /// A Luhn-valid card number: 14 to 19 digits in a row, or four groups of four separated by
-/// spaces or dashes. 13-digit runs are left out: millisecond timestamps are 13 digits.
+/// spaces or dashes. 13-digit runs are left out: millisecond timestamps are 13 digits; so are
+/// the fractional digits of a decimal (`0.467048000000005`, a duration).
 fn card_number(text: &str) -> Option<String> {
     let digits = |s: &str| s.chars().collect::<Vec<char>>();
-    let solid = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|run| (14..=19).contains(&run.len()) && luhn(&digits(run)));
+    let bytes = text.as_bytes();
+    let mut solid = None;
+    let mut start = 0;
+    for run in text.split(|c: char| !c.is_ascii_digit()) {
+        let fraction = start >= 2 && bytes[start - 1] == b'.' && bytes[start - 2].is_ascii_digit();
+        if !fraction && (14..=19).contains(&run.len()) && luhn(&digits(run)) {
+            solid = Some(run);
+            break;
+        }
+        // Every separator is one ASCII byte or a longer character; step over it either way.
+        start += run.len();
+        start += text[start..].chars().next().map_or(0, char::len_utf8);
+    }
     if let Some(run) = solid {
         return Some(run.to_string());
     }
@@ -231,5 +242,10 @@ mod tests {
             card_number(r#"{"Timestamp":1796166032879,"at":"2026-12-01T23:10:11Z"}"#).is_none()
         );
         assert!(card_number("4242424242424241").is_none(), "not Luhn-valid");
+        assert!(
+            card_number(r#"{"SyncDuration":0.467048000000005}"#).is_none(),
+            "a decimal's fraction"
+        );
+        assert!(card_number("card 467048000000005 used").is_some());
     }
 }
