@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::StatusCode;
 use portico_testkit::stripe_emulator::{Fault, NewCustomer};
 use portico_testkit::{call, fixtures, Harness};
@@ -636,40 +635,24 @@ async fn a_link_racing_the_users_first_portal_visit_leaves_one_customer() {
 
 /// Every string anywhere in the table's items (keys included), by a full scan.
 async fn every_string_in_the_table(h: &Harness) -> Vec<String> {
-    fn strings(value: &AttributeValue, out: &mut Vec<String>) {
+    // Every attribute name and every string or number value, at any depth.
+    fn strings(value: &Value, out: &mut Vec<String>) {
         match value {
-            AttributeValue::S(s) => out.push(s.clone()),
-            AttributeValue::N(n) => out.push(n.clone()),
-            AttributeValue::Ss(list) => out.extend(list.iter().cloned()),
-            AttributeValue::L(list) => list.iter().for_each(|v| strings(v, out)),
-            AttributeValue::M(map) => map.values().for_each(|v| strings(v, out)),
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(list) => list.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.iter().for_each(|(name, v)| {
+                out.push(name.clone());
+                strings(v, out);
+            }),
             _ => {}
         }
     }
-    let table = &h.services.table;
     let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = table
-            .client()
-            .scan()
-            .table_name(table.name())
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .unwrap();
-        for item in page.items() {
-            for (name, value) in item {
-                out.push(name.clone());
-                strings(value, &mut out);
-            }
-        }
-        match page.last_evaluated_key {
-            Some(next) if !next.is_empty() => start = Some(next),
-            _ => return out,
-        }
+    for item in h.stack.table_items().await {
+        strings(&item, &mut out);
     }
+    out
 }
 
 fn mentions<'a>(strings: &'a [String], needles: &[&str]) -> Vec<&'a String> {
