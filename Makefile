@@ -13,7 +13,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # cargo-lambda finds zig through the python on PATH, so the venv comes first.
 LAMBDA_PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench deploy invoke portal-config analytics-backfill import replay reconcile erase
+.PHONY: help dev test e2e browser fuzz chromium fmt lint token clean validate build bench profile deploy invoke portal-config analytics-backfill import replay reconcile erase
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,18 @@ bench: $(VENV)/.installed $(DYNAMODB_LOCAL) ## release builds, then cold starts,
 	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p bench-floor
 	cargo build --quiet -p portico-bench
 	PORTICO_PYTHON=$(abspath $(VENV))/bin/python target/debug/bench $(BENCH_ARGS)
+
+# Where one function's warm CPU goes: its host release build with symbols kept, under callgrind
+# over the bench's primary case; callgrind_annotate lists the costliest functions, inclusive.
+# The dump stays in target/profile for a closer look.
+PROFILE ?= stripe-webhook
+profile: $(VENV)/.installed $(DYNAMODB_LOCAL) ## where PROFILE=<function>'s warm CPU goes (callgrind over its bench case, symbols kept)
+	CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --target-dir target/profile -p $(PROFILE) -p bench-floor
+	cargo build --quiet -p portico-bench
+	PORTICO_PYTHON=$(abspath $(VENV))/bin/python target/debug/bench --release-dir target/profile/release --only $(PROFILE) \
+	  --cold 1 --warm 20 --burst 0 --seeds 0 --callgrind 20 --profile-dir target/profile \
+	  --json target/profile/results.json --markdown target/profile/BENCHMARKS.md
+	callgrind_annotate --inclusive=yes target/profile/$(PROFILE).callgrind | head -80
 
 ENV ?= dev
 deploy: $(VENV)/.installed ## sam build + sam deploy to ENV=dev|prod (samconfig.toml)

@@ -47,6 +47,8 @@ struct Args {
     burst_instances: usize,
     burst_variants: Vec<burst::Variant>,
     callgrind: usize,
+    /// Where each function's warm callgrind dump is kept, for `callgrind_annotate`.
+    profile_dir: Option<PathBuf>,
     seeds_runs: usize,
     python: PathBuf,
     json: PathBuf,
@@ -56,7 +58,7 @@ struct Args {
 
 const USAGE: &str = "usage: bench [--root DIR] [--release-dir DIR] [--lambda-dir DIR] \
 [--cold N] [--warm N] [--burst N] [--burst-duplicates N] [--burst-instances N] \
-[--burst-variant clean|faulted|both] [--callgrind N] [--seeds N] [--json FILE] [--markdown FILE] \
+[--burst-variant clean|faulted|both] [--callgrind N] [--profile-dir DIR] [--seeds N] [--json FILE] [--markdown FILE] \
 [--only FUNCTION]...";
 
 impl Args {
@@ -75,6 +77,7 @@ impl Args {
             burst_instances: 2,
             burst_variants: vec![burst::Variant::Clean, burst::Variant::Faulted],
             callgrind: 10,
+            profile_dir: None,
             seeds_runs: 10,
             python: std::env::var_os("PORTICO_PYTHON")
                 .map(PathBuf::from)
@@ -105,6 +108,7 @@ impl Args {
                     }
                 }
                 "--callgrind" => args.callgrind = number(value()?)?,
+                "--profile-dir" => args.profile_dir = Some(value()?.into()),
                 "--seeds" => args.seeds_runs = number(value()?)?,
                 "--json" => args.json = value()?.into(),
                 "--markdown" => args.markdown = value()?.into(),
@@ -404,7 +408,11 @@ async fn measure_function(
     }
     if args.callgrind > 0 {
         eprintln!("bench: {}: callgrind", subject.name);
-        match measure::instructions(world, binary, &env, log, case, args.callgrind).await {
+        let keep = args
+            .profile_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.callgrind", subject.name)));
+        match measure::instructions(world, binary, &env, log, case, args.callgrind, keep).await {
             Ok(counts) => subject.instructions = Some(counts),
             Err(e) => subject.errors.push(format!("callgrind: {e}")),
         }

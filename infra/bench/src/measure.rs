@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -496,7 +496,9 @@ pub struct InstructionCounts {
 }
 
 /// Runs `binary` under callgrind and reads its counters after init, after the first
-/// invocation and over `n` warm invocations of `case` (`callgrind_control` dumps them).
+/// invocation and over `n` warm invocations of `case` (`callgrind_control` dumps them). The
+/// warm invocations' dump is copied to `keep` when given: with a binary that keeps its symbols,
+/// `callgrind_annotate` reads where the instructions go.
 pub async fn instructions(
     world: &World,
     binary: &Path,
@@ -504,6 +506,7 @@ pub async fn instructions(
     log: &Path,
     case: &Case,
     n: usize,
+    keep: Option<PathBuf>,
 ) -> Result<InstructionCounts, String> {
     let dir = std::env::temp_dir().join(format!("portico-callgrind-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -523,12 +526,12 @@ pub async fn instructions(
     // Valgrind translates the binary as it runs: tens of times slower than native.
     process.init_within(INIT_LIMIT * 4).await?;
     let pid = process.pid();
-    let init = dump(pid, &dir).await?;
+    let (init, _) = dump(pid, &dir).await?;
     process
         .api
         .invoke(world.payload(case)?, INVOKE_LIMIT * 4)
         .await?;
-    let first_invocation = dump(pid, &dir).await?;
+    let (first_invocation, _) = dump(pid, &dir).await?;
     for _ in 0..WARMUP {
         process
             .api
@@ -540,8 +543,14 @@ pub async fn instructions(
         let payload = world.payload(case)?;
         process.api.invoke(payload, INVOKE_LIMIT * 4).await?;
     }
-    let warm = dump(pid, &dir).await?;
+    let (warm, warm_file) = dump(pid, &dir).await?;
     drop(process);
+    if let Some(keep) = keep {
+        if let Some(parent) = keep.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::copy(&warm_file, &keep).map_err(|e| format!("{}: {e}", keep.display()))?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(InstructionCounts {
         case: case.name.clone(),
@@ -569,9 +578,9 @@ async fn callgrind_control(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Dumps (and so zeroes) the counters and reads the instruction total of the new dump file.
-async fn dump(pid: u32, dir: &Path) -> Result<u64, String> {
-    let listing = || -> Vec<std::path::PathBuf> {
+/// Dumps (and so zeroes) the counters; the instruction total of the new dump file, and the file.
+async fn dump(pid: u32, dir: &Path) -> Result<(u64, PathBuf), String> {
+    let listing = || -> Vec<PathBuf> {
         std::fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -591,7 +600,7 @@ async fn dump(pid: u32, dir: &Path) -> Result<u64, String> {
                     .and_then(|v| v.split_whitespace().next()?.parse().ok())
             });
             if let Some(total) = total {
-                return Ok(total);
+                return Ok((total, path));
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
