@@ -656,3 +656,18 @@ async fn a_2xx_body_of_the_wrong_shape_is_a_decode_error() {
     assert!(matches!(err, StripeClientError::Decode(_)), "{err:?}");
     assert_eq!(server.requests().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_decode_error_names_where_the_body_went_wrong() {
+    let body = json!({"id": "cus_1", "object": "customer", "metadata": {"plan": 7}});
+    let server = Server::start(vec![reply(200, body)]).await;
+    let err = server
+        .client(0)
+        .retrieve_customer(&cus("cus_1"), &[])
+        .await
+        .unwrap_err();
+    let StripeClientError::Decode(message) = err else {
+        panic!("{err:?}");
+    };
+    assert!(message.contains("`metadata.plan`"), "{message}");
+}

@@ -418,10 +418,20 @@ fn transport_failure(error: reqwest::Error) -> AttemptFailure {
     AttemptFailure::Connection(detail)
 }
 
+/// Parses with plain serde; only a body that fails is parsed again, tracking the path, to say
+/// where (tracking every value's path roughly doubles the cost of a parse that succeeds).
 fn decode<T: DeserializeOwned>(shape: RequestShape, body: &[u8]) -> Result<T, StripeClientError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        StripeClientError::Decode(format!("{} at `{}`: {}", shape.name, e.path(), e.inner()))
+    serde_json::from_slice(body).map_err(|plain| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Err(e) => StripeClientError::Decode(format!(
+                "{} at `{}`: {}",
+                shape.name,
+                e.path(),
+                e.inner()
+            )),
+            Ok(_) => StripeClientError::Decode(format!("{}: {plain}", shape.name)),
+        }
     })
 }
 
