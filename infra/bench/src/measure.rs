@@ -497,8 +497,9 @@ pub struct InstructionCounts {
 
 /// Runs `binary` under callgrind and reads its counters after init, after the first
 /// invocation and over `n` warm invocations of `case` (`callgrind_control` dumps them). The
-/// warm invocations' dump is copied to `keep` when given: with a binary that keeps its symbols,
-/// `callgrind_annotate` reads where the instructions go.
+/// warm invocations' dump is copied to `keep` when given, and init's beside it
+/// (`<name>.init.callgrind`): with a binary that keeps its symbols, `callgrind_annotate` reads
+/// where the instructions go.
 pub async fn instructions(
     world: &World,
     binary: &Path,
@@ -526,7 +527,7 @@ pub async fn instructions(
     // Valgrind translates the binary as it runs: tens of times slower than native.
     process.init_within(INIT_LIMIT * 4).await?;
     let pid = process.pid();
-    let (init, _) = dump(pid, &dir).await?;
+    let (init, init_file) = dump(pid, &dir).await?;
     process
         .api
         .invoke(world.payload(case)?, INVOKE_LIMIT * 4)
@@ -549,7 +550,10 @@ pub async fn instructions(
         if let Some(parent) = keep.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        std::fs::copy(&warm_file, &keep).map_err(|e| format!("{}: {e}", keep.display()))?;
+        let init_copy = keep.with_extension("init.callgrind");
+        for (from, to) in [(&warm_file, &keep), (&init_file, &init_copy)] {
+            std::fs::copy(from, to).map_err(|e| format!("{}: {e}", to.display()))?;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(InstructionCounts {
