@@ -225,6 +225,7 @@ impl Instance {
                 Answer {
                     status: 504,
                     body: serde_json::json!({"error_code": NO_ANSWER, "detail": detail}),
+                    not_http: false,
                 }
             }
         }

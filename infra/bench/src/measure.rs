@@ -120,32 +120,51 @@ impl Drop for FunctionProcess {
 /// What one invocation answered, as the API Gateway response's status and `error_code`.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// 0 for an `/error` answer.
     pub status: u16,
     pub body: Value,
+    /// The answer of a function that is not behind HTTP (the scheduled reconcile): a response
+    /// without `statusCode`, a success as the runtime sees it.
+    pub not_http: bool,
 }
+
+/// The label of a successful answer of a function that is not behind HTTP.
+pub const NOT_HTTP_OK: &str = "2xx (not HTTP: answered)";
 
 impl Answer {
     pub fn parse(outcome: &Outcome) -> Answer {
         match outcome {
             Outcome::Response(bytes) => {
                 let response: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-                let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
+                let Some(status) = response["statusCode"].as_u64() else {
+                    return Answer {
+                        status: 200,
+                        body: response,
+                        not_http: true,
+                    };
+                };
                 let body = response["body"]
                     .as_str()
                     .and_then(|b| serde_json::from_str(b).ok())
                     .unwrap_or(Value::Null);
-                Answer { status, body }
+                Answer {
+                    status: status as u16,
+                    body,
+                    not_http: false,
+                }
             }
             Outcome::Error(bytes) => Answer {
                 status: 0,
                 body: serde_json::json!({"error_code": String::from_utf8_lossy(bytes)}),
+                not_http: false,
             },
         }
     }
 
-    /// `200`, `401 missing_token`, or `runtime error` for an `/error` answer.
+    /// `200`, `401 missing_token`, [`NOT_HTTP_OK`], or `runtime error` for an `/error` answer.
     pub fn label(&self) -> String {
         match (self.status, self.body["error_code"].as_str()) {
+            _ if self.not_http => NOT_HTTP_OK.into(),
             (0, _) => "runtime error".into(),
             (status, Some(code)) => format!("{status} {code}"),
             (status, None) => status.to_string(),

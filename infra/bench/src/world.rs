@@ -39,6 +39,8 @@ pub struct World {
     token: String,
     subscription: String,
     session: String,
+    /// The bench user's customer, for the support cases.
+    customer: String,
     /// A portal configuration of its own, for the admin cases that change or deactivate one.
     configuration: String,
     /// The analytics period: the 30 days ending today, the default an admin sees first.
@@ -130,6 +132,7 @@ impl World {
             token,
             subscription,
             session,
+            customer: customer.to_string(),
             configuration,
             period,
             webhook_events: Mutex::new(webhook_events),
@@ -148,6 +151,10 @@ impl World {
     /// The event with every placeholder filled, ready to hand to a runtime. A placeholder this
     /// bench does not know is an error naming it, so a new kind of case is reported, not guessed.
     pub fn payload(&self, case: &Case) -> Result<Bytes, String> {
+        if case.name.starts_with("erase-") {
+            // Its first run would leave every later case a world without the bench user.
+            return Err("erases the bench user: not repeatable".into());
+        }
         let mut vars: Vec<(&str, String)> = vec![
             ("TOKEN", self.token.clone()),
             ("SESSION", self.session.clone()),
@@ -155,6 +162,14 @@ impl World {
             ("CONFIGURATION", self.configuration.clone()),
             ("START", self.period.0.clone()),
             ("END", self.period.1.clone()),
+            ("SUB", USER.into()),
+            ("CUSTOMER", self.customer.clone()),
+            // The first page of the support listing.
+            ("LIMIT", "20".into()),
+            ("CURSOR", String::new()),
+            ("REASON", "bench: the same link again".into()),
+            // A plan change from the bench user's Team plan.
+            ("PRICE", "price_pro_yearly".into()),
         ];
         if case.template.contains("${IDEMPOTENCY_KEY}") {
             let n = self.keys.fetch_add(1, Ordering::Relaxed);
