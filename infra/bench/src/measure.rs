@@ -241,7 +241,8 @@ pub struct CallSummary {
     pub secretsmanager: CallFigures,
     /// Total calls by `service operation` over all the invocations.
     pub operations: BTreeMap<String, u64>,
-    /// Mean time per invocation spent waiting for moto: part of the latency, not Portico's.
+    /// Mean time per invocation spent waiting for DynamoDB Local: part of the latency, not
+    /// Portico's.
     pub store_wait_ms: f64,
 }
 

@@ -531,7 +531,7 @@ pub fn markdown(r: &Report) -> String {
                 );
                 continue;
             }
-            let (moto, stripe, ddb, ops) = match &c.calls {
+            let (store_wait, stripe, ddb, ops) = match &c.calls {
                 Some(calls) => (
                     format!("{:.1}", calls.store_wait_ms),
                     format!("{:.2}", calls.stripe.mean),
@@ -554,7 +554,7 @@ pub fn markdown(r: &Report) -> String {
             let primary = subject.primary_case.as_deref() == Some(c.case.as_str());
             let _ = writeln!(
                 s,
-                "| {} | {}{} | {} | {} | {} | {} | {moto} | {:.0} | {stripe} | {ddb} | {ops} |",
+                "| {} | {}{} | {} | {} | {} | {} | {store_wait} | {:.0} | {stripe} | {ddb} | {ops} |",
                 subject.name,
                 c.case,
                 if primary { " (primary)" } else { "" },
@@ -767,7 +767,7 @@ fn burst_section(s: &mut String, burst: Option<&BurstResult>, error: Option<&str
             s,
             "Faults injected: **{}** of {} DynamoDB requests ({:.1}%: {}) and **{}** of {} \
              Stripe requests ({:.1}%: {}). Instances stopped at Lambda's timeout and replaced: {} \
-             ({} on an injected hang, {} overran it waiting on moto and retries). Survived (every check below \
+             ({} on an injected hang, {} overran it waiting on the store and retries). Survived (every check below \
              passed): **{}**.\n",
             f.dynamodb_total(),
             f.dynamodb_requests,

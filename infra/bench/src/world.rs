@@ -1,7 +1,8 @@
-//! The state the sample events need, arranged once: moto (behind the fault proxy), the Stripe
-//! emulator with the checked-in portal configuration, a signed-in admin user with a stored,
-//! linked customer (card + subscription), an open portal session, and fresh Stripe events for
-//! the webhook. Also what each function process is given: the real configuration's variables.
+//! The state the sample events need, arranged once: DynamoDB Local (behind the fault proxy),
+//! the Stripe emulator with the checked-in portal configuration, a signed-in admin user with a
+//! stored, linked customer (card + subscription), an open portal session, and fresh Stripe
+//! events for the webhook. Also what each function process is given: the real configuration's
+//! variables.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -292,9 +293,8 @@ async fn fresh_customer_events(
         .collect()
 }
 
-/// Where the functions' AWS calls go, behind the proxy: moto serves DynamoDB and Secrets Manager.
-/// DynamoDB Local, behind the proxy; Secrets Manager (moto) is reached directly, so the counts
-/// and faults are DynamoDB's alone.
+/// Where the functions' DynamoDB calls go, behind the proxy: DynamoDB Local. Secrets Manager
+/// (moto) is reached directly, so the counts and faults are DynamoDB's alone.
 fn aws_upstream() -> String {
     shared::testing::dynamodb::endpoint()
 }
