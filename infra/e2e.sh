@@ -148,7 +148,7 @@ expect "the confirmed plan change reaches the account" "$price" "price_pro_yearl
 
 # What the stack did, as its metrics say: the functions' EMF lines in their logs (cargo lambda
 # watch writes the functions' stdout into the dev log), with no personal data in any function line.
-expect "the logs hold the metrics of what the stack did" "$("$VENV/bin/python" - "$log" <<'PY'
+expect "the logs hold the metrics and the INFO lines of what the stack did" "$("$VENV/bin/python" - "$log" "$customer" <<'PY'
 import json, re, sys
 emf, logs = [], []
 for raw in open(sys.argv[1], errors="replace"):
@@ -179,6 +179,20 @@ wanted = {
     "cold starts": total("ColdStarts", "stripe-webhook") >= 1,
     "request ids on every function line": bool(logs) and all(l["span"].get("request_id") or l["span"].get("requestId") for l in logs if "span" in l),
 }
+# One INFO line per return and per session, in the request's span: who, which customer, which
+# request. The user's two returns, before and after the email change.
+def info(function, message):
+    return [l for l in logs if l.get("level") == "INFO" and l["fields"].get("message") == message
+            and l.get("span", {}).get("function") == function]
+def in_request(line, user):
+    span = line.get("span", {})
+    return span.get("user_id") == user and span.get("customer_id") == sys.argv[2] and bool(span.get("request_id"))
+returns = info("portal-return", "portal return handled")
+wanted["the returns' INFO lines"] = [(l["fields"].get("first_return"), l["fields"].get("changes")) for l in returns] \
+    == [(True, 0), (False, 1)] and all(in_request(l, "e2e-user") for l in returns)
+sessions = [l for l in info("portal-session", "portal session created") if l["span"].get("user_id") == "e2e-user"]
+wanted["the session's INFO line"] = len(sessions) == 1 and sessions[0]["fields"].get("workflow") == "profile_update" \
+    and in_request(sessions[0], "e2e-user")
 text = json.dumps(emf + logs)
 for label, pattern in [("an email", r"[\w.+-]+@[\w-]+\.[\w.]+"), ("a token", r"eyJ[\w-]+\.[\w-]+\.[\w-]+"),
                        ("a secret", r"sk_(test|live)_\w+|whsec_\w+")]:

@@ -641,7 +641,7 @@ async fn a_return_writes_its_sync_and_change_metrics() {
     // The return's INFO line ("portal return handled", with the request's user and customer)
     // is not asserted here: in a full parallel run this binary's capture missed it twice (the
     // metric recorded just before it was there), a flaw of the test's process-wide capture
-    // still to be found. The session's INFO line is asserted in portal-session.
+    // still to be found. `infra/e2e.sh` asserts it in the function's own log, both returns.
     let everything = format!("{}{}", logs.text(), serde_json::json!([lines, again]));
     assert_no_personal_data(
         &everything,
