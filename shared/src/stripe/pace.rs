@@ -27,6 +27,11 @@ impl Pace {
         })
     }
 
+    /// The shortest time between two requests.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Waits for this request's turn.
     pub async fn wait(&self) {
         let turn = {
