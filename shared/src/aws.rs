@@ -11,18 +11,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::ErrorKind;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::metrics::DynamoDbFailure;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AwsEnvError {
@@ -192,6 +198,57 @@ fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     }
 }
 
+/// Counts each failed attempt of a DynamoDB request ([`crate::metrics::DynamoDbFailure`]) as it
+/// ends, so throttling the SDK absorbed with its retries still shows on the dashboard.
+#[derive(Debug)]
+pub struct CountFailedAttempts;
+
+impl Intercept for CountFailedAttempts {
+    fn name(&self) -> &'static str {
+        "CountFailedAttempts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let failure = match context.response() {
+            Some(response) => failed_attempt(response.status().as_u16(), response.body().bytes()),
+            None => context
+                .output_or_error()
+                .is_some_and(|result| result.is_err())
+                .then_some(DynamoDbFailure::NoAnswer),
+        };
+        if let Some(failure) = failure {
+            crate::metrics::dynamodb_failed_attempt(failure);
+        }
+        Ok(())
+    }
+}
+
+/// The failure a DynamoDB answer reports, if it is one the SDK retries. DynamoDB names the
+/// error in the body's `__type` (`com.amazonaws.dynamodb.v20120810#ThrottlingException`).
+fn failed_attempt(status: u16, body: Option<&[u8]>) -> Option<DynamoDbFailure> {
+    const THROTTLES: [&[u8]; 3] = [
+        b"ThrottlingException",
+        b"ProvisionedThroughputExceededException",
+        b"RequestLimitExceeded",
+    ];
+    match status {
+        500..=599 => Some(DynamoDbFailure::Server),
+        400 => {
+            let body = body.unwrap_or_default();
+            let throttled = THROTTLES
+                .iter()
+                .any(|name| body.windows(name.len()).any(|w| w == *name));
+            throttled.then_some(DynamoDbFailure::Throttled)
+        }
+        _ => None,
+    }
+}
+
 /// `error` and its sources, outermost first.
 fn sources<'a>(
     error: &'a (dyn StdError + 'static),
@@ -202,6 +259,39 @@ fn sources<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_is_counted_as_failed_only_for_what_the_sdk_retries() {
+        let body = |t: &str| format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{t}"}}"#);
+        for throttle in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ] {
+            let answer = body(throttle);
+            assert_eq!(
+                failed_attempt(400, Some(answer.as_bytes())),
+                Some(DynamoDbFailure::Throttled),
+                "{throttle}"
+            );
+        }
+        for (status, answer) in [(500, body("InternalServerError")), (503, String::new())] {
+            assert_eq!(
+                failed_attempt(status, Some(answer.as_bytes())),
+                Some(DynamoDbFailure::Server)
+            );
+        }
+        // The caller's own errors and a lost condition are answers, not failed attempts.
+        for answer in [
+            body("ConditionalCheckFailedException"),
+            body("TransactionCanceledException"),
+            body("ValidationException"),
+        ] {
+            assert_eq!(failed_attempt(400, Some(answer.as_bytes())), None);
+        }
+        assert_eq!(failed_attempt(400, None), None);
+        assert_eq!(failed_attempt(200, Some(b"{}")), None);
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

@@ -56,6 +56,9 @@ pub mod names {
     pub const DYNAMODB_CONFLICTS: &str = "DynamoDbConflicts";
     /// Requests DynamoDB still throttled after the SDK's own retries.
     pub const DYNAMODB_THROTTLES: &str = "DynamoDbThrottles";
+    /// Every failed attempt of a DynamoDB request, the ones the SDK retried with success
+    /// included; dimension `Class` ([`super::DynamoDbFailure`]).
+    pub const DYNAMODB_FAILED_ATTEMPTS: &str = "DynamoDbFailedAttempts";
     /// Customers a reconcile run found stored differently from Stripe (see [`super::reconcile_drift`]).
     pub const RECONCILE_DRIFT: &str = "ReconcileDrift";
 }
@@ -133,6 +136,35 @@ impl StripeFailure {
             StripeFailure::Other => "other",
         }
     }
+}
+
+/// Why a DynamoDB attempt failed, as a fixed set: the kinds the SDK retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoDbFailure {
+    /// 400 `ThrottlingException`, `ProvisionedThroughputExceededException` or
+    /// `RequestLimitExceeded`.
+    Throttled,
+    /// 5xx.
+    Server,
+    /// No answer: a timeout or a connection that failed.
+    NoAnswer,
+}
+
+impl DynamoDbFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            DynamoDbFailure::Throttled => "throttled",
+            DynamoDbFailure::Server => "server",
+            DynamoDbFailure::NoAnswer => "no_answer",
+        }
+    }
+}
+
+pub fn dynamodb_failed_attempt(class: DynamoDbFailure) {
+    count(
+        &[("Class", class.as_str())],
+        names::DYNAMODB_FAILED_ATTEMPTS,
+    );
 }
 
 pub fn portal_session_created(workflow: Workflow) {

@@ -159,7 +159,8 @@ fn dynamodb_client(
         .credentials_provider(aws.credentials.clone())
         .http_client(http.clone())
         .timeout_config(timeouts)
-        .retry_config(retries);
+        .retry_config(retries)
+        .interceptor(crate::aws::CountFailedAttempts);
     config.set_endpoint_url(aws.dynamodb_endpoint.clone());
     aws_sdk_dynamodb::Client::from_conf(config.build())
 }

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use portico_testkit::fault_proxy::{Fault, Rule};
 use portico_testkit::{call, fixtures, with_deadline, Harness};
+use shared::metrics::names;
 use shared::portal::Workflow;
 use shared::store::{AuditSource, CustomerStore};
 use shared::sync::{sync_customer, SyncTrigger};
+use shared::testing::observe::metric;
 
 use super::handle;
 use super::tests::{come_back, session_for};
@@ -72,11 +74,24 @@ async fn throttling_and_500s_beyond_the_sdks_retries_are_503_and_write_nothing()
     let h = Harness::faulted(&[]).await;
     let (_, reference) = session_for(&h, "throttled", Workflow::PaymentUpdate).await;
 
-    // Fewer throttles than the SDK's attempts are absorbed.
+    // Fewer throttles than the SDK's attempts are absorbed, and still counted as failed
+    // attempts, though not as throttled requests.
     faults(&h).inject(Rule::new(Fault::Throttling).operation("GetItem").times(2));
+    h.services.metrics.take_lines();
     let (status, body) = come_back(&h, "throttled", &reference).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(faults(&h).injected()["throttling"], 2);
+    let lines = h.services.metrics.take_lines();
+    assert_eq!(
+        metric(
+            &lines,
+            names::DYNAMODB_FAILED_ATTEMPTS,
+            &[("Class", "throttled")]
+        ),
+        Some(serde_json::json!(2)),
+        "{lines:?}"
+    );
+    assert_eq!(metric(&lines, names::DYNAMODB_THROTTLES, &[]), None);
 
     // More than it makes: a typed 503 the SPA can retry, and nothing half-written.
     let (_, second) = session_for(&h, "throttled-2", Workflow::PaymentUpdate).await;
