@@ -8,15 +8,20 @@ use crate::object::Fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Default API version of the emulated account (Stripe renders events in it).
 pub const DEFAULT_API_VERSION: &str = "2026-07-29.dahlia";
 
 /// Rows in insertion order; Stripe lists newest first, which is this order reversed.
+///
+/// Each object is shared (`Arc`): a request's all-or-nothing snapshot of the state copies
+/// pointers, and a write copies only the objects it changes ([`Collection::get_mut`]), instead of
+/// every object of every collection on every request.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Collection {
     order: Vec<String>,
-    rows: HashMap<String, Value>,
+    rows: HashMap<String, Arc<Value>>,
 }
 
 impl Collection {
@@ -28,22 +33,25 @@ impl Collection {
     }
 
     fn put(&mut self, id: String, v: Value) {
-        if self.rows.insert(id.clone(), v).is_none() {
+        if self.rows.insert(id.clone(), Arc::new(v)).is_none() {
             self.order.push(id);
         }
     }
 
     pub fn get(&self, id: &str) -> Option<&Value> {
-        self.rows.get(id)
+        self.rows.get(id).map(|v| &**v)
     }
 
+    /// The object to change in place; copied first if a snapshot still shares it.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Value> {
-        self.rows.get_mut(id)
+        self.rows.get_mut(id).map(Arc::make_mut)
     }
 
     /// Oldest first (the order of creation).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Value> {
-        self.order.iter().filter_map(|id| self.rows.get(id))
+        self.order
+            .iter()
+            .filter_map(|id| self.rows.get(id).map(|v| &**v))
     }
 
     pub fn newest_first(&self) -> impl Iterator<Item = &Value> {
