@@ -46,6 +46,21 @@ fn error_code(body: &Value) -> &str {
     body["error_code"].as_str().unwrap_or_default()
 }
 
+/// Sends `event` as the admin and asserts its refusal: the status and the `error_code`. The
+/// body, for what else a test reads of it.
+async fn assert_refused(
+    h: &Harness,
+    event: &str,
+    sub: &str,
+    vars: &[(&str, &str)],
+    status: StatusCode,
+    code: &str,
+) -> Value {
+    let (got, body) = admin(h, event, sub, vars).await;
+    assert_eq!((got, error_code(&body)), (status, code), "{body}");
+    body
+}
+
 /// A customer in the emulator; `owner` is the user its metadata names, if any.
 fn stripe_customer(h: &Harness, email: &str, owner: Option<&str>) -> CustomerId {
     let mut new = NewCustomer::new(email);
@@ -263,30 +278,24 @@ async fn a_link_needs_the_metadata_proof_or_a_forced_reason_never_an_email() {
     let sub = "auth0|linked-later";
     // Same email as the user, no metadata: an email is no proof.
     let unnamed = stripe_customer(&h, "linked-later@example.test", None);
-    let (status, body) = admin(
+    assert_refused(
         &h,
         "admin-users/link-user",
         sub,
         &[("CUSTOMER", unnamed.as_str())],
+        StatusCode::CONFLICT,
+        "link_not_proven",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "link_not_proven"),
-        "{body}"
-    );
-    let (status, body) = admin(
+    assert_refused(
         &h,
         "admin-users/link-user-forced",
         sub,
         &[("CUSTOMER", unnamed.as_str()), ("REASON", "  ")],
+        StatusCode::BAD_REQUEST,
+        "reason_required",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::BAD_REQUEST, "reason_required"),
-        "{body}"
-    );
     assert!(h
         .services
         .table
@@ -298,46 +307,37 @@ async fn a_link_needs_the_metadata_proof_or_a_forced_reason_never_an_email() {
     // A customer named by another user's metadata is theirs, forced or not.
     let theirs = stripe_customer(&h, "x@example.test", Some("auth0|someone-else"));
     for event in ["admin-users/link-user", "admin-users/link-user-forced"] {
-        let (status, body) = admin(
+        assert_refused(
             &h,
             event,
             sub,
             &[("CUSTOMER", theirs.as_str()), ("REASON", "ticket 7")],
+            StatusCode::CONFLICT,
+            "customer_linked_to_other_user",
         )
         .await;
-        assert_eq!(
-            (status, error_code(&body)),
-            (StatusCode::CONFLICT, "customer_linked_to_other_user"),
-            "{body}"
-        );
     }
-    let (status, body) = admin(
+    assert_refused(
         &h,
         "admin-users/link-user",
         sub,
         &[("CUSTOMER", "cus_DoesNotExist")],
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "customer_not_found"),
-        "{body}"
-    );
     let gone = stripe_customer(&h, "gone@example.test", Some(sub));
     h.stripe_api("DELETE", &format!("/v1/customers/{gone}"), &[])
         .await;
-    let (status, body) = admin(
+    assert_refused(
         &h,
         "admin-users/link-user",
         sub,
         &[("CUSTOMER", gone.as_str())],
+        StatusCode::CONFLICT,
+        "customer_deleted",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "customer_deleted"),
-        "{body}"
-    );
 
     // Forced with a reason: linked, audited with the admin and the reason, and the customer now
     // names the user in Stripe.
@@ -386,18 +386,15 @@ async fn a_link_needs_the_metadata_proof_or_a_forced_reason_never_an_email() {
 
     // Once linked, another customer is refused; the same one again only re-syncs.
     let other = stripe_customer(&h, "other@example.test", Some(sub));
-    let (status, body) = admin(
+    assert_refused(
         &h,
         "admin-users/link-user",
         sub,
         &[("CUSTOMER", other.as_str())],
+        StatusCode::CONFLICT,
+        "user_already_linked",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "user_already_linked"),
-        "{body}"
-    );
     let (status, body) = admin(
         &h,
         "admin-users/link-user",
@@ -618,18 +615,15 @@ async fn a_link_racing_the_users_first_portal_visit_leaves_one_customer() {
     let late = "auth0|visited-first";
     let created = h.subscribed_customer(late).await;
     let proof = stripe_customer(&h, "visited-first@example.test", Some(late));
-    let (status, body) = admin(
+    let body = assert_refused(
         &h,
         "admin-users/link-user",
         late,
         &[("CUSTOMER", proof.as_str())],
+        StatusCode::CONFLICT,
+        "user_already_linked",
     )
     .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::CONFLICT, "user_already_linked"),
-        "{body}"
-    );
     assert!(body["error"].as_str().unwrap().contains(created.as_str()));
 }
 
@@ -834,12 +828,15 @@ async fn an_erasure_that_fails_at_stripe_halfway_completes_when_run_again() {
             latency_ms: None,
         })
         .unwrap();
-    let (status, body) = admin(&h, "admin-users/erase-user-and-stripe", sub, &[]).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::SERVICE_UNAVAILABLE, "stripe_unavailable"),
-        "{body}"
-    );
+    assert_refused(
+        &h,
+        "admin-users/erase-user-and-stripe",
+        sub,
+        &[],
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stripe_unavailable",
+    )
+    .await;
     // Half-way: marked erased, nothing else gone yet, so the re-run knows the customer.
     let user = UserId::parse(sub).unwrap();
     assert!(h.services.table.get_user(&user).await.unwrap().is_some());
