@@ -283,8 +283,7 @@ fn run_name(options: &ImportOptions) -> String {
         options.created_since,
         options.mapping.digest_input()
     );
-    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes());
-    format!("import#{}", hex::encode(&hash.as_ref()[..12]))
+    format!("import#{}", crate::ids::sha256_hex(input.as_bytes(), 12))
 }
 
 /// Imports as described in the module; `progress(done, total)` after each proven link.

@@ -5,8 +5,6 @@
 //! conditional write (so a lost race adopts the winner's link). Existing customers are never
 //! adopted by email: emails are not unique in Stripe and are not proof of identity.
 
-use aws_lc_rs::digest::{digest, SHA256};
-
 use crate::auth::User;
 use crate::clock::Clock;
 use crate::ids::CustomerId;
@@ -27,8 +25,10 @@ pub enum CustomerError {
 
 /// Stripe keeps idempotency keys for 24 hours; within that, every caller gets one customer.
 pub fn creation_key(user: &User) -> String {
-    let hash = digest(&SHA256, user.id.as_str().as_bytes());
-    format!("portico-customer-{}", hex::encode(hash))
+    format!(
+        "portico-customer-{}",
+        crate::ids::sha256_hex(user.id.as_str().as_bytes(), 32)
+    )
 }
 
 /// The user's customer: the stored one, else a new one linked now.

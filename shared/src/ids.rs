@@ -15,6 +15,14 @@ pub fn random_hex<const N: usize>() -> Result<String, RandomUnavailable> {
     Ok(hex::encode(bytes))
 }
 
+/// The first `bytes` bytes (at most 32) of `input`'s SHA-256, as lowercase hex: a stable
+/// digest, for keys and names that must not show what they are made from.
+pub fn sha256_hex(input: &[u8], bytes: usize) -> String {
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input);
+    let hash = hash.as_ref();
+    hex::encode(&hash[..bytes.min(hash.len())])
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{kind} {reason}")]
 pub struct InvalidId {
@@ -89,8 +97,7 @@ string_id!(
 impl UserId {
     /// A short, stable digest of the id, for namespacing keys without exposing the id.
     pub fn short_digest(&self) -> String {
-        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.0.as_bytes());
-        hex::encode(&hash.as_ref()[..12])
+        sha256_hex(self.0.as_bytes(), 12)
     }
 }
 
@@ -146,6 +153,15 @@ fn stripe_id(s: &str, prefix: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_hex_is_the_digest_cut_to_its_first_bytes() {
+        // SHA-256("abc"), FIPS 180-2's example: keys built on it must never change.
+        let full = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_hex(b"abc", 32), full);
+        assert_eq!(sha256_hex(b"abc", 12), &full[..24]);
+        assert_eq!(sha256_hex(b"abc", 99), full);
+    }
 
     #[test]
     fn customer_ids_need_the_prefix_and_a_clean_tail() {

@@ -256,9 +256,7 @@ pub async fn apply(
 
 /// A short, stable digest of the Stripe parameters.
 fn digest(params: &serde_json::Value) -> String {
-    let bytes = params.to_string();
-    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes.as_bytes());
-    hex::encode(&hash.as_ref()[..8])
+    crate::ids::sha256_hex(params.to_string().as_bytes(), 8)
 }
 
 #[cfg(test)]

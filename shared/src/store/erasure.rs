@@ -16,8 +16,7 @@ use crate::ids::{CustomerId, UserId};
 
 /// SHA-256 of an id, hex: stable, so a re-run finds what the first run wrote.
 pub fn digest(id: &str) -> String {
-    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
-    hex::encode(hash)
+    crate::ids::sha256_hex(id.as_bytes(), 32)
 }
 
 fn marker_key(customer: &CustomerId) -> Item {
