@@ -820,13 +820,12 @@ async fn an_erasure_that_fails_at_stripe_halfway_completes_when_run_again() {
     let customer = user_with_history(&h, sub).await;
     // More failures than the client retries.
     h.emulator
-        .inject_fault(Fault {
-            path: format!("/v1/customers/{customer}"),
-            method: Some("DELETE".into()),
-            times: 10,
-            status: Some(500),
-            latency_ms: None,
-        })
+        .inject_fault(Fault::status(
+            "DELETE",
+            format!("/v1/customers/{customer}"),
+            500,
+            10,
+        ))
         .unwrap();
     assert_refused(
         &h,

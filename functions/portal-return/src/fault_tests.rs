@@ -8,7 +8,7 @@ use portico_testkit::fault_proxy::{Fault, Rule};
 use portico_testkit::{call, fixtures, with_deadline, Harness};
 use shared::metrics::names;
 use shared::portal::Workflow;
-use shared::store::{AuditSource, CustomerStore};
+use shared::store::AuditSource;
 use shared::sync::{sync_customer, SyncTrigger};
 use shared::testing::observe::metric;
 
@@ -59,13 +59,7 @@ async fn a_return_and_a_webhook_racing_on_one_customer_both_succeed_and_audit_on
         .filter(|e| e.change.field == "email" && e.change.to == "raced@example.test")
         .collect();
     assert_eq!(emails.len(), 1, "the change is audited once: {audit:?}");
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert_eq!(state.snapshot.email.as_deref(), Some("raced@example.test"));
 }
 

@@ -119,15 +119,7 @@ async fn a_return_reports_exactly_what_changed_and_a_second_return_counts_nothin
     change_card_email_and_cancel(&h, &customer).await;
     let (status, body) = come_back(&h, "rt-user", &second).await;
     assert_eq!(status, 200, "{body}");
-    let period_end = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap()
-        .snapshot
-        .subscriptions[0]
+    let period_end = h.stored_state(&customer).await.snapshot.subscriptions[0]
         .current_period_end
         .unwrap();
     let end_day = time::OffsetDateTime::from_unix_timestamp(period_end)

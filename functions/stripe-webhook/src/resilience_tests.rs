@@ -162,13 +162,7 @@ async fn a_subscriber_deleted_in_stripe_loses_premium_by_webhook() {
     let deleted = events_of(&h, "customer.deleted", &customer).pop().unwrap();
     let (status, answer) = call!(handle(&h.services, signed(&deleted)));
     assert_eq!(status.as_u16(), 200, "{answer}");
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert!(state.snapshot.deleted && !state.premium.premium);
     assert!(
         !h.services
@@ -209,13 +203,7 @@ async fn a_customer_larger_than_one_transaction_is_synced_and_says_what_it_left_
 
     let (status, answer) = call!(handle(&h.services, signed(&body)));
     assert_eq!(status.as_u16(), 200, "{answer}");
-    let state = h
-        .services
-        .table
-        .get_customer_state(&customer)
-        .await
-        .unwrap()
-        .unwrap();
+    let state = h.stored_state(&customer).await;
     assert!(state.premium.premium);
     assert_eq!(state.snapshot.subscriptions.len(), 100);
     assert_eq!(state.snapshot.truncated.subscriptions, 50);

@@ -85,13 +85,12 @@ async fn replay_processes_missed_events_once_then_finds_duplicates_and_retries_f
         .unwrap()
         .to_string();
     h.emulator
-        .inject_fault(Fault {
-            path: format!("/v1/customers/{broken}"),
-            method: Some("GET".into()),
-            times: 1_000,
-            status: Some(500),
-            latency_ms: None,
-        })
+        .inject_fault(Fault::status(
+            "GET",
+            format!("/v1/customers/{broken}"),
+            500,
+            1_000,
+        ))
         .unwrap();
     let one = replay(ctx, &Selection::Event(event.clone()), &quiet)
         .await
@@ -300,13 +299,12 @@ mod import {
         // Stripe fails mid-run on the 118th proven customer, past its retries.
         let (_, stop_at) = &account.proven[117];
         h.emulator
-            .inject_fault(Fault {
-                path: format!("/v1/customers/{stop_at}"),
-                method: Some("GET".into()),
-                times: 1_000,
-                status: Some(500),
-                latency_ms: None,
-            })
+            .inject_fault(Fault::status(
+                "GET",
+                format!("/v1/customers/{stop_at}"),
+                500,
+                1_000,
+            ))
             .unwrap();
         let first = import(ctx, &options, &quiet).await.unwrap();
         assert!(!first.complete && first.stopped.is_some(), "{first:?}");
@@ -468,13 +466,12 @@ mod reconcile {
         // A sync that fails is picked up by the next run although its state is fresh.
         let broken = &customers[25];
         h.emulator
-            .inject_fault(Fault {
-                path: format!("/v1/customers/{broken}"),
-                method: Some("GET".into()),
-                times: 1_000,
-                status: Some(500),
-                latency_ms: None,
-            })
+            .inject_fault(Fault::status(
+                "GET",
+                format!("/v1/customers/{broken}"),
+                500,
+                1_000,
+            ))
             .unwrap();
         rename(&h, broken, "Changed while Stripe failed").await;
         assert!(sync_customer(ctx, broken, &webhook, &()).await.is_err());

@@ -33,6 +33,17 @@ fn one() -> u32 {
 }
 
 impl Fault {
+    /// The next `times` `method` requests to exactly `path` answer `status`, without running.
+    pub fn status(method: &str, path: impl Into<String>, status: u16, times: u32) -> Self {
+        Fault {
+            path: path.into(),
+            method: Some(method.into()),
+            times,
+            status: Some(status),
+            latency_ms: None,
+        }
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         let path_ok = match self.path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),

@@ -191,6 +191,17 @@ impl Harness {
             .to_string()
     }
 
+    /// The customer's stored state; fails the test when there is none.
+    pub async fn stored_state(&self, customer: &CustomerId) -> shared::store::CustomerState {
+        use shared::store::CustomerStore;
+        self.services
+            .table
+            .get_customer_state(customer)
+            .await
+            .expect("read state")
+            .expect("a stored state")
+    }
+
     /// Asserts that no sync of `customer` was stored: no state and no audit entry.
     pub async fn assert_nothing_synced(&self, customer: &CustomerId) {
         use shared::store::CustomerStore;
